@@ -7,11 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from ganablate.config import ConfigError, load_config, validate_config
+from ganablate.config import ConfigError, UsageError, load_config, validate_config
 
 
-class UsageError(ValueError):
-    """Bad input detected by a subcommand; reported as one line with exit code 2."""
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line naming the argument, like every other bad input; --help keeps the full usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -34,18 +37,6 @@ def config_from_args(args: argparse.Namespace) -> dict:
     return load_config(args.config)
 
 
-def _writable_dir(path: str) -> Path:
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".ganablate-write-probe"
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"--out: cannot write to {out} ({exc.strerror})") from None
-    return out
-
-
 # --- subcommands -------------------------------------------------------------------------------
 
 
@@ -66,7 +57,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         if getattr(args, key) is not None:
             config["train"][key] = getattr(args, key)
     config = validate_config(config, source="command line")
-    summary = train_run(config, feed=args.feed, norm=args.norm, seed=args.seed, out=_writable_dir(args.out), data_path=args.data)
+    summary = train_run(config, feed=args.feed, norm=args.norm, seed=args.seed, out=Path(args.out), data_path=args.data)
     print(f"{args.out}: {summary['status']} after {summary['steps_done']} steps in {summary['wall_seconds']:.1f} s")
 
 
@@ -74,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     from ganablate.feed import FEEDS
     from ganablate.models import NORMS
 
-    parser = argparse.ArgumentParser(prog="ganablate", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _OneLineParser(prog="ganablate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
 
     p = sub.add_parser("prepare-data", help="validate the dataset and cache it as one tensor file")
     _add_config_args(p)

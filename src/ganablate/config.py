@@ -16,6 +16,10 @@ class ConfigError(ValueError):
     """A configuration value outside what the schema allows; the message is one line naming the key path."""
 
 
+class UsageError(ValueError):
+    """Bad command-line input (an argument, a path); reported as one line naming it, exit code 2."""
+
+
 def _schema() -> dict:
     return yaml.safe_load(files("ganablate").joinpath("config.schema.yaml").read_text())
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import gzip
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ganablate.files import atomic_save
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -49,7 +50,7 @@ class ImageData:
         )
 
     def save(self, path: str | Path) -> None:
-        _atomic_save(
+        atomic_save(
             {"name": self.name, "train_images": self.train_images, "train_labels": self.train_labels,
              "test_images": self.test_images, "test_labels": self.test_labels},
             path,
@@ -64,14 +65,6 @@ class ImageData:
             raise DataError(f"{path}: not a prepared ganablate dataset ({type(exc).__name__}: {exc})") from None
 
 
-def _atomic_save(obj, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def read_idx(path: str | Path, expected_ndim: int, expected_count: int | None = None) -> np.ndarray:
     """Read an IDX file (raw or .gz), validating magic number, dimensions, count and length."""
     path = Path(path)
@@ -79,12 +72,12 @@ def read_idx(path: str | Path, expected_ndim: int, expected_count: int | None = 
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: cannot read IDX file ({exc})") from None
-    header_len = 4 + 4 * expected_ndim
-    if len(raw) < header_len:
-        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes)")
     magic = int.from_bytes(raw[:4], "big")
     if magic != _IDX_MAGIC[expected_ndim]:
         raise DataError(f"{path}: wrong IDX magic number {magic:#010x}, expected {_IDX_MAGIC[expected_ndim]:#010x}")
+    header_len = 4 + 4 * expected_ndim
+    if len(raw) < header_len:
+        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes)")
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(expected_ndim)]
     if expected_count is not None and dims[0] != expected_count:
         raise DataError(f"{path}: IDX header says {dims[0]} items, expected {expected_count}")

@@ -1,0 +1,63 @@
+"""Small synthetic run directories, laid out as `ganablate train` + evaluation leave them (no training needed)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ganablate.config import validate_config
+
+METRIC_NAMES = ["fid", "is", "is_std", "kid", "kid_std", "precision", "recall"]
+
+
+def fid_of(feed: str, norm: str, seed: int, step: int) -> float:
+    """joint is worse than split under batch norm only; joint_consistent sits with split; FID falls with training."""
+    base = 60.0 + (25.0 if (feed == "joint" and norm == "batch") else 0.0) + 3.0 * seed % 7
+    return base * 500.0 / (step + 250.0)
+
+
+def make_runs(root: Path, feeds=("split", "joint", "joint_consistent"), norms=("none", "batch"), seeds=range(4),
+              steps=(250, 500), diverged=frozenset(), fid=fid_of, dataset="fashion-mnist", images=True) -> Path:
+    """Write root/{dataset}/{feed}/{norm}/seed{seed}/...; `diverged` holds (feed, norm, seed) that diverged
+    after the first step (NaN metrics from then on, a NaN row in the log)."""
+    from matplotlib import image
+
+    for feed in feeds:
+        for norm in norms:
+            for seed in seeds:
+                run = root / dataset / feed / norm / f"seed{seed}"
+                (run / "samples").mkdir(parents=True)
+                failed = (feed, norm, seed) in diverged
+                reached = steps[:1] if failed else steps
+                summary = {"status": "diverged" if failed else "completed",
+                           "steps_done": steps[0] + 7 if failed else steps[-1],
+                           "dataset": dataset, "feed": feed, "norm": norm, "seed": seed}
+                (run / "summary.json").write_text(json.dumps(summary))
+                lines = ["step,extractor,metric,value,n_samples,g_mode,status"]
+                for step in steps:
+                    f = fid(feed, norm, seed, step) if step in reached else math.nan
+                    values = {"fid": f, "is": 1 + 100 / f, "is_std": 0.1, "kid": f / 1000, "kid_std": 0.001,
+                              "precision": 1 - f / 200, "recall": 1 - f / 300}
+                    ok = "ok" if step in reached else "not_reached"
+                    lines += [f"{step},domain,{m},{values[m]!r},100,eval,{ok}" for m in METRIC_NAMES]
+                (run / "metrics.csv").write_text("\n".join(lines) + "\n")
+                gap = 0.3 if (feed == "joint" and norm == "batch") else 0.01
+                log = ["step,loss_d,loss_g,d_real,d_fake,d_acc,grad_norm_g,grad_norm_d,context_gap"]
+                for step in range(50, steps[-1] + 1, 50):
+                    if failed and step > steps[0]:
+                        log.append(f"{steps[0] + 7},nan,nan,nan,nan,nan,nan,nan,nan")
+                        break
+                    log.append(f"{step},1.2,0.8,0.6,0.4,{0.7 + seed / 100},1.0,1.0,{gap + seed / 1000}")
+                (run / "train_log.csv").write_text("\n".join(log) + "\n")
+                if images:
+                    for step in reached:
+                        pixels = np.random.default_rng(seed).random((34, 34))
+                        image.imsave(run / "samples" / f"step_{step}.png", pixels, cmap="gray")
+    return root
+
+
+def study_config(feeds=("split", "joint", "joint_consistent"), norms=("none", "batch"), seeds=4, **stats) -> dict:
+    return validate_config({"study": {"feeds": list(feeds), "norms": list(norms), "seeds": seeds}, "stats": stats})

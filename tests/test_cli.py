@@ -1,0 +1,71 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def _ganablate(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "ganablate.cli", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def _one_line_error(result) -> str:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+TRAIN = ["train", "--seed", "0", "--feed", "split", "--norm", "batch"]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--feed", "mixed"], "argument --feed: invalid choice: 'mixed' (choose from 'split', 'joint', 'joint_consistent')"),
+    (["--norm", "weight"], "invalid choice: 'weight' (choose from 'none', 'batch', 'instance', 'layer', 'group', 'spectral')"),
+    (["--steps", "0"], "train.steps: 0 is less than the minimum of 1"),
+])
+def test_bad_training_arguments_exit_2_naming_the_field(tmp_path, args, expected):
+    result = _ganablate(*TRAIN, *args, "--out", str(tmp_path / "run"))
+    assert expected in _one_line_error(result)
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_dataset_in_the_config_file_is_named(tmp_path):
+    (tmp_path / "c.yaml").write_text("dataset: {name: svhn}\n")
+    result = _ganablate(*TRAIN, "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run"))
+    assert "dataset.name: 'svhn' is not one of ['fashion-mnist', 'mnist', 'cifar10', 'imagefolder']" in _one_line_error(result)
+    assert not (tmp_path / "run").exists()
+
+
+def test_checkpoint_beyond_steps_is_rejected(tmp_path):
+    config = {"train": {"steps": 10, "checkpoints": [20]}}
+    result = _ganablate(*TRAIN, "--config-json", json.dumps(config), "--out", str(tmp_path / "run"))
+    assert "train.checkpoints: step 20 is beyond train.steps=10" in _one_line_error(result)
+
+
+def test_unwritable_output_directory_is_named(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    config = {"model": {"z_dim": 8, "g_width": 8, "d_width": 8}, "train": {"steps": 2, "checkpoints": []}}
+    result = _ganablate(*TRAIN, "--config-json", json.dumps(config), "--out", str(tmp_path / "file" / "run"))
+    assert _one_line_error(result).startswith(f"ganablate train: error: --out: cannot write to {tmp_path / 'file' / 'run'}")
+
+
+def test_missing_config_file_is_named(tmp_path):
+    result = _ganablate(*TRAIN, "--config", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "run"))
+    assert "nope.yaml: cannot read the config file" in _one_line_error(result)
+
+
+def test_yaml_that_would_run_code_is_refused(tmp_path):
+    (tmp_path / "evil.yaml").write_text("train: !!python/object/apply:os.system ['touch pwned']\n")
+    result = _ganablate(*TRAIN, "--config", str(tmp_path / "evil.yaml"), "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert "not valid YAML" in _one_line_error(result)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_train_command_completes_a_tiny_run(tmp_path):
+    config = {"model": {"z_dim": 8, "g_width": 8, "d_width": 8}, "train": {"steps": 4, "checkpoints": [], "log_every": 2}}
+    result = _ganablate(*TRAIN, "--config-json", json.dumps(config), "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "run/summary.json").read_text())["status"] == "completed"

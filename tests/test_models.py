@@ -1,0 +1,50 @@
+import pytest
+import torch
+
+from ganablate.models import NORMS, build_discriminator, build_generator
+from ganablate.train import buffers_restored
+
+MODEL = {"z_dim": 16, "g_width": 8, "d_width": 8}
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_generator_maps_z_to_images_in_tanh_range(shape):
+    images = build_generator(shape, MODEL)(torch.randn(5, 16))
+    assert images.shape == (5, *shape) and images.abs().max() <= 1
+
+
+@pytest.mark.parametrize("norm", list(NORMS))
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_discriminator_gives_one_logit_per_image(norm, shape):
+    assert build_discriminator(shape, MODEL, norm)(torch.randn(6, *shape)).shape == (6,)
+
+
+@pytest.mark.parametrize("norm", list(NORMS))
+def test_joint_batch_equals_split_batches_exactly_when_the_norm_is_per_sample(norm):
+    torch.manual_seed(0)
+    D = build_discriminator((1, 28, 28), MODEL, norm).train()
+    a, b = torch.randn(8, 1, 28, 28), torch.randn(8, 1, 28, 28) * 3 + 1  # different statistics
+    with torch.no_grad(), buffers_restored(D):
+        joint = D(torch.cat([a, b]))
+    with torch.no_grad():
+        with buffers_restored(D):
+            split_a = D(a)
+        with buffers_restored(D):
+            split_b = D(b)
+    split = torch.cat([split_a, split_b])
+    if NORMS[norm].per_sample:
+        torch.testing.assert_close(joint, split, atol=1e-5, rtol=0)
+    else:
+        assert (joint - split).abs().max() > 1e-2
+
+
+def test_spectral_norm_wraps_every_weight_and_adds_no_activation_norm():
+    D = build_discriminator((1, 28, 28), MODEL, "spectral")
+    convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(hasattr(m, "parametrizations") for m in convs)
+    assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm, torch.nn.InstanceNorm2d)) for m in D.modules())
+
+
+def test_unknown_norm_is_rejected_with_the_allowed_names():
+    with pytest.raises(ValueError, match="allowed: none, batch, instance, layer, group, spectral"):
+        build_discriminator((1, 28, 28), MODEL, "weight")
