@@ -386,6 +386,8 @@ def failures_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
     for (feed, norm), group in outcomes.groupby(["feed", "norm"], sort=False):
         n, failed = len(group), int((group["failure"] != "").sum())
         low, high = proportion_confint(failed, n, alpha=1 - cfg["confidence_level"], method="wilson")
+        # Wilson's bound is exactly 0 (or 1) at no (or all) failures; the formula leaves float dust there.
+        low, high = (0.0 if failed == 0 else low), (1.0 if failed == n else high)
         rows.append({"feed": feed, "norm": norm, "n_runs": n, "n_diverged": int((group["failure"] == "diverged").sum()),
                      "n_beyond_threshold": int((group["failure"] == "beyond threshold").sum()),
                      "n_no_value": int((group["failure"] == "no value").sum()), "n_failed": failed,
@@ -406,18 +408,30 @@ def failures_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
     return table
 
 
-def power_table(effects: pd.DataFrame, config: dict, step: int) -> pd.DataFrame:
-    """Seeds per variant for 80% power at alpha 0.05 (two-sided two-sample t-test) at each observed Hedges g."""
+def _power(g: float, nobs1, ratio: float):
     from statsmodels.stats.power import TTestIndPower
 
-    power = TTestIndPower()
+    power = TTestIndPower().power(g, nobs1=nobs1, ratio=ratio, alpha=POWER_ALPHA)
+    # For large effects the lower tail of the two-sided power underflows to NaN; it is negligible there.
+    upper = TTestIndPower().power(g, nobs1=nobs1, ratio=ratio, alpha=POWER_ALPHA / 2, alternative="larger")
+    return np.where(np.isnan(power), upper, power)
 
-    def seeds_needed(g: float) -> int:
-        # Two seeds per variant are the fewest a t-test can use; the solver fails below that bound.
-        if power.power(g, nobs1=2, ratio=1.0, alpha=POWER_ALPHA) >= POWER:
-            return 2
-        return math.ceil(power.solve_power(g, power=POWER, alpha=POWER_ALPHA, ratio=1.0))
 
+def _seeds_needed(g: float) -> int:
+    from statsmodels.stats.power import TTestIndPower
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a failed root search is handled below
+        n = TTestIndPower().solve_power(g, power=POWER, alpha=POWER_ALPHA, ratio=1.0)
+    if np.isfinite(n):
+        return max(2, math.ceil(n))
+    # The root finder fails for very large effects, whose answer is a handful of seeds: count up.
+    few = np.arange(2, 11)
+    return int(few[np.argmax(_power(g, few, 1.0) >= POWER)])
+
+
+def power_table(effects: pd.DataFrame, config: dict, step: int) -> pd.DataFrame:
+    """Seeds per variant for 80% power at alpha 0.05 (two-sided two-sample t-test) at each observed Hedges g."""
     rows = []
     for _, e in effects[effects["step"] == step].iterrows():
         g = abs(e["hedges_g"])
@@ -426,8 +440,8 @@ def power_table(effects: pd.DataFrame, config: dict, step: int) -> pd.DataFrame:
             "norm": e["norm"], "step": e["step"], "extractor": e["extractor"], "metric": e["metric"],
             "feed_ref": e["feed_ref"], "feed": e["feed"], "n_ref": e["n_ref"], "n": e["n"],
             "effect_size_measure": "hedges_g", "effect_size": e["hedges_g"],
-            "power_now": power.power(g, nobs1=e["n_ref"], ratio=e["n"] / e["n_ref"], alpha=POWER_ALPHA) if testable else math.nan,
-            "n_needed": seeds_needed(g) if testable else pd.NA,
+            "power_now": float(_power(g, e["n_ref"], e["n"] / e["n_ref"])) if testable else math.nan,
+            "n_needed": _seeds_needed(g) if testable else pd.NA,
         })
     table = pd.DataFrame(rows, columns=["norm", "step", "extractor", "metric", "feed_ref", "feed", "n_ref", "n",
                                         "effect_size_measure", "effect_size", "power_now", "n_needed"])
@@ -465,9 +479,9 @@ def write_table(table: pd.DataFrame, out_dir: Path, name: str, note: str) -> lis
     """name.csv (full precision), name.md and name.tex (4 significant digits, with the note)."""
     paths = [out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
     table.to_csv(paths[0], index=False)
-    shown = table.astype({c: object for c in table.columns if table[c].dtype.name in ("Int64", "boolean")})
+    shown = table.astype(object).where(table.notna(), None)  # one missing marker for NaN and pd.NA alike
     paths[1].write_text(f"{note}\n\n{shown.to_markdown(index=False, floatfmt='.4g', missingval='NA')}\n")
-    latex = shown.to_latex(index=False, float_format="%.4g", na_rep="--", escape=True, longtable=len(table) > 40)
+    latex = table.to_latex(index=False, float_format="%.4g", na_rep="--", escape=True, longtable=len(table) > 40)
     paths[2].write_text(f"% {note}\n{latex}")
     return paths
 

@@ -1,0 +1,34 @@
+import json
+
+from ganablate.config import seeds_of
+
+DATASET = config["dataset"]["name"]
+FEEDS = config["study"]["feeds"]
+NORMS = config["study"]["norms"]
+SEEDS = seeds_of(config["study"])
+EXTRACTORS = config["eval"]["extractors"]
+
+DATA = f"results/data/{DATASET}.pt"
+DOMAIN_EXTRACTOR = f"results/reference/{DATASET}-domain.pt"
+RUN = "results/runs/{dataset}/{feed}/{norm}/seed{seed}"
+RUNS = expand(RUN, dataset=DATASET, feed=FEEDS, norm=NORMS, seed=SEEDS)
+
+
+wildcard_constraints:
+    dataset="[a-z0-9-]+",
+    feed="|".join(FEEDS),
+    norm="|".join(NORMS),
+    seed=r"\d+",
+
+
+def sections(*names):
+    """The named config sections as compact JSON: a rule's params, so only they trigger its rerun."""
+    return json.dumps({name: config[name] for name in names}, sort_keys=True, separators=(",", ":"))
+
+
+def gpus(device):
+    return 1 if device == "cuda" else 0
+
+
+def extractor_inputs(wildcards):
+    return {"domain_extractor": DOMAIN_EXTRACTOR} if "domain" in EXTRACTORS else {}

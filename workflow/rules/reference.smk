@@ -1,0 +1,54 @@
+rule prepare_data:
+    output:
+        DATA,
+    params:
+        config=sections("dataset"),
+    log:
+        "results/logs/prepare_data.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "ganablate prepare-data --config-json {params.config:q} --out {output} > {log} 2>&1"
+
+
+rule train_extractor:
+    input:
+        DATA,
+    output:
+        DOMAIN_EXTRACTOR,
+    params:
+        config=sections("dataset", "eval"),
+    log:
+        "results/logs/train_extractor.log",
+    threads: config["eval"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=gpus(config["eval"]["device"]),
+    shell:
+        "ganablate train-extractor --config-json {params.config:q} --data {input}"
+        " --threads {threads} --out {output} > {log} 2>&1"
+
+
+rule reference:
+    # The real-data floor of each extractor; it also fills torch-fidelity's cache of the test split's
+    # statistics, so that no evaluation job computes them again.
+    input:
+        unpack(extractor_inputs),
+        data=DATA,
+    output:
+        "results/reference/{dataset}-{extractor}-floor.json",
+    params:
+        config=sections("dataset", "eval"),
+        domain=lambda wc, input: f"--domain-extractor {input.domain_extractor}" if "domain_extractor" in input.keys() else "",
+    log:
+        "results/logs/reference/{dataset}-{extractor}.log",
+    threads: config["eval"]["threads"]
+    resources:
+        mem_mb=6000,
+        runtime=60,
+        gpu=gpus(config["eval"]["device"]),
+    shell:
+        "ganablate floor --config-json {params.config:q} --data {input.data} --extractor {wildcards.extractor}"
+        " {params.domain} --cache-root results/cache/fidelity --threads {threads} --out {output} > {log} 2>&1"
