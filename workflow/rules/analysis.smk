@@ -1,20 +1,10 @@
+# Lint 'Specify a conda environment or container': see the note in workflow/Snakefile.
+
 localrules:
     aggregate,
     stats,
     figures,
     findings,
-
-
-TABLES = "results/tables"
-FIGURES = "results/figures"
-
-
-def table(name, category="tables"):
-    return report(f"{TABLES}/{name}", category=category, caption=f"../report/{name.split('.')[0]}.rst")
-
-
-def figure(name, category="figures"):
-    return report(f"{FIGURES}/{name}.png", category=category, caption=f"../report/fig_{name}.rst")
 
 
 rule aggregate:
@@ -26,10 +16,11 @@ rule aggregate:
         train_logs=f"{TABLES}/train_logs.csv",
     params:
         runs=RUNS,
+        tables=lambda w, output: Path(output.runs).parent,
     log:
         "results/logs/aggregate.log",
     shell:
-        "ganablate aggregate --runs {params.runs} --out-dir {TABLES} > {log} 2>&1"
+        "ganablate aggregate --runs {params.runs} --out-dir {params.tables} > {log} 2>&1"
 
 
 rule stats:
@@ -47,10 +38,11 @@ rule stats:
         power=table("power.csv", category="diagnostics"),
     params:
         config=sections("stats"),
+        tables=lambda w, output: Path(output.summary).parent,
     log:
         "results/logs/stats.log",
     shell:
-        "ganablate stats --config-json {params.config:q} --tables {TABLES} > {log} 2>&1"
+        "ganablate stats --config-json {params.config:q} --tables {params.tables} > {log} 2>&1"
 
 
 rule figures:
@@ -71,11 +63,13 @@ rule figures:
         ),
     params:
         config=sections("stats"),
+        tables=lambda w, input: Path(input[0]).parent,
+        figures=lambda w, output: Path(output[0]).parent,
     log:
         "results/logs/figures.log",
     shell:
-        "ganablate figures --config-json {params.config:q} --tables {TABLES} --runs-root results/runs"
-        " --out-dir {FIGURES} > {log} 2>&1"
+        "ganablate figures --config-json {params.config:q} --tables {params.tables} --runs-root results/runs"
+        " --out-dir {params.figures} > {log} 2>&1"
 
 
 rule findings:
@@ -86,7 +80,8 @@ rule findings:
         report("results/findings.md", category="findings", caption="../report/findings.rst"),
     params:
         config=sections("stats", "study", "train"),
+        tables=lambda w, input: Path(input[0]).parent,
     log:
         "results/logs/findings.log",
     shell:
-        "ganablate findings --config-json {params.config:q} --tables {TABLES} --out {output} > {log} 2>&1"
+        "ganablate findings --config-json {params.config:q} --tables {params.tables} --out {output} > {log} 2>&1"

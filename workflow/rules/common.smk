@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 from ganablate.config import seeds_of
 
@@ -12,6 +13,8 @@ DATA = f"results/data/{DATASET}.pt"
 DOMAIN_EXTRACTOR = f"results/reference/{DATASET}-domain.pt"
 RUN = "results/runs/{dataset}/{feed}/{norm}/seed{seed}"
 RUNS = expand(RUN, dataset=DATASET, feed=FEEDS, norm=NORMS, seed=SEEDS)
+TABLES = "results/tables"
+FIGURES = "results/figures"
 
 
 wildcard_constraints:
@@ -24,6 +27,18 @@ wildcard_constraints:
 def sections(*names):
     """The named config sections as compact JSON: a rule's params, so only they trigger its rerun."""
     return json.dumps({name: config[name] for name in names}, sort_keys=True, separators=(",", ":"))
+
+
+def run_dir(wildcards, output):
+    return Path(output[0]).parent
+
+
+def table(name, category="tables"):
+    return report(f"{TABLES}/{name}", category=category, caption=f"../report/{name.split('.')[0]}.rst")
+
+
+def figure(name, category="figures"):
+    return report(f"{FIGURES}/{name}.png", category=category, caption=f"../report/fig_{name}.rst")
 
 
 def gpus(device):

@@ -1,3 +1,5 @@
+# Lint 'Specify a conda environment or container': see the note in workflow/Snakefile.
+
 rule prepare_data:
     output:
         DATA,

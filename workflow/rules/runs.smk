@@ -1,3 +1,5 @@
+# Lint 'Specify a conda environment or container': see the note in workflow/Snakefile.
+
 rule train:
     input:
         DATA,
@@ -7,7 +9,7 @@ rule train:
         summary=f"{RUN}/summary.json",
     params:
         config=sections("dataset", "model", "train"),
-        run=RUN,
+        run=run_dir,
     log:
         "results/logs/train/{dataset}/{feed}/{norm}/seed{seed}.log",
     group:
@@ -42,7 +44,7 @@ rule evaluate:
         ),
     params:
         config=sections("dataset", "model", "train", "eval"),
-        run=RUN,
+        run=run_dir,
         domain=lambda wc, input: f"--domain-extractor {input.domain_extractor}" if "domain_extractor" in input.keys() else "",
     log:
         "results/logs/evaluate/{dataset}/{feed}/{norm}/seed{seed}.log",
