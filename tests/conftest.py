@@ -31,3 +31,19 @@ def tiny_config() -> dict:
     if not DEBIAN_FASHION_MNIST.is_dir():
         pytest.fail(f"Fashion-MNIST is missing: apt-get install -y dataset-fashion-mnist ({DEBIAN_FASHION_MNIST})")
     return validate_config(copy.deepcopy(TINY))
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory) -> Path:
+    """The tiny study run once, locally, with `snakemake --cores 2`; shared by the workflow and SLURM tests."""
+    import subprocess
+
+    workdir = tmp_path_factory.mktemp("tiny-study")
+    (workdir / "config.yaml").write_text((REPO / "tests/configs/tiny.yaml").read_text())
+    result = subprocess.run(
+        ["snakemake", "--cores", "2", "--snakefile", str(REPO / "workflow/Snakefile"), "--directory", str(workdir)],
+        cwd=workdir, capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"the tiny study failed:\n{result.stderr[-6000:]}")
+    return workdir

@@ -27,3 +27,11 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     tmp = _tmp_beside(path)
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_beside(path)
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -19,6 +19,7 @@ NAMES = {"fid": "FID", "kid": "KID", "is": "Inception score", "precision": "Prec
 # FID and KID are (squared) distances in feature space, IS a ratio, precision and recall fractions: all unitless.
 UNITS = {"fid": "unitless", "kid": "unitless", "is": "unitless", "precision": "fraction", "recall": "fraction"}
 FAILED = {"color": "crimson", "marker": "X", "s": 70, "linewidths": 0.8, "edgecolors": "white", "zorder": 5}
+SEABORN_DASHES = {"-": "", "--": (4, 2), ":": (1, 2), "-.": (4, 1.5, 1, 1.5)}
 BAND_RESAMPLES = 1000  # seaborn's bands in the mechanism figure: a visual aid, not a reported number
 
 
@@ -33,6 +34,8 @@ class Study:
         self.feeds = list(dict.fromkeys(each["feed"]))
         self.norms = list(dict.fromkeys(stats.ordered(each, config, ["norm"])["norm"]))
         self.palette = dict(zip(self.feeds, sns.color_palette("colorblind", len(self.feeds))))
+        # Feeds that coincide (a per-sample D makes them the same math) still show apart by marker and dash.
+        self.style = {f: {"marker": "os^Dv"[i % 5], "ls": ["-", "--", ":", "-."][i % 4]} for i, f in enumerate(self.feeds)}
         self.level = f"{self.cfg['confidence_level']:.0%}"
 
     @property
@@ -44,7 +47,7 @@ class Study:
         return table[(table["metric"] == self.metric) & (table["extractor"] == self.extractor)]
 
     def legend(self, fig, extra: list | None = None) -> None:
-        handles = [Line2D([], [], color=self.palette[f], marker="o", lw=2, label=f) for f in self.feeds]
+        handles = [Line2D([], [], color=self.palette[f], lw=2, label=f, **self.style[f]) for f in self.feeds]
         fig.legend(handles=handles + (extra or []), title="feed", loc="center left", bbox_to_anchor=(1.0, 0.5),
                    frameon=False)
 
@@ -112,7 +115,7 @@ def primary_over_steps(study: Study, summary: pd.DataFrame) -> plt.Figure:
         for feed in study.feeds:
             line = data[(data["norm"] == norm) & (data["feed"] == feed)].sort_values("step")
             color = study.palette[feed]
-            ax.plot(line["step"], line["mean"], marker="o", color=color, lw=2)
+            ax.plot(line["step"], line["mean"], color=color, lw=2, **study.style[feed])
             ax.fill_between(line["step"], line["mean_ci_low"], line["mean_ci_high"], color=color, alpha=0.2, lw=0)
         ax.set(title=f"norm = {norm}", xlabel="training step (G updates)", ylabel=study.label)
     fig.suptitle(f"{NAMES[study.metric]} over training: mean over seeds, {study.level} bootstrap CI band "
@@ -129,7 +132,8 @@ def interaction(study: Study, summary: pd.DataFrame, anova: pd.DataFrame) -> plt
         line = data[data["feed"] == feed].set_index("norm").reindex(study.norms)
         x = np.arange(len(study.norms)) + study.dodge(feed, width=0.3)
         err = np.vstack([line["mean"] - line["mean_ci_low"], line["mean_ci_high"] - line["mean"]])
-        ax.errorbar(x, line["mean"], yerr=np.nan_to_num(err), color=study.palette[feed], marker="o", capsize=3, lw=2)
+        ax.errorbar(x, line["mean"], yerr=np.nan_to_num(err), color=study.palette[feed], capsize=3, lw=2,
+                    **study.style[feed])
     ax.set_xticks(range(len(study.norms)), study.norms)
     term = anova[anova["term"] == "feed:norm"]
     title = f"{NAMES[study.metric]} at step {study.step}: mean ± {study.level} CI per variant"
@@ -175,7 +179,7 @@ def p_improve_heatmap(study: Study, effects: pd.DataFrame) -> plt.Figure:
 
 
 def mechanism(study: Study, logs: pd.DataFrame) -> plt.Figure:
-    quantities = {"context_gap": "context gap\nmean |D(fake alone) − D(fake in batch)|\n(logits)",
+    quantities = {"context_gap": "context gap (logits)\n|D(fakes alone) − D(in batch)|",
                   "d_acc": "D accuracy (fraction)"}
     n = len(study.norms)
     fig, axes = plt.subplots(2, n, figsize=(3.4 * n + 1, 6), squeeze=False, sharex=True, layout="constrained")
@@ -186,6 +190,8 @@ def mechanism(study: Study, logs: pd.DataFrame) -> plt.Figure:
             points = data[np.isfinite(data[column].astype(float))]
             if not points.empty:
                 sns.lineplot(points, x="step", y=column, hue="feed", hue_order=study.feeds, palette=study.palette,
+                             style="feed", style_order=study.feeds, markers=[study.style[f]["marker"] for f in study.feeds],
+                             dashes=[SEABORN_DASHES[study.style[f]["ls"]] for f in study.feeds],
                              errorbar=("ci", 100 * study.cfg["confidence_level"]), n_boot=BAND_RESAMPLES,
                              seed=study.cfg["seed"], ax=ax, legend=False)
             ax.set(xlabel="training step (G updates)" if i else "", ylabel=label if j == 0 else "",
@@ -222,7 +228,7 @@ def samples_final(study: Study, runs: pd.DataFrame, runs_root: Path) -> plt.Figu
             else:
                 why = f"diverged at step {run['steps_done']}" if run["steps_done"] < study.step else "file missing"
                 ax.text(0.5, 0.5, f"no sample\n({why})", ha="center", va="center", transform=ax.transAxes)
-    fig.suptitle(f"{dataset}: 64 samples per variant at step {study.step} (seed 0, same z for every variant)")
+    fig.suptitle(f"{dataset}: 64 samples per variant at step {study.step} (seed 0)")
     return fig
 
 
