@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from matplotlib import image
 
 from ganablate.config import validate_config
 
@@ -23,8 +25,6 @@ def make_runs(root: Path, feeds=("split", "joint", "joint_consistent"), norms=("
               steps=(250, 500), diverged=frozenset(), fid=fid_of, dataset="fashion-mnist", images=True) -> Path:
     """Write root/{dataset}/{feed}/{norm}/seed{seed}/...; `diverged` holds (feed, norm, seed) that diverged
     after the first step (NaN metrics from then on, a NaN row in the log)."""
-    from matplotlib import image
-
     for feed in feeds:
         for norm in norms:
             for seed in seeds:
@@ -39,8 +39,8 @@ def make_runs(root: Path, feeds=("split", "joint", "joint_consistent"), norms=("
                 lines = ["step,extractor,metric,value,n_samples,g_mode,status"]
                 for step in steps:
                     f = fid(feed, norm, seed, step) if step in reached else math.nan
-                    values = {"fid": f, "is": 1 + 100 / f, "is_std": 0.1, "kid": f / 1000, "kid_std": 0.001,
-                              "precision": 1 - f / 200, "recall": 1 - f / 300}
+                    values = {"fid": f, "is": 1 + 100 / f, "is_std": 0.1 * f / f, "kid": f / 1000, "kid_std": f / f / 1000,
+                              "precision": 1 - f / 200, "recall": 1 - f / 300}  # f / f: NaN where never reached
                     ok = "ok" if step in reached else "not_reached"
                     lines += [f"{step},domain,{m},{values[m]!r},100,eval,{ok}" for m in METRIC_NAMES]
                 (run / "metrics.csv").write_text("\n".join(lines) + "\n")
@@ -61,3 +61,18 @@ def make_runs(root: Path, feeds=("split", "joint", "joint_consistent"), norms=("
 
 def study_config(feeds=("split", "joint", "joint_consistent"), norms=("none", "batch"), seeds=4, **stats) -> dict:
     return validate_config({"study": {"feeds": list(feeds), "norms": list(norms), "seeds": seeds}, "stats": stats})
+
+
+def runs_table(values: dict[tuple[str, str], list[float]], step: int = 500, metric: str = "fid",
+               diverged=frozenset(), dataset="fashion-mnist"):
+    """runs.csv as `ganablate aggregate` writes it, for one step and metric: values[(feed, norm)][seed];
+    (feed, norm, seed) in `diverged` gets status diverged and a NaN value."""
+    rows = []
+    for (feed, norm), xs in values.items():
+        for seed, x in enumerate(xs):
+            failed = (feed, norm, seed) in diverged
+            rows.append({"dataset": dataset, "feed": feed, "norm": norm, "seed": seed,
+                         "status": "diverged" if failed else "completed", "steps_done": 3 if failed else step,
+                         "step": step, "extractor": "domain", "metric": metric,
+                         "value": math.nan if failed else float(x)})
+    return pd.DataFrame(rows)

@@ -61,6 +61,64 @@ def _cmd_train(args: argparse.Namespace) -> None:
     print(f"{args.out}: {summary['status']} after {summary['steps_done']} steps in {summary['wall_seconds']:.1f} s")
 
 
+def _eval_config(args: argparse.Namespace) -> dict:
+    config = config_from_args(args)
+    for key in ("device", "threads"):
+        if getattr(args, key) is not None:
+            config["eval"][key] = getattr(args, key)
+    return validate_config(config, source="command line")
+
+
+def _cmd_train_extractor(args: argparse.Namespace) -> None:
+    from ganablate.extractor import train_extractor
+
+    record = train_extractor(_eval_config(args), Path(args.out), data_path=args.data)
+    print(f"{args.out}: {record['dataset']} extractor, test accuracy {record['test_accuracy']:.4f} "
+          f"after {record['epochs']} epochs in {record['train_seconds']:.1f} s")
+
+
+def _cmd_floor(args: argparse.Namespace) -> None:
+    from ganablate.evaluate import floor
+
+    result = floor(_eval_config(args), args.extractor, args.out, args.domain_extractor, args.cache_root, args.data)
+    print(f"{args.out}: {result['dataset']} {result['extractor']} floor: fid={result['fid']:.4g} "
+          f"kid={result['kid']:.4g}")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from ganablate.evaluate import evaluate_run
+
+    table = evaluate_run(_eval_config(args), args.run, args.domain_extractor, args.cache_root, args.data)
+    print(f"{Path(args.run) / 'metrics.csv'}: {table['step'].nunique()} checkpoints, {len(table)} rows")
+
+
+def _cmd_aggregate(args: argparse.Namespace) -> None:
+    from ganablate.stats import write_aggregate
+
+    for path in write_aggregate(args.runs, args.out_dir):
+        print(path)
+
+
+def _cmd_stats(args: argparse.Namespace) -> None:
+    from ganablate.stats import write_stats
+
+    for path in write_stats(config_from_args(args), args.tables):
+        print(path)
+
+
+def _cmd_figures(args: argparse.Namespace) -> None:
+    from ganablate.plots import write_figures
+
+    for path in write_figures(config_from_args(args), args.tables, args.runs_root, args.out_dir):
+        print(path)
+
+
+def _cmd_findings(args: argparse.Namespace) -> None:
+    from ganablate.findings import write_findings
+
+    print(write_findings(config_from_args(args), args.tables, args.out))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ganablate.feed import FEEDS
     from ganablate.models import NORMS
@@ -84,6 +142,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int)
     p.set_defaults(func=_cmd_train)
+
+    eval_args = argparse.ArgumentParser(add_help=False)
+    _add_config_args(eval_args)
+    eval_args.add_argument("--data", help="a dataset file from `ganablate prepare-data` (default: from the config)")
+    eval_args.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    eval_args.add_argument("--threads", type=int)
+    scoring_args = argparse.ArgumentParser(add_help=False)
+    scoring_args.add_argument("--domain-extractor", help="the file from `ganablate train-extractor`")
+    scoring_args.add_argument("--cache-root", default="results/cache/fidelity",
+                              help="torch-fidelity's cache of reference statistics (default: results/cache/fidelity)")
+
+    p = sub.add_parser("train-extractor", parents=[eval_args], help="train the domain feature extractor")
+    p.add_argument("--out", required=True, help="output .pt file")
+    p.set_defaults(func=_cmd_train_extractor)
+
+    p = sub.add_parser("floor", parents=[eval_args, scoring_args],
+                       help="score real train images against the test split; warms the reference cache")
+    p.add_argument("--extractor", required=True, choices=["domain", "inception-v3-compat"])
+    p.add_argument("--out", required=True, help="output .json file")
+    p.set_defaults(func=_cmd_floor)
+
+    p = sub.add_parser("evaluate", parents=[eval_args, scoring_args], help="score every checkpoint of one run")
+    p.add_argument("--run", required=True, help="run directory from `ganablate train`")
+    p.set_defaults(func=_cmd_evaluate)
+
+    tables_help = "folder of the tables (default: results/tables)"
+    p = sub.add_parser("aggregate", help="collect run folders into runs.csv and train_logs.csv")
+    p.add_argument("--runs", required=True, nargs="+", help="run folders, or folders above them")
+    p.add_argument("--out-dir", default="results/tables", help=tables_help)
+    p.set_defaults(func=_cmd_aggregate)
+
+    p = sub.add_parser("stats", help="summary, feed effects, interaction, failures and power tables from runs.csv")
+    _add_config_args(p)
+    p.add_argument("--tables", default="results/tables", help=tables_help)
+    p.set_defaults(func=_cmd_stats)
+
+    p = sub.add_parser("figures", help="the study's figures, PNG and PDF")
+    _add_config_args(p)
+    p.add_argument("--tables", default="results/tables", help=tables_help)
+    p.add_argument("--runs-root", default="results/runs", help="root of the run folders, for sample grids")
+    p.add_argument("--out-dir", default="results/figures", help="output folder (default: results/figures)")
+    p.set_defaults(func=_cmd_figures)
+
+    p = sub.add_parser("findings", help="the findings page, generated from the tables")
+    _add_config_args(p)
+    p.add_argument("--tables", default="results/tables", help=tables_help)
+    p.add_argument("--out", default="results/findings.md", help="output file (default: results/findings.md)")
+    p.set_defaults(func=_cmd_findings)
 
     return parser
 

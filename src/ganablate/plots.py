@@ -11,16 +11,15 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
+from scipy import stats as sps
 
 from ganablate import stats
 from ganablate.config import UsageError
 
-NAMES = {"fid": "FID", "kid": "KID", "is": "Inception score", "precision": "Precision", "recall": "Recall"}
 # FID and KID are (squared) distances in feature space, IS a ratio, precision and recall fractions: all unitless.
 UNITS = {"fid": "unitless", "kid": "unitless", "is": "unitless", "precision": "fraction", "recall": "fraction"}
 FAILED = {"color": "crimson", "marker": "X", "s": 70, "linewidths": 0.8, "edgecolors": "white", "zorder": 5}
 SEABORN_DASHES = {"-": "", "--": (4, 2), ":": (1, 2), "-.": (4, 1.5, 1, 1.5)}
-BAND_RESAMPLES = 1000  # seaborn's bands in the mechanism figure: a visual aid, not a reported number
 
 
 class Study:
@@ -35,13 +34,16 @@ class Study:
         self.norms = list(dict.fromkeys(stats.ordered(each, config, ["norm"])["norm"]))
         self.palette = dict(zip(self.feeds, sns.color_palette("colorblind", len(self.feeds))))
         # Feeds that coincide (a per-sample D makes them the same math) still show apart by marker and dash.
-        self.style = {f: {"marker": "os^Dv"[i % 5], "ls": ["-", "--", ":", "-."][i % 4]} for i, f in enumerate(self.feeds)}
+        self.style = {f: {"marker": "os^Dv"[i % 5], "ls": ["-", "--", ":", "-."][i % 4]}
+                      for i, f in enumerate(self.feeds)}
         self.level = f"{self.cfg['confidence_level']:.0%}"
+        # Normal-approximation bands for the many points of the training logs, where a bootstrap each is slow.
+        self.z = float(sps.norm.ppf(0.5 + self.cfg["confidence_level"] / 2))
 
     @property
     def label(self) -> str:
         better = stats.BETTER[self.metric]
-        return f"{NAMES[self.metric]} ({UNITS[self.metric]}, {self.extractor} features)\n{better} is better"
+        return f"{stats.NAMES[self.metric]} ({UNITS[self.metric]}, {self.extractor} features)\n{better} is better"
 
     def primary(self, table: pd.DataFrame) -> pd.DataFrame:
         return table[(table["metric"] == self.metric) & (table["extractor"] == self.extractor)]
@@ -77,7 +79,8 @@ def _grid(n: int, width: float = 3.6, height: float = 3.0, ncols: int = 3):
 def primary_per_seed(study: Study, runs: pd.DataFrame, config: dict) -> plt.Figure:
     outcomes = stats.run_outcomes(runs, config)
     values = outcomes[(outcomes["status"] == "completed") & np.isfinite(outcomes["value"].astype(float))]
-    fig, ax = plt.subplots(figsize=(1.4 * len(study.norms) * max(1, len(study.feeds) / 2) + 2, 4.5), layout="constrained")
+    width = 1.4 * len(study.norms) * max(1, len(study.feeds) / 2) + 2
+    fig, ax = plt.subplots(figsize=(width, 4.5), layout="constrained")
     if not values.empty:
         common = dict(data=values, x="norm", y="value", hue="feed", order=study.norms, hue_order=study.feeds,
                       palette=study.palette, ax=ax, legend=False)
@@ -93,17 +96,22 @@ def primary_per_seed(study: Study, runs: pd.DataFrame, config: dict) -> plt.Figu
     if study.cfg["failure_threshold"] is not None:
         ax.axhline(study.cfg["failure_threshold"], color=FAILED["color"], ls="--", lw=1)
         extra.append(Line2D([], [], color=FAILED["color"], ls="--", label="failure threshold"))
-    lost = outcomes["failure"].isin(["diverged", "no value"])
-    if lost.any():
-        # No value to place: drawn on the 'worse' edge of the axis.
+    lost = outcomes[outcomes["failure"].isin(["diverged", "no value"])].assign(x=x)
+    if not lost.empty:
+        # No value to place: one marker per variant on the 'worse' edge of the axis, with the count of runs.
         edge = 0.96 if stats.BETTER[study.metric] == "lower" else 0.04
         transform = blended_transform_factory(ax.transData, ax.transAxes)
-        ax.scatter(x[lost], np.full(lost.sum(), edge), transform=transform, **(FAILED | {"marker": "v"}))
-        extra.append(Line2D([], [], ls="", marker="v", color=FAILED["color"], label="diverged / no value\n(at the edge)"))
+        for (feed, norm), group in lost.groupby(["feed", "norm"]):
+            ax.scatter(group["x"].iloc[0], edge, transform=transform, **(FAILED | {"marker": "v"}))
+            ax.text(group["x"].iloc[0], edge, f"  {len(group)}", transform=transform, va="center",
+                    color=FAILED["color"], fontweight="bold")
+        extra.append(Line2D([], [], ls="", marker="v", color=FAILED["color"],
+                            label="diverged / no value\n(count, at the edge)"))
     per_variant = outcomes.groupby(["feed", "norm"]).size()
-    seeds = f"{per_variant.min()}" if per_variant.min() == per_variant.max() else f"{per_variant.min()}-{per_variant.max()}"
+    low, high = per_variant.min(), per_variant.max()
+    seeds = f"{low}" if low == high else f"{low}-{high}"
     ax.set(xlabel="discriminator normalization", ylabel=study.label,
-           title=f"{NAMES[study.metric]} at step {study.step}, one point per seed ({seeds} seeds per variant)")
+           title=f"{stats.NAMES[study.metric]} at step {study.step}, one point per seed ({seeds} seeds per variant)")
     study.legend(fig, extra)
     return fig
 
@@ -118,7 +126,7 @@ def primary_over_steps(study: Study, summary: pd.DataFrame) -> plt.Figure:
             ax.plot(line["step"], line["mean"], color=color, lw=2, **study.style[feed])
             ax.fill_between(line["step"], line["mean_ci_low"], line["mean_ci_high"], color=color, alpha=0.2, lw=0)
         ax.set(title=f"norm = {norm}", xlabel="training step (G updates)", ylabel=study.label)
-    fig.suptitle(f"{NAMES[study.metric]} over training: mean over seeds, {study.level} bootstrap CI band "
+    fig.suptitle(f"{stats.NAMES[study.metric]} over training: mean over seeds, {study.level} bootstrap CI band "
                  f"(diverged runs left out)")
     study.legend(fig)
     return fig
@@ -136,10 +144,13 @@ def interaction(study: Study, summary: pd.DataFrame, anova: pd.DataFrame) -> plt
                     **study.style[feed])
     ax.set_xticks(range(len(study.norms)), study.norms)
     term = anova[anova["term"] == "feed:norm"]
-    title = f"{NAMES[study.metric]} at step {study.step}: mean ± {study.level} CI per variant"
-    if not term.empty:
+    title = f"{stats.NAMES[study.metric]} at step {study.step}: mean ± {study.level} CI per variant"
+    if term.empty:
+        title += f"\nfeed × norm ANOVA not estimated: {anova['note'].iloc[0]}"
+    else:
         t = term.iloc[0]
-        title += f"\nfeed × norm on {t['transform']} scale: F = {t['F']:.2f}, p = {t['p']:.3g}, partial η² = {t['partial_eta_sq']:.2f}"
+        title += (f"\nfeed × norm on {t['transform']} scale: F = {t['F']:.2f}, p = {t['p']:.3g}, "
+                  f"partial η² = {t['partial_eta_sq']:.2f}")
         if t["transform"] == "log":
             ax.set_yscale("log")  # the ANOVA's scale: parallel lines here mean no interaction
     ax.set(xlabel="discriminator normalization", ylabel=study.label, title=title)
@@ -170,9 +181,9 @@ def p_improve_heatmap(study: Study, effects: pd.DataFrame) -> plt.Figure:
 
     annot = np.array([[text(n, f) for f in feeds] for n in study.norms])
     sns.heatmap(grid, annot=annot, fmt="", vmin=0, vmax=1, center=0.5, cmap="RdBu", linewidths=1, ax=ax,
-                cbar_kws={"label": f"P({NAMES[study.metric]} of feed better than {ref})"})
+                cbar_kws={"label": f"P({stats.NAMES[study.metric]} of feed better than {ref})"})
     ax.set(xlabel="feed", ylabel="discriminator normalization",
-           title=f"Probability of improvement over {ref}, {NAMES[study.metric]} at step {study.step}\n"
+           title=f"Probability of improvement over {ref}, {stats.NAMES[study.metric]} at step {study.step}\n"
                  f"[{study.level} bootstrap CI]; * Holm p < {alpha:g}; 0.5 = no difference")
     ax.tick_params(axis="y", rotation=0)
     return fig
@@ -190,13 +201,14 @@ def mechanism(study: Study, logs: pd.DataFrame) -> plt.Figure:
             points = data[np.isfinite(data[column].astype(float))]
             if not points.empty:
                 sns.lineplot(points, x="step", y=column, hue="feed", hue_order=study.feeds, palette=study.palette,
-                             style="feed", style_order=study.feeds, markers=[study.style[f]["marker"] for f in study.feeds],
+                             style="feed", style_order=study.feeds,
+                             markers=[study.style[f]["marker"] for f in study.feeds],
                              dashes=[SEABORN_DASHES[study.style[f]["ls"]] for f in study.feeds],
-                             errorbar=("ci", 100 * study.cfg["confidence_level"]), n_boot=BAND_RESAMPLES,
-                             seed=study.cfg["seed"], ax=ax, legend=False)
+                             errorbar=("se", study.z), ax=ax, legend=False)
             ax.set(xlabel="training step (G updates)" if i else "", ylabel=label if j == 0 else "",
                    title=f"norm = {norm}" if i == 0 else "")
-    fig.suptitle(f"Mechanism: mean over runs (diverged runs up to divergence), {study.level} bootstrap CI band")
+    fig.suptitle(f"Mechanism: mean over runs (diverged runs up to divergence), band ± {study.z:.2f} SE "
+                 f"(≈{study.level} CI)")
     study.legend(fig)
     return fig
 

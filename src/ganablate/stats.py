@@ -21,9 +21,11 @@ from ganablate.config import UsageError
 
 # Which way is better, per metric. is_std and kid_std are the estimators' own spread: summarized, never compared.
 BETTER = {"fid": "lower", "kid": "lower", "is": "higher", "precision": "higher", "recall": "higher"}
+NAMES = {"fid": "FID", "kid": "KID", "is": "Inception score", "precision": "Precision", "recall": "Recall"}
 METRICS = ["fid", "kid", "is", "precision", "recall", "is_std", "kid_std"]
 RUN_KEYS = ["dataset", "feed", "norm", "seed"]
-RUN_COLUMNS = [*RUN_KEYS, "status", "steps_done", "step", "extractor", "metric", "value"]
+RUN_INFO = [*RUN_KEYS, "status", "steps_done"]  # from summary.json
+RUN_COLUMNS = [*RUN_INFO, "step", "extractor", "metric", "value"]
 METRICS_COLUMNS = ["step", "extractor", "metric", "value"]
 LOG_COLUMNS = ["step", "d_acc", "context_gap"]
 STATUSES = ("completed", "diverged")
@@ -67,36 +69,34 @@ def _read_run(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
         summary = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise UsageError(f"{path}: cannot read ({type(exc).__name__})") from None
-    missing = [k for k in [*RUN_KEYS, "status", "steps_done"] if k not in summary]
+    missing = [k for k in RUN_INFO if k not in summary]
     if missing:
         raise UsageError(f"{path}: missing keys {', '.join(missing)}")
     if summary["status"] not in STATUSES:
         raise UsageError(f"{path}: status {summary['status']!r} is not final; allowed: {', '.join(STATUSES)}")
-    run = {k: summary[k] for k in [*RUN_KEYS, "status", "steps_done"]}
+    run = {k: summary[k] for k in RUN_INFO}
     metrics = _read_csv(run_dir / "metrics.csv", METRICS_COLUMNS)
-    # metrics.csv has its own per-row status; the run's status (from summary.json) is the one that counts.
-    metrics = metrics.rename(columns={"status": "eval_status"})
+    # metrics.csv repeats the run's status; summary.json is the source of it.
+    metrics = metrics.drop(columns="status", errors="ignore")
     log = _read_csv(run_dir / "train_log.csv", LOG_COLUMNS)
     return run, metrics.assign(**run), log.assign(**run)
 
 
 def aggregate(roots: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(runs, train_logs): one tidy row per (run, step, extractor, metric), and per (run, logged step)."""
-    runs, metrics, logs, seen = [], [], [], {}
+    metrics, logs, seen = [], [], {}
     for run_dir in find_run_dirs(roots):
         run, run_metrics, run_log = _read_run(run_dir)
         key = tuple(run[k] for k in RUN_KEYS)
         if key in seen:
             raise UsageError(f"--runs: {run_dir} and {seen[key]} are the same run {key}")
         seen[key] = run_dir
-        runs.append(run)
         metrics.append(run_metrics)
         logs.append(run_log)
     table = pd.concat(metrics, ignore_index=True)
     table = table[RUN_COLUMNS + [c for c in table.columns if c not in RUN_COLUMNS]]
     log_table = pd.concat(logs, ignore_index=True)
-    lead = RUN_COLUMNS[:6]
-    log_table = log_table[lead + [c for c in log_table.columns if c not in lead]]
+    log_table = log_table[RUN_INFO + [c for c in log_table.columns if c not in RUN_INFO]]
     return (table.sort_values(RUN_KEYS + ["step", "extractor", "metric"], ignore_index=True),
             log_table.sort_values(RUN_KEYS + ["step"], ignore_index=True))
 
@@ -127,8 +127,10 @@ def load_runs(tables: str | Path) -> pd.DataFrame:
         raise UsageError(f"--tables: runs.csv lacks columns {', '.join(missing)}")
     datasets = runs["dataset"].unique()
     if len(datasets) > 1:
-        raise UsageError(f"--tables: runs.csv mixes datasets ({', '.join(sorted(datasets))}); aggregate one dataset per folder")
-    return runs
+        raise UsageError(f"--tables: runs.csv mixes datasets ({', '.join(sorted(datasets))}); "
+                         "aggregate one dataset per folder")
+    # Resamples and least squares see the values in this order: fixing it makes the tables independent of the file's.
+    return runs.sort_values(RUN_KEYS + ["step", "extractor", "metric"], ignore_index=True)
 
 
 def final_step(runs: pd.DataFrame, stats_cfg: dict) -> int:
@@ -164,7 +166,7 @@ def run_outcomes(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
     cfg = config["stats"]
     metric, step, threshold = cfg["primary_metric"], final_step(runs, cfg), cfg["failure_threshold"]
     primary = runs[(runs["metric"] == metric) & (runs["extractor"] == cfg["primary_extractor"]) & (runs["step"] == step)]
-    each = runs[RUN_KEYS + ["status", "steps_done"]].drop_duplicates(RUN_KEYS)
+    each = runs[RUN_INFO].drop_duplicates(RUN_KEYS)
     out = each.merge(primary[RUN_KEYS + ["value"]], on=RUN_KEYS, how="left")
     value = out["value"].astype(float)
     beyond = pd.Series(False, index=out.index)
@@ -176,12 +178,16 @@ def run_outcomes(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
     return ordered(out, config, ["feed", "norm", "seed"])
 
 
+FAILED_RUNS = ("Diverged runs, and runs without a value, are counted (n_failed) but left out of every mean, "
+               "CI and test; runs beyond the failure threshold keep their value there, being real outcomes.")
+
+
 def failure_rule(config: dict) -> str:
     cfg = config["stats"]
     rule = "a run fails when it diverged (non-finite loss) or has no value for the primary metric at the final step"
     if cfg["failure_threshold"] is not None:
         worse = ">" if BETTER[cfg["primary_metric"]] == "lower" else "<"
-        rule += f", or when its {cfg['primary_metric']} there is {worse} {cfg['failure_threshold']:g}"
+        rule += f", or when its {NAMES[cfg['primary_metric']]} there is {worse} {cfg['failure_threshold']:g}"
     return rule
 
 
@@ -205,7 +211,7 @@ def prob_improvement(ref, new, better: str, axis: int = -1):
 
 def _rng(seed: int, key: tuple) -> np.random.Generator:
     # A group's resamples depend on its key only, not on which other groups the table holds.
-    return np.random.default_rng([seed, zlib.crc32(repr(key).encode())])
+    return np.random.default_rng([seed, zlib.crc32("/".join(map(str, key)).encode())])
 
 
 def bootstrap_ci(samples: tuple, statistic, cfg: dict, key: tuple) -> tuple[float, float, str]:
@@ -230,6 +236,7 @@ GROUP = ["feed", "norm", "step", "extractor", "metric"]
 
 
 def summary_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
+    """Per feed, norm, step, extractor and metric: location, spread and bootstrap CIs of the usable runs."""
     cfg, ok, rows = config["stats"], usable(runs), []
     for key, group in runs.groupby(GROUP, sort=False):
         x = group.loc[ok[group.index], "value"].to_numpy(float)
@@ -241,7 +248,7 @@ def summary_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
             "min": x.min() if n else math.nan, "max": x.max() if n else math.nan,
         }
         methods = []
-        for name, statistic in (("mean", np.mean), ("median", np.median), ("iqm", iqm)):
+        for name, statistic in (("mean", np.mean), ("iqm", iqm), ("median", np.median)):
             row[f"{name}_ci_low"], row[f"{name}_ci_high"], method = bootstrap_ci((x,), statistic, cfg, (name, *key))
             methods.append(method)
         row["ci_method"] = methods[0] if len(set(methods)) == 1 else "/".join(methods)
@@ -251,9 +258,9 @@ def summary_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
 
 
 EFFECT_COLUMNS = [
-    "norm", "step", "extractor", "metric", "better", "feed_ref", "feed", "n_ref", "n", "n_pairs", "median_ref", "median",
+    "norm", "step", "extractor", "metric", "feed_ref", "feed", "n_ref", "n", "median_ref", "median",
     "delta_mean", "delta_ci_low", "delta_ci_high", "hedges_g", "p_improve", "p_improve_ci_low", "p_improve_ci_high",
-    "p_welch", "p_mwu", "p_wilcoxon", "p_holm", "note",
+    "p_welch", "p_mwu", "p_wilcoxon", "p_holm", "better", "n_pairs", "note",
 ]
 
 
@@ -310,9 +317,8 @@ def feed_effects_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
                 continue
             key = (norm, step, extractor, metric, feed)
             new = here[here["feed"] == feed].set_index("seed")["value"]
-            rows.append({"norm": norm, "step": step, "extractor": extractor, "metric": metric,
-                         "better": BETTER[metric], "feed_ref": ref_feed, "feed": feed}
-                        | _compare(ref, new, BETTER[metric], cfg, key))
+            rows.append({"norm": norm, "step": step, "extractor": extractor, "metric": metric, "feed_ref": ref_feed,
+                         "feed": feed, "better": BETTER[metric]} | _compare(ref, new, BETTER[metric], cfg, key))
     table = pd.DataFrame(rows, columns=EFFECT_COLUMNS)
     if not table.empty:
         table = ordered(table, config, ["norm", "step", "extractor", "metric", "feed"])
@@ -430,8 +436,18 @@ def _seeds_needed(g: float) -> int:
     return int(few[np.argmax(_power(g, few, 1.0) >= POWER)])
 
 
+def smallest_p(test: str, n_ref: int, n: int, n_pairs: int) -> float:
+    """The smallest two-sided p-value a rank test can give with these sample sizes (NaN for Welch: none)."""
+    if test == "welch" or min(n_ref, n) < 1:
+        return math.nan
+    if test == "mannwhitney":  # every run of one feed beyond every run of the other
+        return float(stats.mannwhitneyu(np.arange(n), np.arange(n, n + n_ref), alternative="two-sided").pvalue)
+    return float(stats.wilcoxon(np.arange(1.0, n_pairs + 1)).pvalue) if n_pairs else math.nan
+
+
 def power_table(effects: pd.DataFrame, config: dict, step: int) -> pd.DataFrame:
-    """Seeds per variant for 80% power at alpha 0.05 (two-sided two-sample t-test) at each observed Hedges g."""
+    """Seeds per variant for 80% power at alpha 0.05 (two-sided two-sample t-test) at each observed Hedges g,
+    and the smallest p-value the primary test can reach with the seeds at hand."""
     rows = []
     for _, e in effects[effects["step"] == step].iterrows():
         g = abs(e["hedges_g"])
@@ -442,11 +458,13 @@ def power_table(effects: pd.DataFrame, config: dict, step: int) -> pd.DataFrame:
             "effect_size_measure": "hedges_g", "effect_size": e["hedges_g"],
             "power_now": float(_power(g, e["n_ref"], e["n"] / e["n_ref"])) if testable else math.nan,
             "n_needed": _seeds_needed(g) if testable else pd.NA,
+            "p_min_primary": smallest_p(config["stats"]["test"], e["n_ref"], e["n"], e["n_pairs"]),
         })
     table = pd.DataFrame(rows, columns=["norm", "step", "extractor", "metric", "feed_ref", "feed", "n_ref", "n",
-                                        "effect_size_measure", "effect_size", "power_now", "n_needed"])
+                                        "effect_size_measure", "effect_size", "power_now", "n_needed", "p_min_primary"])
     table["n_needed"] = table["n_needed"].astype("Int64")
-    table["enough"] = (table[["n_ref", "n"]].min(axis=1) >= table["n_needed"]).astype("boolean")
+    reachable = ~(table["p_min_primary"] >= POWER_ALPHA)
+    table["enough"] = ((table[["n_ref", "n"]].min(axis=1) >= table["n_needed"]) & reachable).astype("boolean")
     return table
 
 
@@ -456,22 +474,25 @@ def power_table(effects: pd.DataFrame, config: dict, step: int) -> pd.DataFrame:
 def table_notes(config: dict, step: int) -> dict[str, str]:
     cfg = config["stats"]
     level = f"{cfg['confidence_level']:.0%}"
-    boot = f"{level} bootstrap CIs ({cfg['bootstrap_resamples']} resamples, BCa, percentile where BCa is undefined, seed {cfg['seed']})"
+    boot = (f"{level} bootstrap CIs ({cfg['bootstrap_resamples']} resamples, BCa, percentile where BCa is undefined, "
+            f"seed {cfg['seed']})")
     directions = ", ".join(f"{m}: {b} is better" for m, b in BETTER.items())
     return {
         "summary": f"Per variant, step, extractor and metric. n = usable runs; n_failed = runs left out (diverged, or no "
-                   f"value); {boot}; ci_method lists mean/median/iqm when they differ.",
+                   f"value); {boot}; ci_method lists mean/iqm/median when they differ.",
         "feed_effects": f"Each feed against {cfg['reference_feed']}. {directions}. delta_mean and hedges_g are feed minus "
                         f"reference; p_improve = P(a run of feed is better than one of feed_ref); {boot}. p_holm: the "
                         f"{TESTS[cfg['test']][1]} Holm-adjusted over all comparisons of {cfg['primary_metric']} "
                         f"({cfg['primary_extractor']}) at step {step}; NaN outside that family.",
-        "interaction": f"Two-way ANOVA feed x norm on log {cfg['primary_metric']} at step {step}: OLS, sum-to-zero "
-                       f"contrasts, type-3 tests with HC3 errors; partial eta^2 = F df / (F df + df_resid).",
-        "failures": f"{failure_rule(config).capitalize()}. Wilson {level} CI; Fisher's exact test against "
+        "interaction": f"Two-way ANOVA feed x norm on {cfg['primary_metric']} at step {step}, log-transformed unless "
+                       f"the transform column says otherwise: OLS, sum-to-zero contrasts, type-3 tests with HC3 "
+                       f"errors; partial eta^2 = F df / (F df + df_resid).",
+        "failures": f"Failure rule: {failure_rule(config)}. Wilson {level} CI; Fisher's exact test against "
                     f"{cfg['reference_feed']} within each norm, Holm-adjusted over the table.",
         "power": f"Seeds per variant for {POWER:.0%} power at alpha {POWER_ALPHA} (two-sided two-sample t-test, equal "
                  f"groups) to detect the observed |Hedges g| at step {step}; the observed g is itself uncertain, so "
-                 f"read n_needed as an order of magnitude.",
+                 f"read n_needed as an order of magnitude (a rank test needs about 5% more under normality). "
+                 f"p_min_primary: the smallest p the {TESTS[cfg['test']][1]} can give with these runs, before Holm.",
     }
 
 

@@ -1,0 +1,216 @@
+"""Scoring checkpoints: metric sanity, the reference cache, determinism, metrics.csv, bad input, Inception offline."""
+
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from tests.eval_fakes import fake_run, small_config, synthetic_data
+from ganablate import evaluate
+from ganablate.cli import main
+from ganablate.data import DataError
+from ganablate.evaluate import COLUMNS, METRICS, evaluate_run, floor, generate, resolve_extractor, score
+from ganablate.extractor import DomainFeatureExtractor, train_extractor
+from ganablate.models import build_generator
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def domain(tmp_path_factory):
+    """Synthetic data on disk and a domain extractor trained on it."""
+    folder = tmp_path_factory.mktemp("domain")
+    data = synthetic_data()
+    data.save(folder / "data.pt")
+    train_extractor(small_config(), folder / "domain.pt", data_path=str(folder / "data.pt"))
+    return SimpleNamespace(data=data, data_path=str(folder / "data.pt"), extractor=folder / "domain.pt")
+
+
+def _evaluate(domain, config, run_dir, cache_root):
+    return evaluate_run(config, run_dir, domain.extractor, cache_root, domain.data_path)
+
+
+def test_fid_of_real_images_is_near_the_floor_and_far_below_uniform_noise(domain, tmp_path):
+    config = small_config(n_samples=500)
+    floor_result = floor(config, "domain", tmp_path / "floor.json", domain.extractor, tmp_path / "cache",
+                         domain.data_path)
+    assert json.loads((tmp_path / "floor.json").read_text()) == floor_result
+    extractor = resolve_extractor("domain", domain.data, config["eval"], domain.extractor)
+    other_real = domain.data.train_images[torch.randperm(2000, generator=torch.Generator().manual_seed(1))[:500]]
+    noise = torch.randint(0, 256, (500, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    real_fid = score(other_real, domain.data, extractor, config["eval"], tmp_path / "cache", CPU)["fid"]
+    noise_fid = score(noise, domain.data, extractor, config["eval"], tmp_path / "cache", CPU)["fid"]
+    assert 0 < floor_result["fid"] and abs(real_fid - floor_result["fid"]) < max(1.0, floor_result["fid"])
+    assert noise_fid > 50 * max(real_fid, floor_result["fid"])
+
+
+def test_is_of_real_test_images_beats_is_of_noise(domain, tmp_path):
+    config = small_config(n_samples=500)
+    extractor = resolve_extractor("domain", domain.data, config["eval"], domain.extractor)
+    noise = torch.randint(0, 256, (500, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    real_is = score(domain.data.test_images, domain.data, extractor, config["eval"], tmp_path, CPU)["is"]
+    noise_is = score(noise, domain.data, extractor, config["eval"], tmp_path, CPU)["is"]
+    assert real_is > 5 and real_is > 3 * noise_is
+
+
+def test_floor_warms_the_reference_cache_so_evaluation_extracts_only_generated_images(domain, tmp_path, monkeypatch):
+    extracted = []
+    forward = DomainFeatureExtractor.forward
+    monkeypatch.setattr(DomainFeatureExtractor, "forward", lambda self, x: extracted.append(len(x)) or forward(self, x))
+    config = small_config()
+    floor(config, "domain", tmp_path / "floor.json", domain.extractor, tmp_path / "cache", domain.data_path)
+    assert sum(extracted) == 200 + len(domain.data.test_images)
+    extracted.clear()
+    _evaluate(domain, config, fake_run(tmp_path / "run", config), tmp_path / "cache")
+    assert sum(extracted) == 3 * 200  # three checkpoints, no reference images
+    assert any(p.name.startswith("ganablate-fashion-mnist-test-") for p in (tmp_path / "cache").iterdir())
+
+
+def test_same_checkpoint_gives_the_same_numbers(domain, tmp_path):
+    config = small_config()
+    run = fake_run(tmp_path / "run", config)
+    first = _evaluate(domain, config, run, tmp_path / "cache")
+    second = _evaluate(domain, config, run, tmp_path / "cache")
+    assert first["value"].notna().all()
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_eval_z_stream_does_not_depend_on_the_batch_size():
+    G = build_generator((1, 28, 28), small_config()["model"])
+    whole = generate(G, 50, 50, "eval", CPU)
+    in_pieces = generate(G, 50, 7, "eval", CPU)
+    assert (whole.int() - in_pieces.int()).abs().max() <= 1  # equal up to float rounding across batch shapes
+    assert whole.float().std() > 0
+
+
+def test_g_mode_train_is_recorded_and_uses_batch_statistics(domain, tmp_path):
+    config_eval, config_train = small_config(), small_config(g_mode="train")
+    run = fake_run(tmp_path / "run", config_eval, steps_saved=(1, 2, 3))
+    eval_table = _evaluate(domain, config_eval, run, tmp_path / "cache")
+    train_table = _evaluate(domain, config_train, run, tmp_path / "cache")
+    assert set(train_table["g_mode"]) == {"train"} and set(eval_table["g_mode"]) == {"eval"}
+    assert not train_table["value"].equals(eval_table["value"])
+
+
+def test_cli_evaluate_writes_tidy_metrics_csv_and_sample_grids(domain, tmp_path):
+    config = small_config()
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    run = fake_run(tmp_path / "run", config)
+    code = main(["evaluate", "--config", str(tmp_path / "config.yaml"), "--run", str(run), "--domain-extractor",
+                 str(domain.extractor), "--cache-root", str(tmp_path / "cache"), "--data", domain.data_path])
+    assert code == 0
+    table = pd.read_csv(run / "metrics.csv")
+    assert list(table.columns) == COLUMNS
+    assert len(table) == 3 * len(METRICS)
+    assert set(table["metric"]) == {"fid", "is", "is_std", "kid", "kid_std", "precision", "recall"}
+    assert set(table["step"]) == {1, 2, 3} and set(table["extractor"]) == {"domain"}
+    assert set(table["n_samples"]) == {200} and set(table["status"]) == {"completed"}
+    assert table["value"].notna().all()
+    for step in (1, 2, 3):
+        with Image.open(run / "samples" / f"step_{step}.png") as grid:
+            assert grid.size == (8 * 30 + 2, 8 * 30 + 2)  # 8x8 images of 28 pixels, 2-pixel padding
+
+
+def test_kid_subset_larger_than_the_samples_is_reduced_with_a_warning(domain, tmp_path):
+    config = small_config(kid_subset_size=1000)
+    with pytest.warns(UserWarning, match="KID uses subsets of 200"):
+        table = _evaluate(domain, config, fake_run(tmp_path / "run", config, steps_saved=(1, 2, 3)), tmp_path)
+    assert table.loc[table["metric"] == "kid", "value"].notna().all()
+
+
+def test_missing_checkpoint_of_a_completed_run_is_an_error_naming_the_file(domain, tmp_path):
+    config = small_config()
+    run = fake_run(tmp_path / "run", config, steps_saved=(1, 3))
+    with pytest.raises(DataError, match="step_2.pt"):
+        _evaluate(domain, config, run, tmp_path / "cache")
+    assert not (run / "metrics.csv").exists()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "other_model"])
+def test_corrupt_checkpoint_is_an_error_naming_the_file(domain, tmp_path, damage):
+    config = small_config()
+    run = fake_run(tmp_path / "run", config)
+    path = run / "checkpoints" / "step_2.pt"
+    if damage == "garbage":
+        path.write_bytes(b"\x00not a checkpoint")
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:500])
+    else:
+        torch.save(build_generator((1, 28, 28), {"z_dim": 16, "g_width": 8}).state_dict(), path)
+    with pytest.raises(DataError, match="step_2.pt"):
+        _evaluate(domain, config, run, tmp_path / "cache")
+    assert not (run / "metrics.csv").exists()
+
+
+def test_cli_reports_a_corrupt_checkpoint_in_one_line_with_exit_code_2(domain, tmp_path, capsys):
+    config = small_config()
+    run = fake_run(tmp_path / "run", config)
+    (run / "checkpoints" / "step_3.pt").write_bytes(b"junk")
+    code = main(["evaluate", "--config-json", json.dumps(config), "--run", str(run), "--domain-extractor",
+                 str(domain.extractor), "--cache-root", str(tmp_path / "cache"), "--data", domain.data_path])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "step_3.pt" in err
+
+
+def test_diverged_run_scores_the_checkpoints_it_has_and_writes_nan_rows_for_the_rest(domain, tmp_path):
+    config = small_config()
+    run = fake_run(tmp_path / "run", config, status="diverged", steps_saved=(1,))
+    table = _evaluate(domain, config, run, tmp_path / "cache")
+    assert set(table["status"]) == {"diverged"} and set(table["step"]) == {1, 2, 3}
+    scored, missing = table[table["step"] == 1], table[table["step"] > 1]
+    assert scored["value"].notna().all() and len(scored) == len(METRICS)
+    assert missing["value"].isna().all() and len(missing) == 2 * len(METRICS)
+    assert [p.name for p in (run / "samples").iterdir()] == ["step_1.png"]
+
+
+def _random_inception_weights(path, monkeypatch) -> None:
+    from torch_fidelity import feature_extractor_inceptionv3 as inception
+
+    # The constructor insists on loading weights: give it none, keep the random initialisation.
+    with monkeypatch.context() as patch:
+        patch.setattr(inception, "load_state_dict_from_url", lambda *args, **kwargs: None)
+        patch.setattr(inception.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+        torch.manual_seed(0)
+        model = inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    torch.save(model.state_dict(), path)
+
+
+def test_inception_extractor_scores_offline_with_weights_from_the_config(tmp_path, monkeypatch):
+    _random_inception_weights(tmp_path / "inception.pth", monkeypatch)
+    data = synthetic_data(n_train=20, n_test=12)
+    data.save(tmp_path / "data.pt")
+    config = small_config(n_samples=12, extractors=["inception-v3-compat"],
+                          inception_weights=str(tmp_path / "inception.pth"))
+    config["train"] = {**config["train"], "steps": 1, "checkpoints": []}
+    run = fake_run(tmp_path / "run", config, steps_saved=(1,))
+    with pytest.warns(UserWarning, match="KID uses subsets of 12"):
+        table = evaluate_run(config, run, None, tmp_path / "cache", str(tmp_path / "data.pt"))
+    assert set(table["extractor"]) == {"inception-v3-compat"} and len(table) == len(METRICS)
+    assert all(math.isfinite(v) for v in table["value"])
+
+
+def test_missing_inception_weights_without_network_is_one_clear_error(tmp_path, monkeypatch):
+    expected_file = evaluate.INCEPTION_URL.rsplit("/", 1)[1]
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    # Nothing listens on port 9 here: the download fails as it does with no network at all.
+    monkeypatch.setattr(evaluate, "INCEPTION_URL", f"http://127.0.0.1:9/{expected_file}")
+    config = small_config(extractors=["inception-v3-compat"])
+    with pytest.raises(DataError) as error:
+        evaluate.inception_weights(config["eval"])
+    message = str(error.value)
+    assert "\n" not in message
+    assert expected_file in message and str(tmp_path / "torch" / "hub" / "checkpoints") in message
+    assert "eval.inception_weights" in message
+
+
+def test_inception_weights_path_that_does_not_exist_is_an_error_naming_it(tmp_path):
+    config = small_config(extractors=["inception-v3-compat"], inception_weights=str(tmp_path / "nope.pth"))
+    with pytest.raises(DataError, match="nope.pth"):
+        evaluate.inception_weights(config["eval"])

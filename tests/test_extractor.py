@@ -1,0 +1,70 @@
+"""The domain feature extractor: its accuracy bar, its saved file, its torch-fidelity registration."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_fidelity.utils import create_feature_extractor
+
+from tests.eval_fakes import small_config, synthetic_data
+from ganablate.config import ConfigError, validate_config
+from ganablate.data import DEBIAN_FASHION_MNIST, DataError, load_dataset, to_model_range
+from ganablate.extractor import (
+    ACCURACY_BARS, FEATURE_DIM, accuracy, load_extractor_file, register, train_classifier, train_extractor,
+)
+
+
+
+@pytest.fixture(scope="module")
+def saved_extractor(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("extractor")
+    synthetic_data(name="mnist").save(folder / "data.pt")
+    record = train_extractor(small_config(extractor_epochs=1), folder / "domain.pt", data_path=str(folder / "data.pt"))
+    return folder / "domain.pt", record
+
+
+def test_saved_extractor_records_its_test_accuracy_and_loads_with_weights_only(saved_extractor):
+    path, record = saved_extractor
+    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    assert loaded["dataset"] == "mnist"
+    assert loaded["test_accuracy"] == record["test_accuracy"] > 0.95
+    assert set(loaded["state_dict"]) and loaded["train_seconds"] > 0
+
+
+def test_extractor_below_the_datasets_accuracy_bar_is_refused_and_not_saved(tmp_path):
+    data = synthetic_data(name="fashion-mnist")
+    shuffled = data.train_labels[torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(0))]
+    type(data)(data.name, data.train_images, shuffled, data.test_images, data.test_labels).save(tmp_path / "data.pt")
+    with pytest.raises(ConfigError, match="eval.extractor_epochs"):
+        train_extractor(small_config(extractor_epochs=1), tmp_path / "domain.pt", data_path=str(tmp_path / "data.pt"))
+    assert not (tmp_path / "domain.pt").exists()
+
+
+def test_registered_extractor_is_named_after_the_dataset_and_reads_replicated_grayscale(saved_extractor):
+    path, _ = saved_extractor
+    name = register("mnist")
+    assert name == "ganablate-domain-mnist" and register("mnist") == name  # registering twice is harmless
+    extractor = create_feature_extractor(
+        name, ["penultimate", "logits"], cuda=False, feature_extractor_weights_path=str(path), verbose=False
+    )
+    images = synthetic_data(n_train=10, n_test=10, name="mnist", seed=1).test_images
+    with torch.inference_mode():
+        features, logits = extractor(images.expand(-1, 3, -1, -1))
+        _, direct_logits = extractor.classifier(to_model_range(images))
+    assert features.shape == (10, FEATURE_DIM) and logits.shape == (10, 10)
+    torch.testing.assert_close(logits, direct_logits)
+    assert (logits.argmax(1) == torch.arange(10)).float().mean() >= 0.9
+
+
+def test_corrupt_extractor_file_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "domain.pt"
+    path.write_bytes(b"not a torch file")
+    with pytest.raises(DataError, match="domain.pt"):
+        load_extractor_file(path)
+
+
+@pytest.mark.realdata
+def test_default_domain_extractor_reaches_the_accuracy_bar_on_real_fashion_mnist():
+    data = load_dataset(validate_config({"dataset": {"root": str(DEBIAN_FASHION_MNIST)}})["dataset"])
+    model = train_classifier(data, epochs=validate_config({})["eval"]["extractor_epochs"])
+    assert accuracy(model, data.test_images, data.test_labels) >= ACCURACY_BARS["fashion-mnist"]
