@@ -12,13 +12,13 @@ import torch
 import yaml
 from PIL import Image
 
-from tests.eval_fakes import fake_run, small_config, synthetic_data
 from ganablate import evaluate
 from ganablate.cli import main
 from ganablate.data import DataError
 from ganablate.evaluate import COLUMNS, METRICS, evaluate_run, floor, generate, resolve_extractor, score
 from ganablate.extractor import DomainFeatureExtractor, train_extractor
 from ganablate.models import build_generator
+from tests.eval_fakes import fake_run, small_config, synthetic_data
 
 CPU = torch.device("cpu")
 

@@ -118,8 +118,9 @@ def load_extractor_file(path: str | Path) -> dict:
             raise KeyError("format")
         return record
     except Exception as exc:  # damaged bytes surface as any of pickle's, zipfile's, struct's or torch's errors
+        detail = " ".join(str(exc).split())[:300]
         raise DataError(
-            f"{path}: not a domain extractor from `ganablate train-extractor` ({type(exc).__name__}: {exc})"
+            f"{path}: not a domain extractor from `ganablate train-extractor` ({type(exc).__name__}: {detail})"
         ) from None
 
 
