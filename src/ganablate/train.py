@@ -86,15 +86,16 @@ def train_run(config: dict, feed: str, norm: str, seed: int, out: Path, data_pat
     run_hash = config_hash(run_key)
     checkpoint_steps = sorted({s for s in train_cfg["checkpoints"] if s <= steps} | {steps})
 
+    # channels_last: the convolutions run about 1.2-1.3x faster on CPU (benchmarks/run.py), same results.
     torch.manual_seed(stream_seed(seed, "G"))
-    G = build_generator(data.image_shape, model_cfg).to(device)
+    G = build_generator(data.image_shape, model_cfg).to(device, memory_format=torch.channels_last)
     torch.manual_seed(stream_seed(seed, f"D/{norm}"))
-    D = build_discriminator(data.image_shape, model_cfg, norm).to(device)
+    D = build_discriminator(data.image_shape, model_cfg, norm).to(device, memory_format=torch.channels_last)
     opt_g = torch.optim.Adam(G.parameters(), lr=train_cfg["lr_g"], betas=tuple(train_cfg["betas"]))
     opt_d = torch.optim.Adam(D.parameters(), lr=train_cfg["lr_d"], betas=tuple(train_cfg["betas"]))
     z_rng = torch.Generator().manual_seed(stream_seed(seed, "z"))
     batch_rng = torch.Generator().manual_seed(stream_seed(seed, "batches"))
-    pool = data.train_images.to(device)
+    pool = data.train_images.to(device).contiguous(memory_format=torch.channels_last)
     rows: list[dict] = []
     saved_checkpoints: dict[int, dict] = {}
     start = 0

@@ -25,6 +25,7 @@ stop() {
 if [[ -s $STATE/run/slurmctld.pid ]] && command -v squeue >/dev/null; then
   jobs=$(timeout 10 squeue -h -t PD,R,CG -o %A 2>/dev/null)
   if [[ -n $jobs ]]; then
+    # shellcheck disable=SC2086  # one argument per job id
     timeout 10 scancel $jobs 2>/dev/null
     for _ in $(seq 20); do
       [[ -z $(timeout 5 squeue -h -t R,CG -o %A 2>/dev/null) ]] && break

@@ -26,7 +26,7 @@ log() { echo "slurm-up: $*" >&2; }
 die() {
   log "ERROR: $*"
   for f in "$STATE"/log/*.log /var/log/munge/munged.log; do
-    [[ -f $f ]] && { echo "===== tail $f" >&2; tail -n 40 "$f" >&2; }
+    [[ -f $f ]] && { echo "===== tail $f" >&2; tail -n 25 "$f" >&2; }
   done
   exit 1
 }
@@ -91,6 +91,7 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 MinJobAge=3600
 MpiDefault=none
+MailProg=/bin/true
 SwitchType=switch/none
 SchedulerType=sched/backfill
 # Per-core/per-MiB allocation so --cpus-per-task and --mem are honoured.
@@ -98,6 +99,9 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 # Without this a job lacking --mem would be given the whole node's memory.
 DefMemPerCPU=1024
+# Reject at sbatch time a job that can never fit (e.g. a Snakemake group job
+# summing more threads than the node has) instead of leaving it pending forever.
+EnforcePartLimits=ALL
 # A node that was down (e.g. after a restart) rejoins as soon as slurmd registers.
 ReturnToService=2
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
@@ -127,5 +131,5 @@ until [[ $(sinfo -h -n "$NODE" -o %T 2>/dev/null) =~ ^(idle|mixed|allocated)$ ]]
   fi
   sleep 1
 done
-log "up in $((SECONDS - start))s after daemon start; partition $PARTITION:"
+log "node $NODE idle after $((SECONDS - start))s; partition $PARTITION:"
 sinfo -N -o "%N %P %T %c %m" >&2
