@@ -79,3 +79,26 @@ def test_prepared_dataset_round_trips_through_a_weights_only_file(tmp_path):
 def test_pixel_range_conversion_round_trips_exactly():
     pixels = torch.arange(256, dtype=torch.uint8)
     assert torch.equal(to_uint8(to_model_range(pixels)), pixels)
+
+
+def test_imagefolder_is_resized_to_the_model_size_with_a_held_out_test_split(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in ("cats", "dogs"):
+        (tmp_path / label).mkdir()
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / label / f"{i}.png")
+    data = load_dataset({"name": "imagefolder", "root": str(tmp_path), "image_size": 32, "channels": 3})
+    assert data.train_images.shape == (10, 3, 32, 32) and data.test_images.shape == (2, 3, 32, 32)
+    assert data.train_images.dtype == torch.uint8
+
+
+def test_imagefolder_without_a_root_names_the_key():
+    with pytest.raises(DataError, match="dataset.root: imagefolder needs"):
+        load_dataset({"name": "imagefolder", "root": None, "image_size": 32, "channels": 3})
+
+
+def test_cifar10_without_local_data_or_download_names_the_ways_to_provide_it(tmp_path):
+    with pytest.raises(DataError, match="dataset.name=cifar10: no data found.*dataset.download: true"):
+        load_dataset({"name": "cifar10", "root": str(tmp_path), "download": False})
