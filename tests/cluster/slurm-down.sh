@@ -36,6 +36,10 @@ fi
 
 stop "$STATE/run/slurmd.pid" slurmd
 stop "$STATE/run/slurmctld.pid" slurmctld
+# slurmd leaves its (now empty) cgroup v1 hierarchy behind; tidy it up.
+for d in /sys/fs/cgroup/*/"slurm_$(hostname -s)"; do
+  [[ -d $d ]] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+done
 
 if [[ ${1:-} != --slurm-only ]]; then
   stop "$STATE/run/munged.pid" munged

@@ -9,12 +9,14 @@
 #   GANABLATE_SLURM_PARTITION    partition name (debug)
 #   GANABLATE_SLURM_MEM_HEADROOM MiB of RAM kept back from SLURM (1024)
 #   GANABLATE_SLURM_TIMEOUT      seconds to wait for the node to go idle (60)
+#   GANABLATE_SLURM_CGROUPS      auto|yes|no: confine jobs with cgroups (auto)
 set -euo pipefail
 
 STATE=${GANABLATE_SLURM_DIR:-/tmp/ganablate-slurm}
 PARTITION=${GANABLATE_SLURM_PARTITION:-debug}
 HEADROOM=${GANABLATE_SLURM_MEM_HEADROOM:-1024}
 TIMEOUT=${GANABLATE_SLURM_TIMEOUT:-60}
+CGROUPS=${GANABLATE_SLURM_CGROUPS:-auto}
 CONF=$STATE/etc/slurm.conf
 # Client tools (sbatch/squeue/srun inside jobs, the Snakemake plugin) read the
 # compiled-in default path, so we link it to our file instead of relying on
@@ -31,6 +33,8 @@ die() {
   exit 1
 }
 alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# Node usable: registered (no "*" = not responding) and not drained/down.
+ready() { [[ $(sinfo -h -n "$NODE" -o %T 2>/dev/null) =~ ^(idle|mixed|allocated)$ ]]; }
 
 [[ $EUID -eq 0 ]] || die "must run as root (installs packages, starts daemons)"
 
@@ -62,9 +66,33 @@ NODE=$(hostname -s)
 CPUS=$(nproc)
 MEM_MB=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024 - HEADROOM ))
 
+# cgroups make --mem a hard limit (OOM kill -> OUT_OF_MEMORY) and pin
+# --cpus-per-task cores, like a production cluster. Only cgroup v1 is probed
+# (tested); containers without a writable hierarchy fall back to plain
+# process tracking, where --mem is only a scheduling constraint.
+if [[ $CGROUPS == auto ]]; then
+  probe=/sys/fs/cgroup/memory/ganablate-probe-$$
+  if mkdir "$probe" 2>/dev/null; then rmdir "$probe"; CGROUPS=yes; else CGROUPS=no; fi
+fi
+if [[ $CGROUPS == yes ]]; then
+  PLUGINS="ProctrackType=proctrack/cgroup
+TaskPlugin=task/cgroup,task/affinity
+JobAcctGatherType=jobacct_gather/cgroup"
+  printf '%s\n' "CgroupPlugin=autodetect" "ConstrainRAMSpace=yes" \
+    "ConstrainCores=yes" >"$STATE/etc/cgroup.conf"
+else
+  PLUGINS="ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none"
+  rm -f "$STATE/etc/cgroup.conf"
+fi
+
 if [[ -e $SYSCONF && ! -L $SYSCONF ]] && ! grep -qF "$MARK" "$SYSCONF"; then
   die "$SYSCONF exists and is not ours; refusing to overwrite a real SLURM config"
 fi
+
+mkdir -p "$(dirname "$SYSCONF")"
+ln -sfn "$CONF" "$SYSCONF"
 
 cat >"$CONF.new" <<EOF
 $MARK
@@ -80,11 +108,7 @@ SlurmctldPidFile=$STATE/run/slurmctld.pid
 SlurmdPidFile=$STATE/run/slurmd.pid
 SlurmctldLogFile=$STATE/log/slurmctld.log
 SlurmdLogFile=$STATE/log/slurmd.log
-# No cgroups: sandboxes/containers often can't delegate them; jobs are then
-# tracked by process tree and memory is a scheduling constraint, not enforced.
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
+$PLUGINS
 # No slurmdbd: sacct cannot work, so the Snakemake plugin must poll with squeue
 # (status_command: squeue); squeue only sees finished jobs for MinJobAge seconds.
 AccountingStorageType=accounting_storage/none
@@ -102,28 +126,28 @@ DefMemPerCPU=1024
 # Reject at sbatch time a job that can never fit (e.g. a Snakemake group job
 # summing more threads than the node has) instead of leaving it pending forever.
 EnforcePartLimits=ALL
-# A node that was down (e.g. after a restart) rejoins as soon as slurmd registers.
+# A node marked down for not responding rejoins once slurmd registers again.
 ReturnToService=2
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
 
 if cmp -s "$CONF.new" "$CONF" && alive "$STATE/run/slurmctld.pid" \
-   && alive "$STATE/run/slurmd.pid"; then
+   && alive "$STATE/run/slurmd.pid" && ready; then
   rm "$CONF.new"
   log "already running with this config"
 else
   mv "$CONF.new" "$CONF"
   "$(dirname "$0")/slurm-down.sh" --slurm-only
-  ln -sfn "$CONF" "$SYSCONF"
-  log "starting slurmctld and slurmd (node $NODE: ${CPUS} CPUs, ${MEM_MB} MiB)"
-  slurmctld -f "$CONF" || die "slurmctld failed to start"
+  log "starting slurmctld and slurmd (node $NODE: ${CPUS} CPUs, ${MEM_MB} MiB, cgroups=$CGROUPS)"
+  # -c: start clean; recovered state would keep e.g. a node drained by an
+  # earlier bad config, and no job outlives slurm-down.sh anyway.
+  slurmctld -c -f "$CONF" || die "slurmctld failed to start"
   slurmd -f "$CONF" -N "$NODE" || die "slurmd failed to start"
 fi
-ln -sfn "$CONF" "$SYSCONF"
 
 start=$SECONDS
-until [[ $(sinfo -h -n "$NODE" -o %T 2>/dev/null) =~ ^(idle|mixed|allocated)$ ]]; do
+until ready; do
   if (( SECONDS - start > TIMEOUT )); then
     sinfo -N -l >&2 || true
     scontrol show node "$NODE" >&2 || true

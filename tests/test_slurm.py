@@ -1,0 +1,60 @@
+"""The tiny study through profiles/slurm on a real one-node SLURM cluster on localhost (tests/cluster/)."""
+
+import re
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO
+
+CLUSTER = REPO / "tests/cluster"
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    up = subprocess.run(["bash", str(CLUSTER / "slurm-up.sh")], capture_output=True, text=True)
+    try:
+        if up.returncode != 0:
+            pytest.fail(f"slurm-up.sh failed:\n{up.stderr[-4000:]}")
+        yield
+    finally:
+        subprocess.run(["bash", str(CLUSTER / "slurm-down.sh")], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def slurm_study(slurm_cluster, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("slurm-study")
+    shutil.copy(REPO / "tests/configs/tiny.yaml", workdir / "config.yaml")
+    # --workflow-profile none: profiles/default (local) must not override the SLURM profile.
+    # timeout -k: the executor plugin can keep polling after a cluster failure; never hang CI.
+    result = subprocess.run(
+        ["timeout", "-k", "10", "1500", "snakemake", "--snakefile", str(REPO / "workflow/Snakefile"),
+         "--directory", str(workdir), "--workflow-profile", "none", "--profile", str(REPO / "profiles/slurm"),
+         "--jobs", "2", "--cores", "2", "--slurm-init-seconds-before-status-checks", "2"],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"the SLURM run failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return workdir, result.stdout + result.stderr
+
+
+@pytest.mark.slurm
+def test_jobs_really_went_through_sbatch(slurm_study):
+    workdir, output = slurm_study
+    job_ids = set(re.findall(r"SLURM jobid (\d+)", output))
+    assert job_ids, output[-3000:]
+    accounted = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i %T"], capture_output=True, text=True).stdout
+    completed = {line.split()[0] for line in accounted.splitlines() if line.endswith("COMPLETED")}
+    assert job_ids <= completed, (job_ids, accounted)
+    assert any((workdir / ".snakemake/slurm_logs").rglob("*.log"))
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("table", ["runs.csv", "summary.csv", "feed_effects.csv", "failures.csv"])
+def test_slurm_tables_equal_those_of_a_local_run(slurm_study, tiny_study, table):
+    workdir, _ = slurm_study
+    local = pd.read_csv(tiny_study / "results/tables" / table)
+    remote = pd.read_csv(workdir / "results/tables" / table)
+    pd.testing.assert_frame_equal(local, remote, check_exact=True)
