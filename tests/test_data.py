@@ -54,6 +54,13 @@ def test_fashion_mnist_loads_from_the_debian_location_with_both_splits(tiny_conf
     assert sorted(data.train_labels.unique().tolist()) == list(range(10))
 
 
+def test_idx_reader_rejects_items_of_the_wrong_shape(tmp_path, images):
+    path = tmp_path / "x-idx3-ubyte"
+    path.write_bytes(_idx_bytes(images))
+    with pytest.raises(DataError, match=r"items are \(4, 5\), expected \(28, 28\)"):
+        read_idx(path, 3, 3, (28, 28))
+
+
 def test_a_corrupt_file_in_dataset_root_is_reported_not_skipped(tmp_path):
     for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         (tmp_path / stem).write_bytes(b"\x00\x00\x08\x03junk")

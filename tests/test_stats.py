@@ -337,3 +337,17 @@ def test_cli_stats_reports_a_missing_runs_table_in_one_line_with_exit_2(tmp_path
     assert cli.main(["stats", "--config-json", "{}", "--tables", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "runs.csv" in err[0]
+
+
+def test_enough_seeds_accounts_for_holm_over_the_primary_family():
+    # 5 seeds, 6 norms x 2 feeds against split = 12 comparisons: a Mann-Whitney p can be as small as
+    # 2/252 = 0.0079, but no Holm-adjusted p below 12 x 0.0079 = 0.095, whatever the effect.
+    norms = ("none", "batch", "instance", "layer", "group", "spectral")
+    config = study_config(norms=norms, seeds=5)
+    values = {(feed, norm): [float(v + 100 * (feed != "split")) for v in range(5)]
+              for feed in ("split", "joint", "joint_consistent") for norm in norms}
+    effects = stats.feed_effects_table(runs_table(values), config)
+    power = stats.power_table(effects, config, 500)
+    assert (power["p_min_primary"] == pytest.approx(2 / 252)).all()
+    assert (power["p_min_holm"] == pytest.approx(12 * 2 / 252)).all()
+    assert not power["enough"].any()

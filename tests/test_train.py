@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from ganablate.config import ConfigError, validate_config
+from ganablate.models import NORMS
 from ganablate.train import LOG_COLUMNS, train_run
 
 
@@ -55,9 +56,10 @@ def test_a_seed_fixes_g_init_and_z_stream_for_every_feed_and_norm(tiny_config, t
     assert not _same_state(g["split", "batch", 5], g["split", "batch", 6])
 
 
-def test_split_and_joint_are_the_same_math_without_normalization(tiny_config, tmp_path):
-    train_run(tiny_config, "split", "none", 1, tmp_path / "split")
-    train_run(tiny_config, "joint", "none", 1, tmp_path / "joint")
+@pytest.mark.parametrize("norm", [name for name, norm in NORMS.items() if norm.per_sample])
+def test_split_and_joint_are_the_same_math_for_per_sample_norms(tiny_config, tmp_path, norm):
+    train_run(tiny_config, "split", norm, 1, tmp_path / "split")
+    train_run(tiny_config, "joint", norm, 1, tmp_path / "joint")
     split, joint = _load(tmp_path / "split/checkpoints/step_20.pt"), _load(tmp_path / "joint/checkpoints/step_20.pt")
     for key in split:
         torch.testing.assert_close(split[key].float(), joint[key].float(), atol=1e-4, rtol=0)
@@ -70,13 +72,14 @@ def test_batchnorm_makes_split_and_joint_differ(tiny_config, tmp_path):
     assert max((split[k].float() - joint[k].float()).abs().max() for k in split) > 1e-3
 
 
-def test_context_gap_is_zero_for_per_sample_norms_and_large_for_batchnorm(tiny_config, tmp_path):
-    gaps = {}
-    for norm in ("layer", "batch"):
-        train_run(tiny_config, "split", norm, 0, tmp_path / norm)
-        gaps[norm] = pd.read_csv(tmp_path / norm / "train_log.csv").context_gap
-    assert gaps["layer"].max() < 1e-5
-    assert gaps["batch"].min() > 1e-2
+@pytest.mark.parametrize("norm", list(NORMS))
+def test_context_gap_is_zero_for_per_sample_norms_and_large_for_batchnorm(tiny_config, tmp_path, norm):
+    train_run(tiny_config, "split", norm, 0, tmp_path)
+    gap = pd.read_csv(tmp_path / "train_log.csv").context_gap
+    if NORMS[norm].per_sample:
+        assert gap.max() < 1e-5
+    else:
+        assert gap.min() > 1e-2
 
 
 def test_a_killed_run_resumes_to_the_same_bits_as_an_uninterrupted_one(tiny_config, tmp_path):

@@ -1,5 +1,6 @@
 """The Snakemake workflow, run for real on the tiny config and dry-run on the default one."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -46,31 +47,32 @@ def test_tiny_study_produces_every_table_and_figure(study_dir):
     for name in ("primary_per_seed", "primary_over_steps", "interaction", "p_improve_heatmap", "mechanism", "samples_final"):
         assert (study_dir / f"results/figures/{name}.png").stat().st_size > 1000, name
         assert (study_dir / f"results/figures/{name}.pdf").stat().st_size > 1000, name
-    assert "batch" in (study_dir / "results/findings.md").read_text()
+    findings = (study_dir / "results/findings.md").read_text()
+    assert "## norm = batch" in findings and "## norm = layer" in findings and "Median FID" in findings
 
 
 def test_a_second_invocation_has_nothing_to_do(study_dir):
     assert planned_jobs(snakemake(study_dir, "-n")) == {}
 
 
-def test_editing_only_stats_reruns_no_training_or_evaluation(study_dir, tmp_path):
+def edited_copy(study_dir, tmp_path, section: str, key: str, value):
+    """A copy of the finished study whose config.yaml has one value changed."""
     edited = tmp_path / "study"
     shutil.copytree(study_dir, edited, symlinks=True)
     config = yaml.safe_load((edited / "config.yaml").read_text())
-    config["stats"]["confidence_level"] = 0.9
+    config[section][key] = value
     (edited / "config.yaml").write_text(yaml.safe_dump(config))
-    jobs = planned_jobs(snakemake(edited, "-n"))
+    return edited
+
+
+def test_editing_only_stats_reruns_no_training_or_evaluation(study_dir, tmp_path):
+    jobs = planned_jobs(snakemake(edited_copy(study_dir, tmp_path, "stats", "confidence_level", 0.9), "-n"))
     assert jobs.keys() >= {"stats", "figures", "findings"}
     assert not jobs.keys() & {"prepare_data", "train_extractor", "reference", "train", "evaluate", "aggregate"}
 
 
 def test_editing_train_reruns_training_and_everything_after(study_dir, tmp_path):
-    edited = tmp_path / "study"
-    shutil.copytree(study_dir, edited, symlinks=True)
-    config = yaml.safe_load((edited / "config.yaml").read_text())
-    config["train"]["lr_d"] = 0.0001
-    (edited / "config.yaml").write_text(yaml.safe_dump(config))
-    jobs = planned_jobs(snakemake(edited, "-n"))
+    jobs = planned_jobs(snakemake(edited_copy(study_dir, tmp_path, "train", "lr_d", 0.0001), "-n"))
     assert jobs.get("train") == 8 and jobs.get("evaluate") == 8
     assert not jobs.keys() & {"prepare_data", "train_extractor", "reference"}
 
@@ -78,8 +80,13 @@ def test_editing_train_reruns_training_and_everything_after(study_dir, tmp_path)
 def test_report_collects_tables_figures_and_samples(study_dir):
     snakemake(study_dir, "--report", "results/report.html")
     html = (study_dir / "results/report.html").read_text(errors="replace")
-    for category in ("tables", "figures", "samples", "diagnostics"):
-        assert category in html
+    categories = json.JSONDecoder().raw_decode(html.split("var categories = ", 1)[1])[0]
+    files = {c: {f for sub in subs.values() for f in sub} for c, subs in categories.items()}
+    assert {"results/tables/summary.csv", "results/tables/feed_effects.csv"} <= files["tables"]
+    assert "results/figures/primary_per_seed.png" in files["figures"]
+    assert "results/figures/mechanism.png" in files["diagnostics"]
+    assert any(f.endswith("samples_final.png") for f in files["samples"])
+    assert files["findings"] == {"results/findings.md"}
 
 
 def test_default_config_dry_run_plans_one_training_job_per_feed_norm_seed(tmp_path):

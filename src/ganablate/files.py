@@ -8,30 +8,22 @@ from pathlib import Path
 import torch
 
 
-def _tmp_beside(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+def _write_via_tmp(path: str | Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
 
 
 def atomic_save(obj, path: str | Path) -> None:
     """torch.save to `path` atomically; the content must load with torch.load(weights_only=True)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_beside(path)
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    _write_via_tmp(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_beside(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    _write_via_tmp(path, lambda tmp: tmp.write_text(text))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_beside(path)
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    _write_via_tmp(path, lambda tmp: tmp.write_bytes(data))

@@ -37,7 +37,7 @@ rule stats:
         failures=table("failures.csv", category="diagnostics"),
         power=table("power.csv", category="diagnostics"),
     params:
-        config=sections("stats"),
+        config=sections("stats", "study"),
         tables=lambda w, output: Path(output.summary).parent,
     log:
         "results/logs/stats.log",
@@ -62,7 +62,7 @@ rule figures:
             name=["primary_per_seed", "primary_over_steps", "interaction", "p_improve_heatmap", "mechanism", "samples_final"],
         ),
     params:
-        config=sections("stats"),
+        config=sections("stats", "study"),
         tables=lambda w, input: Path(input[0]).parent,
         figures=lambda w, output: Path(output[0]).parent,
     log:
@@ -79,7 +79,7 @@ rule findings:
     output:
         report("results/findings.md", category="findings", caption="../report/findings.rst"),
     params:
-        config=sections("stats", "study", "train"),
+        config=sections("stats", "study"),
         tables=lambda w, input: Path(input[0]).parent,
     log:
         "results/logs/findings.log",

@@ -22,11 +22,16 @@ wildcard_constraints:
     feed="|".join(FEEDS),
     norm="|".join(NORMS),
     seed=r"\d+",
+    extractor="|".join(EXTRACTORS),
 
 
-def sections(*names):
-    """The named config sections as compact JSON: a rule's params, so only they trigger its rerun."""
-    return json.dumps({name: config[name] for name in names}, sort_keys=True, separators=(",", ":"))
+def sections(*names, eval_keys=None):
+    """The named config sections as compact JSON: a rule's params, so only they trigger its rerun.
+    eval_keys narrows the eval section to the keys a rule reads (the rest take schema defaults)."""
+    chosen = {name: config[name] for name in names}
+    if eval_keys is not None:
+        chosen["eval"] = {key: config["eval"][key] for key in eval_keys}
+    return json.dumps(chosen, sort_keys=True, separators=(",", ":"))
 
 
 def run_dir(wildcards, output):
@@ -42,6 +47,7 @@ def figure(name, category="figures"):
 
 
 def gpus(device):
+    # `auto` requests no GPU: it uses one only where the job happens to land on a GPU node.
     return 1 if device == "cuda" else 0
 
 

@@ -20,7 +20,7 @@ rule train_extractor:
     output:
         DOMAIN_EXTRACTOR,
     params:
-        config=sections("dataset", "eval"),
+        config=sections("dataset", eval_keys=["extractor_epochs", "device", "threads"]),
     log:
         "results/logs/train_extractor.log",
     threads: config["eval"]["threads"]
@@ -42,7 +42,9 @@ rule reference:
     output:
         "results/reference/{dataset}-{extractor}-floor.json",
     params:
-        config=sections("dataset", "eval"),
+        config=sections(
+            "dataset", eval_keys=["inception_weights", "kid_subset_size", "batch_size", "device", "threads"]
+        ),
         domain=lambda wc, input: f"--domain-extractor {input.domain_extractor}" if "domain_extractor" in input.keys() else "",
     log:
         "results/logs/reference/{dataset}-{extractor}.log",
