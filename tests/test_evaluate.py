@@ -43,7 +43,7 @@ def test_fid_of_real_images_is_near_the_floor_and_far_below_uniform_noise(domain
                          domain.data_path)
     assert json.loads((tmp_path / "floor.json").read_text()) == floor_result
     extractor = resolve_extractor("domain", domain.data, config["eval"], domain.extractor)
-    other_real = domain.data.train_images[torch.randperm(2000, generator=torch.Generator().manual_seed(1))[:500]]
+    other_real = synthetic_data(seed=1).train_images  # another draw, as many images as the floor's
     noise = torch.randint(0, 256, (500, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     real_fid = score(other_real, domain.data, extractor, config["eval"], tmp_path / "cache", CPU)["fid"]
     noise_fid = score(noise, domain.data, extractor, config["eval"], tmp_path / "cache", CPU)["fid"]
@@ -66,7 +66,8 @@ def test_floor_warms_the_reference_cache_so_evaluation_extracts_only_generated_i
     monkeypatch.setattr(DomainFeatureExtractor, "forward", lambda self, x: extracted.append(len(x)) or forward(self, x))
     config = small_config()
     floor(config, "domain", tmp_path / "floor.json", domain.extractor, tmp_path / "cache", domain.data_path)
-    assert sum(extracted) == 200 + len(domain.data.test_images)
+    # The floor scores min(10k, all) train images, whatever eval.n_samples says.
+    assert sum(extracted) == len(domain.data.train_images) + len(domain.data.test_images)
     extracted.clear()
     _evaluate(domain, config, fake_run(tmp_path / "run", config), tmp_path / "cache")
     assert sum(extracted) == 3 * 200  # three checkpoints, no reference images

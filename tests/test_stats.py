@@ -348,6 +348,7 @@ def test_enough_seeds_accounts_for_holm_over_the_primary_family():
               for feed in ("split", "joint", "joint_consistent") for norm in norms}
     effects = stats.feed_effects_table(runs_table(values), config)
     power = stats.power_table(effects, config, 500)
-    assert (power["p_min_primary"] == pytest.approx(2 / 252)).all()
-    assert (power["p_min_holm"] == pytest.approx(12 * 2 / 252)).all()
+    assert len(power) == 12
+    assert power["p_min_primary"].tolist() == pytest.approx([2 / 252] * 12)
+    assert power["p_min_holm"].tolist() == pytest.approx([12 * 2 / 252] * 12)
     assert not power["enough"].any()

@@ -56,6 +56,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     for key in ("steps", "device", "threads"):
         if getattr(args, key) is not None:
             config["train"][key] = getattr(args, key)
+    if args.steps is not None:  # fewer steps asked for: the checkpoints beyond them go too
+        config["train"]["checkpoints"] = [s for s in config["train"]["checkpoints"] if s <= args.steps]
     config = validate_config(config, source="command line")
     summary = train_run(config, feed=args.feed, norm=args.norm, seed=args.seed, out=Path(args.out), data_path=args.data)
     print(f"{args.out}: {summary['status']} after {summary['steps_done']} steps in {summary['wall_seconds']:.1f} s")

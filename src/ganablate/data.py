@@ -40,15 +40,6 @@ class ImageData:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train_images.shape[1:])
 
-    def to(self, device: torch.device | str) -> ImageData:
-        return ImageData(
-            self.name,
-            self.train_images.to(device),
-            self.train_labels.to(device),
-            self.test_images.to(device),
-            self.test_labels.to(device),
-        )
-
     def save(self, path: str | Path) -> None:
         atomic_save(
             {"name": self.name, "train_images": self.train_images, "train_labels": self.train_labels,
@@ -65,13 +56,17 @@ class ImageData:
             raise DataError(f"{path}: not a prepared ganablate dataset ({type(exc).__name__}: {exc})") from None
 
 
-def read_idx(path: str | Path, expected_ndim: int, expected_count: int | None = None) -> np.ndarray:
+def read_idx(
+    path: str | Path, expected_ndim: int, expected_count: int | None = None, expected_item_shape: tuple = ()
+) -> np.ndarray:
     """Read an IDX file (raw or .gz), validating magic number, dimensions, count and length."""
     path = Path(path)
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: cannot read IDX file ({exc})") from None
+    if len(raw) < 4:
+        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes)")
     magic = int.from_bytes(raw[:4], "big")
     if magic != _IDX_MAGIC[expected_ndim]:
         raise DataError(f"{path}: wrong IDX magic number {magic:#010x}, expected {_IDX_MAGIC[expected_ndim]:#010x}")
@@ -81,6 +76,8 @@ def read_idx(path: str | Path, expected_ndim: int, expected_count: int | None = 
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(expected_ndim)]
     if expected_count is not None and dims[0] != expected_count:
         raise DataError(f"{path}: IDX header says {dims[0]} items, expected {expected_count}")
+    if expected_item_shape and tuple(dims[1:]) != expected_item_shape:
+        raise DataError(f"{path}: IDX items are {tuple(dims[1:])}, expected {expected_item_shape}")
     expected_len = header_len + int(np.prod(dims))
     if len(raw) != expected_len:
         raise DataError(f"{path}: truncated or corrupt IDX file: {len(raw)} bytes, header implies {expected_len}")
@@ -99,7 +96,7 @@ def _load_idx_folder(name: str, folder: Path) -> ImageData:
     for (split, kind), stem in _IDX_FILES.items():
         path = _find_idx(folder, stem)
         ndim = 3 if kind == "images" else 1
-        arrays[split, kind] = read_idx(path, ndim, _IDX_COUNTS[split])
+        arrays[split, kind] = read_idx(path, ndim, _IDX_COUNTS[split], (28, 28) if kind == "images" else ())
     for split in ("train", "test"):
         if len(arrays[split, "images"]) != len(arrays[split, "labels"]):
             raise DataError(f"{folder}: {split} images and labels differ in count")

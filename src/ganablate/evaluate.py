@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 import torch_fidelity
@@ -33,6 +34,7 @@ INCEPTION_URL = URL_INCEPTION_V3
 EVAL_Z_SEED = 20_241_127
 FLOOR_SEED = 20_241_128
 GRID_SIZE = 64
+FLOOR_SAMPLES = 10_000
 COLUMNS = ["step", "extractor", "metric", "value", "n_samples", "g_mode", "status"]
 METRICS = {
     "fid": torch_fidelity.KEY_METRIC_FID,
@@ -75,6 +77,7 @@ def inception_weights(eval_cfg: dict) -> Path:
         path = Path(eval_cfg["inception_weights"])
         if not path.is_file():
             raise DataError(f"eval.inception_weights={path}: no such file (expected torch-fidelity's {filename})")
+        refuse_unless_plain_data(path)
         return path
     hub = Path(torch.hub.get_dir()) / "checkpoints"
     path = hub / filename
@@ -88,6 +91,7 @@ def inception_weights(eval_cfg: dict) -> Path:
                 f"cache {hub}, and downloading it failed ({exc}); put the file there or set eval.inception_weights "
                 f"to its path"
             ) from None
+    refuse_unless_plain_data(path)
     return path
 
 
@@ -126,6 +130,21 @@ def limited_threads(n: int):
         torch.set_num_threads(previous)
 
 
+# What torch-fidelity's FID statistics hold besides tensors: plain numpy arrays.
+_NUMPY_ARRAY_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype]
+
+
+def refuse_unless_plain_data(path: Path) -> None:
+    """torch-fidelity reads its cache files and Inception weights with torch.load(weights_only=False): read
+    them safely first, so that a file from someone else's results folder can never run code here."""
+    try:
+        with torch.serialization.safe_globals(_NUMPY_ARRAY_GLOBALS + [type(np.dtype(t)) for t in "fdiq"]):
+            torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure means: not plain data
+        raise DataError(f"{path}: not plain tensor data; refusing to let torch-fidelity unpickle it "
+                        f"({type(exc).__name__})") from None
+
+
 def score(
     images: torch.Tensor, data: ImageData, extractor: Extractor, eval_cfg: dict, cache_root: str | Path,
     device: torch.device,
@@ -139,6 +158,8 @@ def score(
             f"{len(data.test_images)} reference); KID uses subsets of {subset}",
             stacklevel=2,
         )
+    for cached in Path(cache_root).glob(f"{extractor.reference_cache_name}-*.pt"):
+        refuse_unless_plain_data(cached)
     result = torch_fidelity.calculate_metrics(
         input1=_RGBImages(images),
         input2=_RGBImages(data.test_images),
@@ -256,14 +277,14 @@ def floor(
     config: dict, label: str, out: str | Path, domain_extractor: str | Path | None = None,
     cache_root: str | Path = DEFAULT_CACHE_ROOT, data_path: str | None = None,
 ) -> dict:
-    """Real train images (as many as eval.n_samples) scored against the test split: what a G's scores are
+    """10k real train images scored against the test split: what a G's scores are
     measured against. Scoring them also fills the reference cache, so the evaluations that follow find it warm."""
     eval_cfg = config["eval"]
     device = eval_device(eval_cfg["device"])
     with limited_threads(eval_cfg["threads"]):
         data = ImageData.load(data_path) if data_path else load_dataset(config["dataset"])
         extractor = resolve_extractor(label, data, eval_cfg, domain_extractor)
-        n = min(eval_cfg["n_samples"], len(data.train_images))
+        n = min(FLOOR_SAMPLES, len(data.train_images))
         pick = torch.randperm(len(data.train_images), generator=torch.Generator().manual_seed(FLOOR_SEED))[:n]
         values = score(data.train_images[pick], data, extractor, eval_cfg, cache_root, device)
     result = {"dataset": data.name, "extractor": label, "samples": "train", "reference": "test", "n_samples": n}

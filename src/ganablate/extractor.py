@@ -106,9 +106,7 @@ def train_extractor(config: dict, out: Path, data_path: str | None = None) -> di
 def eval_device(name: str) -> torch.device:
     from ganablate.train import resolve_device
 
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("eval.device: cuda requested but no CUDA device is available; allowed here: cpu, auto")
-    return resolve_device(name)
+    return resolve_device(name, field="eval.device")
 
 
 def load_extractor_file(path: str | Path) -> dict:

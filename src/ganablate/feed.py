@@ -1,8 +1,8 @@
 """Feed modes: how real and fake images reach D in the D step and in the G step.
 
-This is the whole difference the study is about, side by side. With a per-sample D the three
-modes are the same math; with BatchNorm in D they are not, because a batch's statistics depend on
-what else is in it.
+This is the whole difference the study is about, side by side. With a per-sample D (every norm but
+batch; train.py runs spectral norm's power iteration once per step) the three modes are the same
+math; with BatchNorm in D they are not, because a batch's statistics depend on what else is in it.
 """
 
 from __future__ import annotations

@@ -165,10 +165,10 @@ class Tables:
         if power.empty:
             return text + "."
         p = power.iloc[0]
-        if p["p_min_primary"] >= self.alpha:
+        if p["p_min_holm"] >= self.alpha:
             text += (f". With {p['n_ref']} and {p['n']} usable runs the {stats.TESTS[self.cfg['test']][1]} cannot "
-                     f"reach p < {self.alpha:g} whatever the effect (smallest attainable p = {p['p_min_primary']:.3f}): "
-                     f"too few seeds")
+                     f"reach Holm p < {self.alpha:g} whatever the effect (smallest attainable Holm p = "
+                     f"{p['p_min_holm']:.3f}): too few seeds")
         if pd.notna(p["n_needed"]):
             text += (f". Detecting the observed effect (Hedges g = {p['effect_size']:.2f}) with 80% power would need "
                      f"about {int(p['n_needed'])} seeds per variant; the study has {min(p['n_ref'], p['n'])}")

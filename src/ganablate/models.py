@@ -16,7 +16,7 @@ class Norm:
 
     layer: Callable[[int], nn.Module]
     weight: Callable[[nn.Module], nn.Module] = lambda module: module
-    per_sample: bool = True  # no coupling between the samples of a batch
+    per_sample: bool = True  # no coupling between the samples of a batch (spectral: within one cached() block)
 
 
 def _groups(channels: int) -> int:

@@ -460,10 +460,13 @@ def power_table(effects: pd.DataFrame, config: dict, step: int) -> pd.DataFrame:
             "n_needed": _seeds_needed(g) if testable else pd.NA,
             "p_min_primary": smallest_p(config["stats"]["test"], e["n_ref"], e["n"], e["n_pairs"]),
         })
+    # Every Holm-adjusted p is at least m times the family's smallest raw p: what the seeds at hand can reach.
+    family_size = int(primary_family(effects, config["stats"], step).sum())
     table = pd.DataFrame(rows, columns=["norm", "step", "extractor", "metric", "feed_ref", "feed", "n_ref", "n",
                                         "effect_size_measure", "effect_size", "power_now", "n_needed", "p_min_primary"])
+    table["p_min_holm"] = (table["p_min_primary"] * family_size).clip(upper=1.0)
     table["n_needed"] = table["n_needed"].astype("Int64")
-    reachable = ~(table["p_min_primary"] >= POWER_ALPHA)
+    reachable = ~(table["p_min_holm"] >= POWER_ALPHA)
     table["enough"] = ((table[["n_ref", "n"]].min(axis=1) >= table["n_needed"]) & reachable).astype("boolean")
     return table
 
@@ -492,7 +495,9 @@ def table_notes(config: dict, step: int) -> dict[str, str]:
         "power": f"Seeds per variant for {POWER:.0%} power at alpha {POWER_ALPHA} (two-sided two-sample t-test, equal "
                  f"groups) to detect the observed |Hedges g| at step {step}; the observed g is itself uncertain, so "
                  f"read n_needed as an order of magnitude (a rank test needs about 5% more under normality). "
-                 f"p_min_primary: the smallest p the {TESTS[cfg['test']][1]} can give with these runs, before Holm.",
+                 f"p_min_primary: the smallest p the {TESTS[cfg['test']][1]} can give with these runs, before Holm; "
+                 f"p_min_holm: the smallest it can give after Holm's correction over the primary family; "
+                 f"enough: n_needed seeds are there and p_min_holm < {POWER_ALPHA}.",
     }
 
 

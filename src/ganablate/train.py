@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from ganablate.config import ConfigError, UsageError, config_hash
 from ganablate.data import ImageData, load_dataset, to_model_range
@@ -29,17 +30,17 @@ def stream_seed(seed: int, stream: str) -> int:
     return int(hashlib.sha256(f"{seed}/{stream}".encode()).hexdigest()[:15], 16)
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, field: str = "train.device") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("train.device: cuda requested but no CUDA device is available; allowed here: cpu, auto")
+        raise UsageError(f"{field}: cuda requested but no CUDA device is available; allowed here: cpu, auto")
     return torch.device(name)
 
 
 @contextmanager
 def buffers_restored(module: nn.Module):
-    """Run diagnostics through a train-mode module without moving its BN running stats or spectral-norm vectors."""
+    """Restore a train-mode module's BN running stats and spectral-norm vectors after the block (diagnostics)."""
     saved = [b.clone() for b in module.buffers()]
     try:
         yield
@@ -50,6 +51,10 @@ def buffers_restored(module: nn.Module):
 
 def _grad_norm(module: nn.Module) -> float:
     return torch.nn.utils.get_total_norm([p.grad for p in module.parameters() if p.grad is not None]).item()
+
+
+def _finite(module: nn.Module) -> bool:
+    return all(torch.isfinite(t).all() for t in module.state_dict().values() if t.is_floating_point())
 
 
 def _prepare_out(out: Path) -> None:
@@ -82,9 +87,12 @@ def train_run(config: dict, feed: str, norm: str, seed: int, out: Path, data_pat
     data = ImageData.load(data_path) if data_path else load_dataset(config["dataset"])
     _prepare_out(out)
 
-    run_key = {"dataset": config["dataset"], "model": model_cfg, "train": train_cfg, "feed": feed, "norm": norm, "seed": seed}
+    # Where and on how many threads a run executes is no part of its identity: a run killed on a GPU node
+    # resumes on a CPU one, or with fewer cores, instead of starting over.
+    what = {k: v for k, v in train_cfg.items() if k not in ("device", "threads")}
+    run_key = {"dataset": config["dataset"], "model": model_cfg, "train": what, "feed": feed, "norm": norm, "seed": seed}
     run_hash = config_hash(run_key)
-    checkpoint_steps = sorted({s for s in train_cfg["checkpoints"] if s <= steps} | {steps})
+    checkpoint_steps = sorted(set(train_cfg["checkpoints"]) | {steps})
 
     # channels_last: the convolutions run about 1.2-1.3x faster on CPU (benchmarks/run.py), same results.
     torch.manual_seed(stream_seed(seed, "G"))
@@ -98,7 +106,7 @@ def train_run(config: dict, feed: str, norm: str, seed: int, out: Path, data_pat
     pool = data.train_images.to(device).contiguous(memory_format=torch.channels_last)
     rows: list[dict] = []
     saved_checkpoints: dict[int, dict] = {}
-    start = 0
+    start, earlier_seconds = 0, 0.0
 
     state_path = out / "state" / "state.pt"
     resumed_from = None
@@ -111,7 +119,9 @@ def train_run(config: dict, feed: str, norm: str, seed: int, out: Path, data_pat
             opt_d.load_state_dict(state["opt_d"])
             z_rng.set_state(state["z_rng"])
             batch_rng.set_state(state["batch_rng"])
+            torch.set_rng_state(state["torch_rng"])
             rows, saved_checkpoints, start = state["log"], state["checkpoints"], state["step"]
+            earlier_seconds = state["wall_seconds"]
             resumed_from = start
     if resumed_from is None:
         for stale in (out / "checkpoints").glob("step_*.pt"):
@@ -128,8 +138,11 @@ def train_run(config: dict, feed: str, norm: str, seed: int, out: Path, data_pat
         real = to_model_range(pool[torch.randint(len(pool), (batch,), generator=batch_rng).to(device)])
         fake = G(torch.randn(batch, model_cfg["z_dim"], generator=z_rng).to(device))
 
-        # D step: non-saturating BCE with logits, real -> 1, fake -> 0.
-        d_real, d_fake = feed_fn.d_step(D, real, fake.detach())
+        # D step: non-saturating BCE with logits, real -> 1, fake -> 0. Each step sees one D weight:
+        # spectral norm's power iteration runs once per cached() block, not once per forward pass,
+        # so that split's two passes and joint's one are the same math for every per-sample norm.
+        with parametrize.cached():
+            d_real, d_fake = feed_fn.d_step(D, real, fake.detach())
         loss_d = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
@@ -137,14 +150,16 @@ def train_run(config: dict, feed: str, norm: str, seed: int, out: Path, data_pat
 
         # G step: fakes -> 1, through the D just updated. D's weights need no gradient here.
         D.requires_grad_(False)
-        loss_g = F.softplus(-feed_fn.g_step(D, real, fake)).mean()
+        with parametrize.cached():
+            loss_g = F.softplus(-feed_fn.g_step(D, real, fake)).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
         D.requires_grad_(True)
 
         done = step
-        if not math.isfinite(loss_d.item() + loss_g.item()):
+        # Finite losses can still leave non-finite weights behind: checked before a checkpoint is written.
+        if not math.isfinite(loss_d.item() + loss_g.item()) or (step in checkpoint_steps and not _finite(G)):
             status = "diverged"
             rows.append(dict.fromkeys(LOG_COLUMNS, math.nan) | {"step": step, "loss_d": loss_d.item(), "loss_g": loss_g.item()})
             break
@@ -158,13 +173,14 @@ def train_run(config: dict, feed: str, norm: str, seed: int, out: Path, data_pat
             atomic_save(
                 {"run_hash": run_hash, "step": step, "G": G.state_dict(), "D": D.state_dict(),
                  "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "z_rng": z_rng.get_state(),
-                 "batch_rng": batch_rng.get_state(), "log": rows, "checkpoints": saved_checkpoints},
+                 "batch_rng": batch_rng.get_state(), "torch_rng": torch.get_rng_state(), "log": rows,
+                 "checkpoints": saved_checkpoints, "wall_seconds": earlier_seconds + time.perf_counter() - t0},
                 state_path,
             )
 
     summary = {
         "status": status, "steps_done": done, "steps": steps, "dataset": data.name, "feed": feed, "norm": norm,
-        "seed": seed, "wall_seconds": time.perf_counter() - t0, "resumed_from": resumed_from, "device": str(device),
+        "seed": seed, "wall_seconds": earlier_seconds + time.perf_counter() - t0, "resumed_from": resumed_from, "device": str(device),
         "threads": train_cfg["threads"], "torch_version": torch.__version__, "config_hash": run_hash,
     }
     atomic_write_text(out / "train_log.csv", _log_csv(rows))
@@ -173,7 +189,7 @@ def train_run(config: dict, feed: str, norm: str, seed: int, out: Path, data_pat
 
 
 def _log_row(step, D, G, real, fake, d_real, d_fake, loss_d, loss_g) -> dict:
-    with torch.no_grad(), buffers_restored(D):
+    with torch.no_grad(), buffers_restored(D), parametrize.cached():
         # The seed answer's explanation, measured: how much a fake's logit depends on batch company.
         alone = D(fake)
         mixed = D(torch.cat([real, fake]))[len(real) :]
