@@ -121,7 +121,7 @@ def score_one_checkpoint_seconds(config: dict, data_file: Path, workdir: Path, e
     small = copy.deepcopy(config)
     small["train"].update(steps=1, checkpoints=[])
     train_run(small, "split", "batch", 0, run, data_path=str(data_file))
-    cfg = json.dumps(config)
+    cfg = json.dumps(small)  # evaluate checks the run against the config it was trained with
     if extractor is None:
         extractor = workdir / "domain.pt"
         subprocess.run([sys.executable, "-m", "ganablate.cli", "train-extractor", "--config-json", cfg, "--data",
