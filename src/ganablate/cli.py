@@ -53,22 +53,23 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from ganablate.train import train_run
 
     config = config_from_args(args)
-    for key in ("steps", "device", "threads"):
-        if getattr(args, key) is not None:
-            config["train"][key] = getattr(args, key)
     if args.steps is not None:  # fewer steps asked for: the checkpoints beyond them go too
         config["train"]["checkpoints"] = [s for s in config["train"]["checkpoints"] if s <= args.steps]
-    config = validate_config(config, source="command line")
+    config = _with_overrides(config, "train", args, ("steps", "device", "threads"))
     summary = train_run(config, feed=args.feed, norm=args.norm, seed=args.seed, out=Path(args.out), data_path=args.data)
     print(f"{args.out}: {summary['status']} after {summary['steps_done']} steps in {summary['wall_seconds']:.1f} s")
 
 
-def _eval_config(args: argparse.Namespace) -> dict:
-    config = config_from_args(args)
-    for key in ("device", "threads"):
+def _with_overrides(config: dict, section: str, args: argparse.Namespace, keys: tuple[str, ...]) -> dict:
+    """config with the command-line values given for section's keys, validated again."""
+    for key in keys:
         if getattr(args, key) is not None:
-            config["eval"][key] = getattr(args, key)
+            config[section][key] = getattr(args, key)
     return validate_config(config, source="command line")
+
+
+def _eval_config(args: argparse.Namespace) -> dict:
+    return _with_overrides(config_from_args(args), "eval", args, ("device", "threads"))
 
 
 def _cmd_train_extractor(args: argparse.Namespace) -> None:

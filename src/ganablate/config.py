@@ -80,6 +80,11 @@ def seeds_of(study: dict) -> list[int]:
     return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
 
 
+def checkpoint_steps(train: dict) -> list[int]:
+    """The steps at which a run saves G: train.checkpoints and, always, the last step."""
+    return sorted(set(train["checkpoints"]) | {train["steps"]})
+
+
 def config_hash(section: dict) -> str:
     """A stable short hash of a config section, recorded with results so that a changed setting is visible."""
     return hashlib.sha256(json.dumps(section, sort_keys=True).encode()).hexdigest()[:16]

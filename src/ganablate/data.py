@@ -197,6 +197,11 @@ def load_dataset(dataset_cfg: dict) -> ImageData:
     raise DataError(f"dataset.name: unknown dataset {name!r}; allowed: fashion-mnist, mnist, cifar10, imagefolder")
 
 
+def load_study_data(dataset_cfg: dict, data_path: str | None = None) -> ImageData:
+    """The prepared file from `ganablate prepare-data` when given (the workflow's case), else the configured dataset."""
+    return ImageData.load(data_path) if data_path else load_dataset(dataset_cfg)
+
+
 def to_model_range(images_uint8: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float [-1, 1], the range of G's tanh output."""
     return images_uint8.float().mul_(2.0 / 255.0).sub_(1.0)

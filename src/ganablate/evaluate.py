@@ -22,8 +22,8 @@ from threadpoolctl import threadpool_limits
 from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
-from ganablate.config import ConfigError, UsageError
-from ganablate.data import DataError, ImageData, load_dataset, to_uint8
+from ganablate.config import ConfigError, UsageError, checkpoint_steps
+from ganablate.data import DataError, ImageData, load_study_data, to_uint8
 from ganablate.extractor import eval_device, load_extractor_file, register
 from ganablate.files import atomic_write_bytes, atomic_write_text
 from ganablate.models import Generator, build_generator
@@ -239,7 +239,7 @@ def evaluate_run(
     status = summary.get("status")
     if status not in ("completed", "diverged"):
         raise DataError(f"{run_dir / 'summary.json'}: status {status!r}; expected completed or diverged")
-    expected = {s for s in train_cfg["checkpoints"] if s <= train_cfg["steps"]} | {train_cfg["steps"]}
+    expected = set(checkpoint_steps(train_cfg))
     files = _checkpoint_files(run_dir)
     missing = sorted(expected - set(files))
     # A diverged run stopped early: the checkpoints it never reached are NaN rows, not an error.
@@ -247,7 +247,7 @@ def evaluate_run(
         raise DataError(f"{run_dir / 'checkpoints' / f'step_{missing[0]}.pt'}: missing in a {status} run")
     device = eval_device(eval_cfg["device"])
     with limited_threads(eval_cfg["threads"]):
-        data = ImageData.load(data_path) if data_path else load_dataset(config["dataset"])
+        data = load_study_data(config["dataset"], data_path)
         if summary.get("dataset") != data.name:
             raise DataError(f"{run_dir / 'summary.json'}: the run trained on {summary.get('dataset')}, not {data.name}")
         extractors = [resolve_extractor(label, data, eval_cfg, domain_extractor) for label in eval_cfg["extractors"]]
@@ -282,7 +282,7 @@ def floor(
     eval_cfg = config["eval"]
     device = eval_device(eval_cfg["device"])
     with limited_threads(eval_cfg["threads"]):
-        data = ImageData.load(data_path) if data_path else load_dataset(config["dataset"])
+        data = load_study_data(config["dataset"], data_path)
         extractor = resolve_extractor(label, data, eval_cfg, domain_extractor)
         n = min(FLOOR_SAMPLES, len(data.train_images))
         pick = torch.randperm(len(data.train_images), generator=torch.Generator().manual_seed(FLOOR_SEED))[:n]

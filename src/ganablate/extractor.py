@@ -18,8 +18,9 @@ from torch_fidelity import FeatureExtractorBase, register_feature_extractor
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from ganablate.config import ConfigError
-from ganablate.data import DataError, ImageData, load_dataset, to_model_range
+from ganablate.data import DataError, ImageData, load_study_data, to_model_range
 from ganablate.files import atomic_save
+from ganablate.train import resolve_device
 
 SEED = 0
 BATCH_SIZE = 128
@@ -83,7 +84,7 @@ def train_extractor(config: dict, out: Path, data_path: str | None = None) -> di
     """Train the domain extractor for config's dataset and save it to `out`; returns what was saved but weights."""
     eval_cfg = config["eval"]
     torch.set_num_threads(eval_cfg["threads"])
-    data = ImageData.load(data_path) if data_path else load_dataset(config["dataset"])
+    data = load_study_data(config["dataset"], data_path)
     t0 = time.perf_counter()
     model = train_classifier(data, eval_cfg["extractor_epochs"], eval_device(eval_cfg["device"]))
     record = {
@@ -104,8 +105,6 @@ def train_extractor(config: dict, out: Path, data_path: str | None = None) -> di
 
 
 def eval_device(name: str) -> torch.device:
-    from ganablate.train import resolve_device
-
     return resolve_device(name, field="eval.device")
 
 

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ganablate.config import ConfigError, UsageError, config_hash
-from ganablate.data import ImageData, load_dataset, to_model_range
+from ganablate.config import ConfigError, UsageError, checkpoint_steps, config_hash
+from ganablate.data import load_study_data, to_model_range
 from ganablate.files import atomic_save, atomic_write_text
 from ganablate.feed import FEEDS
 from ganablate.models import NORMS, build_discriminator, build_generator
@@ -84,7 +84,7 @@ def train_run(config: dict, feed: str, norm: str, seed: int, out: Path, data_pat
     steps, batch = train_cfg["steps"], train_cfg["batch_size"]
     device = resolve_device(train_cfg["device"])
     torch.set_num_threads(train_cfg["threads"])
-    data = ImageData.load(data_path) if data_path else load_dataset(config["dataset"])
+    data = load_study_data(config["dataset"], data_path)
     _prepare_out(out)
 
     # Where and on how many threads a run executes is no part of its identity: a run killed on a GPU node
@@ -92,7 +92,7 @@ def train_run(config: dict, feed: str, norm: str, seed: int, out: Path, data_pat
     what = {k: v for k, v in train_cfg.items() if k not in ("device", "threads")}
     run_key = {"dataset": config["dataset"], "model": model_cfg, "train": what, "feed": feed, "norm": norm, "seed": seed}
     run_hash = config_hash(run_key)
-    checkpoint_steps = sorted(set(train_cfg["checkpoints"]) | {steps})
+    saved_steps = checkpoint_steps(train_cfg)
 
     # channels_last: the convolutions run about 1.2-1.3x faster on CPU (benchmarks/run.py), same results.
     torch.manual_seed(stream_seed(seed, "G"))
@@ -159,14 +159,14 @@ def train_run(config: dict, feed: str, norm: str, seed: int, out: Path, data_pat
 
         done = step
         # Finite losses can still leave non-finite weights behind: checked before a checkpoint is written.
-        if not math.isfinite(loss_d.item() + loss_g.item()) or (step in checkpoint_steps and not _finite(G)):
+        if not math.isfinite(loss_d.item() + loss_g.item()) or (step in saved_steps and not _finite(G)):
             status = "diverged"
             rows.append(dict.fromkeys(LOG_COLUMNS, math.nan) | {"step": step, "loss_d": loss_d.item(), "loss_g": loss_g.item()})
             break
         if step % train_cfg["log_every"] == 0 or step == steps:
             rows.append(_log_row(step, D, G, real, fake.detach(), d_real, d_fake, loss_d, loss_g))
             progress(step, rows[-1])
-        if step in checkpoint_steps:
+        if step in saved_steps:
             saved_checkpoints[step] = {k: v.detach().clone() for k, v in G.state_dict().items()}
             atomic_save(saved_checkpoints[step], out / "checkpoints" / f"step_{step}.pt")
         if step % train_cfg["state_every"] == 0 and step < steps:
