@@ -1,250 +1,224 @@
-"""results/findings.md: the study's answer per norm, written from the tables; every sentence carries its numbers."""
+"""results/findings.md: the study's answer, formatted from the tables that `ganablate stats` wrote.
+
+Nothing here computes a statistic or decides a verdict: every number and every word that states a result
+(better, worse, equivalent, inconclusive, the share of the gap recovered) is a cell of a table.
+"""
 
 from __future__ import annotations
 
-import math
+import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from ganablate import stats
 
 
-def _g(x) -> str:
-    return "NaN" if x is None or pd.isna(x) else f"{x:.3g}"
+def fmt(x) -> str:
+    """Every number of the page: 3 significant digits (tests/test_findings.py reads them back from the tables)."""
+    return "NA" if x is None or pd.isna(x) else f"{x:.3g}"
 
 
-def _p(p, name: str = "p") -> str:
-    return f"{name} = NaN" if pd.isna(p) else (f"{name} < 0.001" if p < 0.001 else f"{name} = {p:.3f}")
+def fmt_p(p, name: str = "p") -> str:
+    return f"{name} NA" if pd.isna(p) else (f"{name} < 0.001" if p < 0.001 else f"{name} = {fmt(p)}")
+
+
+def ci(low, high, level: str) -> str:
+    return f"{level} CI NA" if pd.isna(low) or pd.isna(high) else f"{level} CI {fmt(low)}–{fmt(high)}"
 
 
 class Tables:
-    """The tables of one study, and the sentences built from them."""
+    """The tables of one study, and the sentences they make."""
 
     def __init__(self, config: dict, tables: str | Path):
-        self.config, self.cfg, self.folder = config, config["stats"], tables
+        self.config, self.cfg, self.folder = config, config["stats"], Path(tables)
         self.runs = stats.load_runs(tables)
-        self.step = stats.final_step(self.runs, self.cfg)
-        self.summary = stats.read_table(tables, "summary")
-        self.effects = stats.read_table(tables, "feed_effects")
-        self.failures = stats.read_table(tables, "failures")
-        self.anova = stats.read_table(tables, "interaction")
-        self.power = stats.read_table(tables, "power")
-        self.logs = stats.read_table(tables, "train_logs", hint="run `ganablate aggregate` first")
-        self.metric, self.extractor = self.cfg["primary_metric"], self.cfg["primary_extractor"]
-        self.name, self.ref = stats.NAMES[self.metric], self.cfg["reference_feed"]
-        self.alpha = 1 - self.cfg["confidence_level"]
+        path = self.folder / "plan.json"
+        if not path.is_file():
+            raise stats.UsageError(f"--tables: {path} not found (run `ganablate stats` first)")
+        self.plan = json.loads(path.read_text())
+        read = {name: stats.read_table(tables, name) for name in stats.TABLES}
+        self.summary, self.effects, self.anova, self.mixed = (read[n] for n in ("summary", "feed_effects",
+                                                                                "interaction", "mixed"))
+        self.failures, self.power, self.gaps, self.mechanism = (read[n] for n in ("failures", "power",
+                                                                                  "context_gap", "mechanism"))
+        self.step, self.metric = self.plan["final_step"], self.plan["primary_metric"]
+        self.name, self.ref = stats.NAMES[self.metric], self.plan["reference_feed"]
         self.level = f"{self.cfg['confidence_level']:.0%}"
         each = stats.ordered(self.runs[["feed", "norm"]].drop_duplicates(), config, ["norm", "feed"])
         self.norms = list(dict.fromkeys(each["norm"]))
         self.feeds = list(dict.fromkeys(stats.ordered(each, config, ["feed"])["feed"]))
 
+    # --- rows --------------------------------------------------------------------------------------
+
     def _primary(self, table: pd.DataFrame) -> pd.DataFrame:
-        if table.empty:
-            return table
-        return table[stats.primary_family(table, self.cfg, self.step)]
+        return table[stats.primary_family(table, self.cfg, self.step)] if len(table) else table
 
-    def _summary(self, feed: str, norm: str) -> pd.Series | None:
-        rows = self._primary(self.summary)
-        rows = rows[(rows["feed"] == feed) & (rows["norm"] == norm) & (rows["n"] > 0)]
-        return None if rows.empty else rows.iloc[0]
+    def rows(self, norm: str, metric: str | None = None) -> pd.DataFrame:
+        """The comparisons of one norm at the final step (primary metric unless another is named)."""
+        e = self.effects
+        return e[(e["norm"] == norm) & (e["step"] == self.step) & (e["extractor"] == self.plan["extractor"])
+                 & (e["metric"] == (metric or self.metric))]
 
-    def median(self, feed: str, norm: str, ci: bool = True) -> str:
-        r = self._summary(feed, norm)
-        if r is None:
-            return "no usable run"
-        if not ci:
-            return _g(r["median"])
-        if pd.isna(r["median_ci_low"]):
-            return f"{_g(r['median'])} (no CI: n = {r['n']})"
-        return f"{_g(r['median'])} ({self.level} CI {_g(r['median_ci_low'])}–{_g(r['median_ci_high'])})"
+    def _one(self, table: pd.DataFrame, **match) -> pd.Series | None:
+        for key, value in match.items():
+            table = table[table[key] == value]
+        return None if table.empty else table.iloc[0]
 
-    def effect(self, feed: str, norm: str) -> pd.Series | None:
-        rows = self._primary(self.effects)
-        rows = rows[(rows["feed"] == feed) & (rows["norm"] == norm)]
-        return None if rows.empty else rows.iloc[0]
+    def median(self, feed: str, norm: str) -> str:
+        r = self._one(self._primary(self.summary), feed=feed, norm=norm)
+        if r is None or r["n"] == 0:
+            return f"{feed}: no usable run"
+        return f"{feed} {fmt(r['median'])} ({ci(r['median_ci_low'], r['median_ci_high'], self.level)})"
 
-    def verdict(self, e: pd.Series | None) -> str | None:
-        """'better', 'worse', 'same' (no detectable difference) or None (no test possible)."""
-        if e is None or pd.isna(e["p_holm"]):
+    # --- sentences ---------------------------------------------------------------------------------
+
+    def comparison(self, e: pd.Series) -> str:
+        """One comparison: its verdict (a column of feed_effects) and the numbers behind it."""
+        what = f"**{e['feed']} vs {e['feed_ref']}**"
+        ratio = (f"{self.name} ratio {fmt(e['ratio'])} ({ci(e['ratio_ci_low'], e['ratio_ci_high'], self.level)}, "
+                 f"paired over {int(e['n_pairs'])} seeds)")
+        if e["role"] == "confirmatory":
+            test = fmt_p(e["p_holm"], "Holm p")
+        else:
+            test = fmt_p(e["p_holm_equivalence_family"], "Holm p (controls)")
+        tost = fmt_p(e["p_equivalence"], f"TOST ±{self.cfg['equivalence_margin']:.0%} p")
+        wins = (f"P({e['feed']} better within a seed) = {fmt(e['p_improve'])} "
+                f"({ci(e['p_improve_ci_low'], e['p_improve_ci_high'], self.level)})")
+        verdict = e["verdict"]
+        if verdict in ("better", "worse"):
+            text = f"{what}: {e['feed']} is **{verdict}** than {e['feed_ref']}: {ratio}; {test}; {wins}."
+        elif verdict == "equivalent":
+            text = (f"{what}: **equivalent** within ±{self.cfg['equivalence_margin']:.0%}: {ratio}; {tost}; "
+                    f"{wins}.")
+        else:
+            text = (f"{what}: **inconclusive**, neither a difference nor equivalence could be shown: {ratio}; "
+                    f"{test}; {tost}.")
+        if isinstance(e["note"], str) and e["note"]:
+            text += f" ({e['note']})"
+        return text + self.power_clause(e)
+
+    def power_clause(self, e: pd.Series) -> str:
+        p = self._one(self.power, norm=e["norm"], feed_ref=e["feed_ref"], feed=e["feed"])
+        if p is None or pd.isna(p["power"]):
+            return ""
+        need = (f"about {int(p['seeds_needed'])} seeds per variant give 80%" if pd.notna(p["seeds_needed"])
+                else f"more than {self.cfg['max_seeds']} seeds per variant would be needed for 80%")
+        return f" Power of this rule ({p['rule']}) with {int(p['n_pairs'])} seeds: {fmt(p['power'])}; {need}."
+
+    def recovered(self, norm: str) -> str | None:
+        m = self._one(self.mechanism, norm=norm)
+        if m is None or pd.isna(m["recovered"]):
             return None
-        if e["p_holm"] >= self.alpha:
-            return "same"
-        return "better" if e["p_improve"] > 0.5 else "worse"
+        return (f"**Mechanism.** joint_consistent recovers {fmt(m['recovered'])} of joint's gap to {m['feed_ref']} "
+                f"on the log scale ({ci(m['recovered_ci_low'], m['recovered_ci_high'], self.level)}, Fieller, "
+                f"{int(m['n_pairs'])} seeds; 1 = all of it, 0 = none).")
 
-    @staticmethod
-    def _why_untested(e: pd.Series | None) -> str:
-        if e is None:
-            return "no runs to compare"
-        return e["note"] if isinstance(e["note"], str) else "the primary test gave no p-value (constant samples)"
+    def context_gap(self, norm: str) -> str:
+        g = self.gaps[self.gaps["norm"] == norm]
+        if g.empty:
+            return "**Context gap.** Not logged."
+        gaps = ", ".join(f"{r['feed']} {fmt(r['context_gap_median'])}" for _, r in g.iterrows())
+        accs = ", ".join(f"{r['feed']} {fmt(r['d_acc_median'])}" for _, r in g.iterrows())
+        text = (f"**Context gap.** Median over runs of the late-training context gap (logits): {gaps}; "
+                f"D accuracy: {accs}.")
+        m = self._one(self.mechanism, norm=norm)
+        if m is None:
+            return text
+        if pd.isna(m["gap_slope"]):
+            return text + f" Its association with {self.name} within feeds: not estimated ({m['note']})."
+        return (text + f" Within feeds (OLS log {self.name} ~ gap + feed, {int(m['gap_n_runs'])} runs), "
+                f"log {self.name} changes by {fmt(m['gap_slope'])} per logit of gap "
+                f"({ci(m['gap_slope_ci_low'], m['gap_slope_ci_high'], self.level)}, {fmt_p(m['gap_p_unadj'])}, "
+                f"unadjusted, exploratory).")
 
-    def medians_overlap(self, e: pd.Series) -> bool:
-        s = self._primary(self.summary).set_index(["feed", "norm"])
-        a, b = s.loc[(e["feed_ref"], e["norm"])], s.loc[(e["feed"], e["norm"])]
-        return bool(a["median_ci_low"] <= b["median_ci_high"] and b["median_ci_low"] <= a["median_ci_high"])
+    def failure_line(self, norm: str) -> str:
+        parts = [f"{r['feed']} {r['n_failed']}/{r['n_runs']} ({ci(r['rate_ci_low'], r['rate_ci_high'], self.level)})"
+                 for _, r in self.failures[self.failures["norm"] == norm].iterrows()]
+        return "**Failed runs.** " + "; ".join(parts) + "."
 
-    # --- sections ---------------------------------------------------------------------------------
+    # --- page --------------------------------------------------------------------------------------
 
     def header(self) -> list[str]:
+        plan, cfg = self.plan, self.cfg
         per_variant = self.runs.drop_duplicates(stats.RUN_KEYS).groupby(["feed", "norm"]).size()
         low, high = per_variant.min(), per_variant.max()
-        seeds = f"{low} seed{'s' if low > 1 else ''}" if low == high else f"{low} to {high} seeds"
+        seeds = f"{low}" if low == high else f"{low} to {high}"
         steps = ", ".join(str(s) for s in sorted(self.runs["step"].unique()))
-        family = len(self._primary(self.effects).dropna(subset=["p_holm"]))
-        holm = f"Holm-adjusted over the {family} comparisons of that family" if family else \
-            "but no comparison could be tested"
-        lines = [
+        family = "; ".join(plan["confirmatory"]) or "none (no confirmatory comparison is in the study)"
+        return [
             f"# Findings: feed mode × discriminator normalization ({self.runs['dataset'].iloc[0]})",
             "",
-            f"Generated by `ganablate findings` from the tables in {self.folder}; every number is read from them, "
-            "none is typed in. Regenerate rather than edit.",
+            f"Generated by `ganablate findings` from the tables in {self.folder}; every number and verdict is read "
+            "from them. Regenerate rather than edit.",
+            "",
+            f"## Analysis plan (declared in the config before the runs; hash {plan['hash']})",
+            "",
+            f"- Primary outcome: {self.name} on {plan['extractor']} features at the final step {plan['final_step']} "
+            f"({stats.BETTER[self.metric]} is better); secondary: {stats.NAMES[plan['secondary_metric']]}.",
+            f"- Primary test: {stats.TESTS[plan['test']][1]}; effects are ratios (feed / reference, geometric mean "
+            f"over seeds) with paired-t {self.level} CIs.",
+            f"- Confirmatory family, Holm-adjusted at alpha {fmt(plan['alpha'])}: {family}.",
+            f"- Every other comparison of the primary outcome is a negative control, judged by a paired TOST: "
+            f"equivalent when the ratio lies within ±{plan['equivalence_margin']:.0%} (alpha {fmt(plan['alpha'])}).",
+            f"- Smallest effect of interest (for power): a ratio of {plan['smallest_effect']:g}.",
+            f"- Diverged runs: {plan['diverged_runs']}.",
             "",
             "## Study",
             "",
-            f"- Variants: feeds {', '.join(self.feeds)} × norms {', '.join(self.norms)}; {seeds} per variant "
-            f"({len(per_variant)} variants, {per_variant.sum()} runs); evaluated at steps {steps}.",
-            f"- Primary outcome: {self.name} on {self.extractor} features at the final step {self.step} "
-            f"({stats.BETTER[self.metric]} is better). Each feed is compared with {self.ref} by the "
-            f"{stats.TESTS[self.cfg['test']][1]}, {holm}; "
-            f"a difference is called at Holm p < {self.alpha:g}. Medians carry {self.level} bootstrap CIs "
-            f"({self.cfg['bootstrap_resamples']} resamples); P(improvement) is the probability that a run of the "
-            f"feed beats a run of {self.ref}.",
-            f"- Failure rule: {stats.failure_rule(self.config)}. {stats.FAILED_RUNS}",
+            f"- Variants: feeds {', '.join(self.feeds)} × norms {', '.join(self.norms)}; {seeds} seeds per variant "
+            f"({len(per_variant)} variants, {per_variant.sum()} runs); scored at steps {steps}.",
+            f"- Failure rule: {stats.failure_rule(self.config)}.",
+            f"- {self.interaction()}",
         ]
-        if high < 2:
-            lines.append("- **Evidence insufficient:** one seed per variant gives no CI and no test; "
-                         "every statement below is descriptive.")
-        lines.append(f"- {self.interaction()}")
-        return lines
 
     def interaction(self) -> str:
-        term = self.anova[self.anova["term"] == "feed:norm"]
-        if term.empty:
-            note = self.anova["note"].fillna("").iloc[0] if len(self.anova) else "no table"
+        t = self._one(self.mixed, term="feed:norm")
+        if t is None:
+            note = self.mixed["note"].fillna("").iloc[0] if len(self.mixed) else "no table"
             return f"Feed × norm interaction: not estimated ({note})."
-        t, resid = term.iloc[0], self.anova[self.anova["term"] == "Residual"].iloc[0]
-        answer = "the effect of the feed depends on the norm" if t["p"] < self.alpha else \
-            "no evidence that the effect of the feed depends on the norm"
-        excluded = t["excluded_norms"]
-        dropped = f"; norms left out for too few runs: {excluded}" if isinstance(excluded, str) else ""
-        return (f"Feed × norm interaction (two-way ANOVA on {t['transform']} {self.name}, type 3, HC3, "
-                f"{int(t['n_runs'])} runs{dropped}): F({int(t['df'])}, {int(resid['df'])}) = {t['F']:.2f}, "
-                f"{_p(t['p'])}, partial η² = {t['partial_eta_sq']:.2f}: {answer}.")
+        a = self._one(self.anova, term="feed:norm")
+        sensitivity = "" if a is None else (f"; unpaired OLS ANOVA (HC3) as a sensitivity analysis: "
+                                            f"F = {fmt(a['F'])}, {fmt_p(a['p'])}")
+        return (f"Feed × norm interaction (mixed model on {t['transform']} {self.name}, seed and seed × norm "
+                f"random effects, {int(t['n_runs'])} runs): Wald χ²({int(t['df'])}) = {fmt(t['chi2'])}, "
+                f"{fmt_p(t['p'])}; runs of one seed share {fmt(t['icc_seed'])} of the variance{sensitivity}.")
 
-    def failure_line(self, norm: str) -> str:
-        rows = self.failures[self.failures["norm"] == norm]
-        parts = []
-        for _, r in rows.iterrows():
-            text = (f"{r['feed']} {r['n_failed']}/{r['n_runs']} failed "
-                    f"({self.level} CI {r['rate_ci_low']:.2f}–{r['rate_ci_high']:.2f}")
-            if pd.notna(r["p_fisher"]):
-                text += f"; Fisher vs {self.ref} {_p(r['p_fisher'])}, {_p(r['p_holm'], 'Holm p')}"
-            text += ")"
-            parts.append(text)
-        return "**Failures.** " + "; ".join(parts) + "."
-
-    def comparison(self, feed: str, norm: str) -> str:
-        e = self.effect(feed, norm)
-        head = (f"**{feed} vs {self.ref}.** Median {self.name}: {feed} {self.median(feed, norm)}, "
-                f"{self.ref} {self.median(self.ref, norm)}")
-        verdict = self.verdict(e)
-        if verdict is None:
-            return f"{head}. Evidence insufficient: {self._why_untested(e)}."
-        head += (f"; P({feed} better) = {e['p_improve']:.2f} ({self.level} CI {e['p_improve_ci_low']:.2f}–"
-                 f"{e['p_improve_ci_high']:.2f}); {_p(e['p_holm'], 'Holm p')}")
-        if verdict != "same":
-            overlap = ", although the median CIs overlap" if self.medians_overlap(e) else ""
-            return f"{head}: {feed} is {verdict} than {self.ref}{overlap}."
-        text = f"{head}: no detectable difference"
-        if self.medians_overlap(e):
-            text += "; the median CIs overlap"
-        power = self.power[(self.power["norm"] == norm) & (self.power["feed"] == feed) &
-                           (self.power["metric"] == self.metric) & (self.power["extractor"] == self.extractor)]
-        if power.empty:
-            return text + "."
-        p = power.iloc[0]
-        if p["p_min_holm"] >= self.alpha:
-            text += (f". With {p['n_ref']} and {p['n']} usable runs the {stats.TESTS[self.cfg['test']][1]} cannot "
-                     f"reach Holm p < {self.alpha:g} whatever the effect (smallest attainable Holm p = "
-                     f"{p['p_min_holm']:.3f}): too few seeds")
-        if pd.notna(p["n_needed"]):
-            text += (f". Detecting the observed effect (Hedges g = {p['effect_size']:.2f}) with 80% power would need "
-                     f"about {int(p['n_needed'])} seeds per variant; the study has {min(p['n_ref'], p['n'])}")
-        return text + "."
-
-    def consistent_like(self, norm: str) -> str | None:
-        if not {"joint", "joint_consistent"} <= set(self.feeds) or self.ref in ("joint", "joint_consistent"):
-            return None
-        ej, ec = self.effect("joint", norm), self.effect("joint_consistent", norm)
-        vj, vc = self.verdict(ej), self.verdict(ec)
-        medians = "medians " + ", ".join(f"{f} {self.median(f, norm, ci=False)}"
-                                         for f in (self.ref, "joint", "joint_consistent"))
-        if vj is None or vc is None:
-            untested = "; ".join(f"{f} vs {self.ref} has no test ({self._why_untested(e)})"
-                                 for f, e, v in (("joint", ej, vj), ("joint_consistent", ec, vc)) if v is None)
-            return (f"**joint_consistent.** Cannot say whether it behaves like {self.ref} or like joint: {untested} "
-                    f"({medians}).")
-        ps = f"joint_consistent {_p(ec['p_holm'], 'Holm p')}, joint {_p(ej['p_holm'], 'Holm p')}; {medians}"
-        if vc == "same" and vj != "same":
-            answer = f"behaves like {self.ref}: it does not differ from {self.ref}, while joint does"
-        elif vc == "same":
-            answer = f"cannot be told from {self.ref} or joint here: neither differs from {self.ref}"
-        elif vj == vc:
-            answer = f"behaves like joint: both are {vj} than {self.ref}"
-        elif vj == "same":
-            answer = f"behaves like neither: it is {vc} than {self.ref}, while joint does not differ"
-        else:
-            answer = f"behaves like neither: it is {vc} than {self.ref}, while joint is {vj}"
-        return f"**joint_consistent** {answer} ({ps})."
-
-    def context_gap(self, norm: str) -> str:
-        logs = self.logs[self.logs["norm"] == norm]
-        # Per run: the mean gap over the second half of training, where D has settled into its regime.
-        late = logs[logs["step"] > logs["step"].max() / 2]
-        per_run = late.groupby(stats.RUN_KEYS)[["context_gap", "d_acc"]].mean().reset_index()
-        per_run = per_run.dropna(subset=["context_gap"])
-        if per_run.empty:
-            return "**Context gap.** No logged values in the second half of training."
-        medians = per_run.groupby("feed")[["context_gap", "d_acc"]].median()
-        feeds = [f for f in self.feeds if f in medians.index]
-        gaps = ", ".join(f"{f} {_g(medians.loc[f, 'context_gap'])}" for f in feeds)
-        accs = ", ".join(f"{f} {_g(medians.loc[f, 'd_acc'])}" for f in feeds)
-        text = (f"**Context gap.** Median over runs of the mean context gap in the second half of training "
-                f"(logits): {gaps}; D accuracy: {accs}.")
-        outcome = self.runs[stats.usable(self.runs) & (self.runs["norm"] == norm) & (self.runs["step"] == self.step)
-                            & (self.runs["metric"] == self.metric) & (self.runs["extractor"] == self.extractor)]
-        both = per_run.merge(outcome[stats.RUN_KEYS + ["value"]], on=stats.RUN_KEYS)
-        if len(both) < 3:
-            return text + f" Too few usable runs ({len(both)}) to relate the gap to {self.name}."
-        if np.ptp(both["context_gap"]) == 0:
-            return text + f" The gap does not vary over runs, so it cannot track {self.name} here."
-        # Kendall's tau: its p-value is exact for the few runs of one norm, where Spearman's approximation is not.
-        tau, p = sps.kendalltau(both["context_gap"], both["value"])
-        if math.isnan(tau):
-            return text + f" The gap and {self.name} cannot be rank-correlated here ({self.name} is constant)."
-        numbers = f"Kendall τ = {tau:.2f}, {_p(p)}, {len(both)} usable runs of this norm, feeds pooled"
-        if p >= self.alpha:
-            return text + f" No evidence that the gap tracks {self.name} across runs ({numbers})."
-        worse = "worse" if (tau > 0) == (stats.BETTER[self.metric] == "lower") else "better"
-        return text + f" Runs with a larger gap have {worse} {self.name} ({numbers})."
+    def answer(self) -> list[str]:
+        confirm = self._primary(self.effects)
+        confirm = confirm[confirm["role"] == "confirmatory"]
+        if confirm.empty:
+            return []
+        lines = ["", "## The confirmatory answer", ""]
+        for _, e in confirm.iterrows():
+            lines.append(f"- {e['norm']}: {self.comparison(e)}")
+            secondary = self.rows(e["norm"], self.plan["secondary_metric"])
+            s = self._one(secondary, feed_ref=e["feed_ref"], feed=e["feed"])
+            if s is not None:
+                lines[-1] += (f" Secondary {stats.NAMES[self.plan['secondary_metric']]}: ratio {fmt(s['ratio'])} "
+                              f"({ci(s['ratio_ci_low'], s['ratio_ci_high'], self.level)}), {s['verdict']} "
+                              f"(exploratory, unadjusted).")
+        for norm in dict.fromkeys(confirm["norm"]):
+            line = self.recovered(norm)
+            if line:
+                lines.append(f"- {norm}: {line}")
+        return lines
 
     def section(self, norm: str) -> list[str]:
-        lines = ["", f"## norm = {norm}", "", f"- {self.failure_line(norm)}"]
-        lines += [f"- {self.comparison(feed, norm)}" for feed in self.feeds if feed != self.ref]
-        if self.ref not in self.feeds:
-            lines.append(f"- No run of the reference feed {self.ref}: no comparison.")
-        like = self.consistent_like(norm)
-        if like:
-            lines.append(f"- {like}")
+        medians = "; ".join(self.median(f, norm) for f in self.feeds)
+        lines = ["", f"## norm = {norm}", "", f"- **Median {self.name}.** {medians}.", f"- {self.failure_line(norm)}"]
+        rows = self.rows(norm)
+        lines += [f"- {self.comparison(e)}" for _, e in rows.iterrows()]
+        if rows.empty:
+            lines.append("- No comparison: the study holds one feed of this norm.")
+        line = self.recovered(norm)
+        if line:
+            lines.append(f"- {line}")
         lines.append(f"- {self.context_gap(norm)}")
         return lines
 
     def markdown(self) -> str:
-        lines = self.header()
-        if len(self.feeds) < 2:
-            lines.append(f"- Only one feed ({', '.join(self.feeds)}) was run: there is nothing to compare.")
+        lines = self.header() + self.answer()
         for norm in self.norms:
             lines += self.section(norm)
         return "\n".join(lines) + "\n"

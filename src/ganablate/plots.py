@@ -158,33 +158,36 @@ def interaction(study: Study, summary: pd.DataFrame, anova: pd.DataFrame) -> plt
     return fig
 
 
-def p_improve_heatmap(study: Study, effects: pd.DataFrame) -> plt.Figure:
+def effects_heatmap(study: Study, effects: pd.DataFrame) -> plt.Figure:
+    """Every primary comparison: the paired ratio with its CI and the verdict of feed_effects, as stats wrote them."""
     data = effects[stats.primary_family(effects, study.cfg, study.step)] if not effects.empty else effects
-    ref = study.cfg["reference_feed"]
-    feeds = [f for f in study.feeds if f != ref]
-    fig, ax = plt.subplots(figsize=(2.2 * max(1, len(feeds)) + 2.5, 0.7 * len(study.norms) + 2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(2.6 * max(1, data[["feed_ref", "feed"]].drop_duplicates().shape[0]) + 2.5,
+                                    0.8 * len(study.norms) + 2), layout="constrained")
     if data.empty:
-        ax.text(0.5, 0.5, f"no comparison against {ref}:\nthe runs hold no other feed (or no {ref})",
-                ha="center", va="center", fontsize=12)
+        ax.text(0.5, 0.5, "no comparison: the runs hold one feed only", ha="center", va="center", fontsize=12)
         ax.set_axis_off()
         return fig
-    cell = data.set_index(["norm", "feed"])
-    grid = cell["p_improve"].unstack("feed").reindex(index=study.norms, columns=feeds)
-    alpha = 1 - study.cfg["confidence_level"]
+    data = data.assign(pair=data["feed"] + " vs " + data["feed_ref"])
+    pairs = list(dict.fromkeys(data["pair"]))
+    cell = data.set_index(["norm", "pair"])
+    grid = np.log2(cell["ratio"].astype(float)).unstack("pair").reindex(index=study.norms, columns=pairs)
 
-    def text(norm: str, feed: str) -> str:
-        if (norm, feed) not in cell.index or not np.isfinite(cell.loc[(norm, feed), "p_improve"]):
-            return "n/a"
-        c = cell.loc[(norm, feed)]
-        star = "*" if c["p_holm"] < alpha else ""
-        return f"{c['p_improve']:.2f}{star}\n[{c['p_improve_ci_low']:.2f}, {c['p_improve_ci_high']:.2f}]"
+    def text(norm: str, pair: str) -> str:
+        if (norm, pair) not in cell.index:
+            return ""
+        c = cell.loc[(norm, pair)]
+        if not np.isfinite(c["ratio"]):
+            return c["verdict"]
+        return f"{c['ratio']:.3g}\n[{c['ratio_ci_low']:.3g}, {c['ratio_ci_high']:.3g}]\n{c['verdict']}"
 
-    annot = np.array([[text(n, f) for f in feeds] for n in study.norms])
-    sns.heatmap(grid, annot=annot, fmt="", vmin=0, vmax=1, center=0.5, cmap="RdBu", linewidths=1, ax=ax,
-                cbar_kws={"label": f"P({stats.NAMES[study.metric]} of feed better than {ref})"})
-    ax.set(xlabel="feed", ylabel="discriminator normalization",
-           title=f"Probability of improvement over {ref}, {stats.NAMES[study.metric]} at step {study.step}\n"
-                 f"[{study.level} bootstrap CI]; * Holm p < {alpha:g}; 0.5 = no difference")
+    annot = np.array([[text(n, p) for p in pairs] for n in study.norms])
+    bound = max(1.0, float(np.nanmax(np.abs(grid.to_numpy())))) if np.isfinite(grid.to_numpy()).any() else 1.0
+    cmap = "RdBu_r" if stats.BETTER[study.metric] == "lower" else "RdBu"  # red = worse, whatever the direction
+    sns.heatmap(grid, annot=annot, fmt="", vmin=-bound, vmax=bound, center=0, cmap=cmap, linewidths=1,
+                ax=ax, annot_kws={"fontsize": 8}, cbar_kws={"label": f"log2 ratio of {stats.NAMES[study.metric]}"})
+    ax.set(xlabel="comparison", ylabel="discriminator normalization",
+           title=f"{stats.NAMES[study.metric]} at step {study.step}: paired ratio (geometric mean over seeds) "
+                 f"[{study.level} CI]\nand the verdict of the analysis plan (feed_effects.csv)")
     ax.tick_params(axis="y", rotation=0)
     return fig
 
@@ -260,7 +263,7 @@ def write_figures(config: dict, tables: str | Path, runs_root: str | Path, out_d
             "primary_per_seed": primary_per_seed(study, runs, config),
             "primary_over_steps": primary_over_steps(study, summary),
             "interaction": interaction(study, summary, anova),
-            "p_improve_heatmap": p_improve_heatmap(study, effects),
+            "effects_heatmap": effects_heatmap(study, effects),
             "mechanism": mechanism(study, logs),
             "samples_final": samples_final(study, runs, runs_root),
         }

@@ -17,23 +17,22 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ganablate.config import UsageError
+from ganablate import vocab
+from ganablate.config import UsageError, config_hash
 
-# Which way is better, per metric. is_std and kid_std are the estimators' own spread: summarized, never compared.
-BETTER = {"fid": "lower", "kid": "lower", "is": "higher", "precision": "higher", "recall": "higher"}
-NAMES = {"fid": "FID", "kid": "KID", "is": "Inception score", "precision": "Precision", "recall": "Recall"}
-METRICS = ["fid", "kid", "is", "precision", "recall", "is_std", "kid_std"]
+# Which way is better, per compared metric; is_std and kid_std are the estimators' own spread: summarized, never compared.
+BETTER = vocab.COMPARED
+NAMES = {name: m.label for name, m in vocab.METRICS.items()}
+METRICS = list(vocab.METRICS)
+TESTS = vocab.TESTS
 RUN_KEYS = ["dataset", "feed", "norm", "seed"]
 RUN_INFO = [*RUN_KEYS, "status", "steps_done"]  # from summary.json
 RUN_COLUMNS = [*RUN_INFO, "step", "extractor", "metric", "value"]
 METRICS_COLUMNS = ["step", "extractor", "metric", "value"]
 LOG_COLUMNS = ["step", "d_acc", "context_gap"]
 STATUSES = ("completed", "diverged")
-POWER, POWER_ALPHA = 0.8, 0.05
-BOOTSTRAP_BATCH = 1000  # bounds memory of the pairwise p_improve statistic; results depend on it, so it is fixed
-
-TESTS = {"mannwhitney": ("p_mwu", "two-sided Mann-Whitney U"), "welch": ("p_welch", "two-sided Welch t-test"),
-         "wilcoxon": ("p_wilcoxon", "two-sided Wilcoxon signed-rank test, runs paired by seed")}
+POWER = 0.8  # the power a seeds_needed column aims at
+BOOTSTRAP_BATCH = 1000  # bounds the bootstrap's memory; results depend on it, so it is fixed
 
 
 # --- aggregation -------------------------------------------------------------------------------
@@ -145,7 +144,8 @@ def final_step(runs: pd.DataFrame, stats_cfg: dict) -> int:
 
 def ordered(frame: pd.DataFrame, config: dict, by: list[str]) -> pd.DataFrame:
     """Sort feeds and norms in the config's order (then any others alphabetically), metrics as in METRICS."""
-    orders = {"feed": config["study"]["feeds"], "norm": config["study"]["norms"], "metric": METRICS}
+    feeds = config["study"]["feeds"]
+    orders = {"feed": feeds, "feed_ref": feeds, "norm": config["study"]["norms"], "metric": METRICS}
 
     def key(column: pd.Series):
         if column.name not in orders:
@@ -191,6 +191,33 @@ def failure_rule(config: dict) -> str:
     return rule
 
 
+# --- the analysis plan ---------------------------------------------------------------------------
+
+DIVERGED_RULE = ("a diverged run ranks worst in the rank tests (Wilcoxon, Mann-Whitney, P(improvement)) and leaves "
+                 "its seed pair out of the paired t-test, the TOST and the ratio; a run without a value is left out")
+
+
+def alpha_of(cfg: dict) -> float:
+    return round(1 - cfg["confidence_level"], 10)
+
+
+def analysis_plan(config: dict, runs: pd.DataFrame) -> dict:
+    """What the study declared before looking: written into every table's note and atop findings.md."""
+    cfg = config["stats"]
+    return {
+        "primary_metric": cfg["primary_metric"], "secondary_metric": cfg["secondary_metric"],
+        "extractor": cfg["primary_extractor"], "final_step": final_step(runs, cfg), "test": cfg["test"],
+        "reference_feed": cfg["reference_feed"],
+        "confirmatory": [f"{c['norm']}: {c['feed']} vs {c['feed_ref']}" for c in cfg["confirmatory"]],
+        "equivalence_margin": cfg["equivalence_margin"], "smallest_effect": cfg["smallest_effect"],
+        "alpha": alpha_of(cfg), "diverged_runs": DIVERGED_RULE,
+    }
+
+
+def plan_line(plan: dict) -> str:
+    return f"analysis plan {config_hash(plan)[:8]}"
+
+
 # --- statistics written here --------------------------------------------------------------------
 
 
@@ -201,23 +228,15 @@ def iqm(x, axis: int = -1):
     return np.take(x, np.arange(n // 4, n - n // 4), axis=axis).mean(axis=axis)
 
 
-def prob_improvement(ref, new, better: str, axis: int = -1):
-    """P(a run of `new` is better than a run of `ref`), ties counting half: U / (n_ref * n)."""
-    ref = np.moveaxis(np.asarray(ref, dtype=float), axis, -1)[..., :, None]
-    new = np.moveaxis(np.asarray(new, dtype=float), axis, -1)[..., None, :]
-    wins = new < ref if better == "lower" else new > ref
-    return (wins + 0.5 * (new == ref)).mean(axis=(-2, -1))
-
-
 def _rng(seed: int, key: tuple) -> np.random.Generator:
-    # A group's resamples depend on its key only, not on which other groups the table holds.
+    # A group's random draws depend on its key only, not on which other groups the table holds.
     return np.random.default_rng([seed, zlib.crc32("/".join(map(str, key)).encode())])
 
 
-def bootstrap_ci(samples: tuple, statistic, cfg: dict, key: tuple) -> tuple[float, float, str]:
-    """(low, high, method): BCa, or the percentile interval where BCa is undefined (e.g. ties, skew at tiny n)."""
+def bootstrap_ci(samples: tuple, statistic, cfg: dict, key: tuple) -> tuple[float, float]:
+    """BCa, or percentile where BCa is undefined; only for the IQM, which has no exact interval."""
     if any(len(s) < 2 for s in samples):
-        return math.nan, math.nan, ""
+        return math.nan, math.nan
     for method in ("BCa", "percentile"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # BCa's degenerate-data warning is acted on below
@@ -226,18 +245,69 @@ def bootstrap_ci(samples: tuple, statistic, cfg: dict, key: tuple) -> tuple[floa
                 method=method, vectorized=True, batch=BOOTSTRAP_BATCH, rng=_rng(cfg["seed"], key),
             ).confidence_interval
         if np.isfinite(ci.low) and np.isfinite(ci.high):
-            return float(ci.low), float(ci.high), method.lower()
-    return math.nan, math.nan, ""
+            return float(ci.low), float(ci.high)
+    return math.nan, math.nan
+
+
+def mean_interval(x, level: float) -> tuple[float, float]:
+    """Student-t interval of the mean (exact coverage for normal data at any n >= 2)."""
+    x = np.asarray(x, dtype=float)
+    if len(x) < 2:
+        return math.nan, math.nan
+    if np.ptp(x) == 0:
+        return float(x[0]), float(x[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy's precision warning for nearly identical values: the CI is still right
+        ci = stats.ttest_1samp(x, 0.0).confidence_interval(level)
+    return float(ci.low), float(ci.high)
+
+
+def median_interval(x, level: float) -> tuple[float, float]:
+    """Distribution-free interval of the median from order statistics (scipy's quantile_test); NaN where the
+    sample is too small to reach the level (n = 5 reaches 94%, so 95% needs n >= 6)."""
+    x = np.asarray(x, dtype=float)
+    if len(x) < 2:
+        return math.nan, math.nan
+    ci = stats.quantile_test(x, q=float(np.median(x)), p=0.5).confidence_interval(level)
+    low, high = float(ci.low), float(ci.high)
+    return (low, high) if np.isfinite(low) and np.isfinite(high) else (math.nan, math.nan)
+
+
+def paired_interval(d, level: float) -> tuple[float, float]:
+    """Paired-t interval of the mean of the per-seed differences d."""
+    return mean_interval(d, level)
+
+
+def fieller_interval(a, b, level: float) -> tuple[float, float]:
+    """Fieller's interval for mean(a) / mean(b) of paired samples (neither scipy nor statsmodels has it).
+    NaN when mean(b) is not distinguishable from 0 at this level: the interval is then unbounded."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    n = len(a)
+    if n < 2:
+        return math.nan, math.nan
+    cov = np.cov(a, b, ddof=1) / n  # covariance matrix of the two means
+    t2 = stats.t.ppf(0.5 + level / 2, n - 1) ** 2
+    ma, mb = a.mean(), b.mean()
+    qa, qb, qc = mb * mb - t2 * cov[1, 1], ma * mb - t2 * cov[0, 1], ma * ma - t2 * cov[0, 0]
+    disc = qb * qb - qa * qc
+    if qa <= 0 or disc < 0:
+        return math.nan, math.nan
+    root = math.sqrt(disc)
+    return (qb - root) / qa, (qb + root) / qa
 
 
 # --- tables ------------------------------------------------------------------------------------
 
 GROUP = ["feed", "norm", "step", "extractor", "metric"]
+SUMMARY_COLUMNS = [*GROUP, "n", "n_failed", "mean", "sd", "mean_ci_low", "mean_ci_high", "median", "median_ci_low",
+                   "median_ci_high", "gmean", "gmean_ci_low", "gmean_ci_high", "iqm", "iqm_ci_low", "iqm_ci_high",
+                   "min", "max", "note"]
 
 
 def summary_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
-    """Per feed, norm, step, extractor and metric: location, spread and bootstrap CIs of the usable runs."""
+    """Per feed, norm, step, extractor and metric: location and spread of the usable runs, with intervals."""
     cfg, ok, rows = config["stats"], usable(runs), []
+    level = cfg["confidence_level"]
     for key, group in runs.groupby(GROUP, sort=False):
         x = group.loc[ok[group.index], "value"].to_numpy(float)
         n = len(x)
@@ -247,88 +317,170 @@ def summary_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
             "median": np.median(x) if n else math.nan, "iqm": iqm(x) if n else math.nan,
             "min": x.min() if n else math.nan, "max": x.max() if n else math.nan,
         }
-        methods = []
-        for name, statistic in (("mean", np.mean), ("iqm", iqm), ("median", np.median)):
-            row[f"{name}_ci_low"], row[f"{name}_ci_high"], method = bootstrap_ci((x,), statistic, cfg, (name, *key))
-            methods.append(method)
-        row["ci_method"] = methods[0] if len(set(methods)) == 1 else "/".join(methods)
-        row["note"] = "" if n >= 2 else f"{n} usable run(s): no CI"
+        row["mean_ci_low"], row["mean_ci_high"] = mean_interval(x, level)
+        row["median_ci_low"], row["median_ci_high"] = median_interval(x, level)
+        positive = n and (x > 0).all()
+        row["gmean"] = math.exp(np.log(x).mean()) if positive else math.nan
+        low, high = mean_interval(np.log(x), level) if positive else (math.nan, math.nan)
+        row["gmean_ci_low"], row["gmean_ci_high"] = math.exp(low), math.exp(high)
+        row["iqm_ci_low"], row["iqm_ci_high"] = bootstrap_ci((x,), iqm, cfg, ("iqm", *key))
+        notes = []
+        if n < 2:
+            notes.append(f"{n} usable run(s): no CI")
+        elif not np.isfinite(row["median_ci_low"]):
+            notes.append(f"{n} runs cannot give a {level:.0%} order-statistic interval of the median")
+        row["note"] = "; ".join(notes)
         rows.append(row)
-    return ordered(pd.DataFrame(rows), config, ["feed", "norm", "step", "extractor", "metric"])
+    return ordered(pd.DataFrame(rows, columns=SUMMARY_COLUMNS), config, GROUP)
 
 
+ROLES = ("confirmatory", "equivalence", "exploratory")
+P_COLUMNS = ["p_paired_t_unadj", "p_wilcoxon_unadj", "p_mwu_unadj", "p_welch_unadj"]
 EFFECT_COLUMNS = [
-    "norm", "step", "extractor", "metric", "feed_ref", "feed", "n_ref", "n", "median_ref", "median",
-    "delta_mean", "delta_ci_low", "delta_ci_high", "hedges_g", "p_improve", "p_improve_ci_low", "p_improve_ci_high",
-    "p_welch", "p_mwu", "p_wilcoxon", "p_holm", "better", "n_pairs", "note",
+    "norm", "step", "extractor", "metric", "feed_ref", "feed", "role", "better", "scale", "n_ref", "n", "n_pairs",
+    "n_pairs_failed", "median_ref", "median", "ratio", "ratio_ci_low", "ratio_ci_high", "within_seed_r",
+    "delta_mean", "delta_ci_low", "delta_ci_high", "p_improve", "p_improve_ci_low", "p_improve_ci_high",
+    *P_COLUMNS, "p_holm", "p_holm_equivalence_family", "p_equivalence", "verdict", "note",
 ]
 
 
-def _delta_mean(ref, new, axis=-1):
-    return np.mean(new, axis=axis) - np.mean(ref, axis=axis)
+def comparisons(config: dict, feeds) -> list[tuple[str, str]]:
+    """(feed_ref, feed) pairs compared within every norm: each feed against the reference, the pairs the
+    confirmatory family names, and always joint_consistent against joint (the mechanism, tested directly)."""
+    cfg = config["stats"]
+    pairs = [(cfg["reference_feed"], f) for f in feeds if f != cfg["reference_feed"]]
+    pairs += [(c["feed_ref"], c["feed"]) for c in cfg["confirmatory"]]
+    pairs.append(("joint", "joint_consistent"))
+    return [p for p in dict.fromkeys(pairs) if p[0] in feeds and p[1] in feeds and p[0] != p[1]]
 
 
-def _compare(ref: pd.Series, new: pd.Series, better: str, cfg: dict, key: tuple) -> dict:
-    """One feed against the reference; `ref` and `new` are usable values indexed by seed."""
-    from statsmodels.stats.meta_analysis import effectsize_smd
+def _transform(values: np.ndarray, scale: str) -> np.ndarray:
+    return np.log(values) if scale == "log" else values
 
-    x_ref, x = ref.to_numpy(float), new.to_numpy(float)
-    paired = ref.index.intersection(new.index)
-    out = {"n_ref": len(x_ref), "n": len(x), "n_pairs": len(paired),
-           "median_ref": np.median(x_ref) if len(x_ref) else math.nan, "median": np.median(x) if len(x) else math.nan}
-    nan = dict.fromkeys(["delta_mean", "delta_ci_low", "delta_ci_high", "hedges_g", "p_improve", "p_improve_ci_low",
-                         "p_improve_ci_high", "p_welch", "p_mwu", "p_wilcoxon"], math.nan)
-    if min(len(x_ref), len(x)) < 2:
-        return out | nan | {"note": f"too few usable runs (n_ref={len(x_ref)}, n={len(x)}): no CI or test"}
+
+def _compare(ref: pd.DataFrame, new: pd.DataFrame, better: str, cfg: dict) -> dict:
+    """One feed against feed_ref. `ref`/`new`: per seed, `value` and `diverged` (bool), usable or diverged runs."""
+    level, margin = cfg["confidence_level"], cfg["equivalence_margin"]
+    ok_ref, ok_new = ref[~ref["diverged"]], new[~new["diverged"]]
+    x_ref, x = ok_ref["value"].to_numpy(float), ok_new["value"].to_numpy(float)
+    scale = "log" if (x_ref > 0).all() and (x > 0).all() else "identity"
+    seeds = ok_ref.index.intersection(ok_new.index)
+    ranked = ref.index.intersection(new.index)
+    out = dict.fromkeys(EFFECT_COLUMNS[15:-1], math.nan) | {
+        "scale": scale, "n_ref": len(x_ref), "n": len(x), "n_pairs": len(seeds),
+        "n_pairs_failed": len(ranked) - len(seeds),
+        "median_ref": np.median(x_ref) if len(x_ref) else math.nan, "median": np.median(x) if len(x) else math.nan,
+    }
+    notes = []
+    worst = math.inf if better == "lower" else -math.inf
+
+    def ranked_values(frame: pd.DataFrame) -> np.ndarray:  # diverged runs rank worst (the declared rule)
+        values = _transform(frame["value"].where(~frame["diverged"], 1.0).to_numpy(float), scale)
+        return np.where(frame["diverged"].to_numpy(), worst, values)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # constant samples give NaN statistics, which is what the table should show
-        g = effectsize_smd(x.mean(), x.std(ddof=1), len(x), x_ref.mean(), x_ref.std(ddof=1), len(x_ref))[0]
-        out |= {
-            "delta_mean": _delta_mean(x_ref, x),
-            "hedges_g": g if np.isfinite(g) else math.nan,
-            "p_improve": prob_improvement(x_ref, x, better),
-            "p_welch": stats.ttest_ind(x, x_ref, equal_var=False).pvalue,
-            "p_mwu": stats.mannwhitneyu(x, x_ref, alternative="two-sided").pvalue,
-            "p_wilcoxon": (stats.wilcoxon(new[paired].to_numpy(float), ref[paired].to_numpy(float)).pvalue
-                           if len(paired) >= 2 else math.nan),
-        }
-    out["delta_ci_low"], out["delta_ci_high"], _ = bootstrap_ci((x_ref, x), _delta_mean, cfg, ("delta", *key))
-    out["p_improve_ci_low"], out["p_improve_ci_high"], _ = bootstrap_ci(
-        (x_ref, x), lambda a, b, axis=-1: prob_improvement(a, b, better, axis), cfg, ("p_improve", *key))
-    out["note"] = "" if len(paired) >= 2 else f"{len(paired)} seed pair(s): no Wilcoxon test"
+        if len(seeds) >= 2:
+            a, b = _transform(ok_new.loc[seeds, "value"].to_numpy(float), scale), _transform(
+                ok_ref.loc[seeds, "value"].to_numpy(float), scale)
+            d = a - b
+            out["p_paired_t_unadj"] = stats.ttest_rel(a, b).pvalue if np.ptp(d) > 0 else math.nan
+            raw = ok_new.loc[seeds, "value"].to_numpy(float) - ok_ref.loc[seeds, "value"].to_numpy(float)
+            out["delta_mean"] = raw.mean()
+            out["delta_ci_low"], out["delta_ci_high"] = paired_interval(raw, level)
+            if len(seeds) >= 3 and np.ptp(a) > 0 and np.ptp(b) > 0:
+                out["within_seed_r"] = stats.pearsonr(a, b).statistic
+            if scale == "log":
+                from statsmodels.stats.weightstats import ttost_paired
+
+                low, high = paired_interval(d, level)
+                out["ratio"], out["ratio_ci_low"], out["ratio_ci_high"] = math.exp(d.mean()), math.exp(low), math.exp(high)
+                out["p_equivalence"] = float(ttost_paired(np.exp(a), np.exp(b), 1 / (1 + margin), 1 + margin,
+                                                          transform=np.log)[0])
+            else:
+                notes.append("non-positive values: no ratio, no equivalence test")
+        else:
+            notes.append(f"{len(seeds)} usable seed pair(s): no paired test or interval")
+        if len(ranked) >= 1:
+            r_new, r_ref = ranked_values(new.loc[ranked]), ranked_values(ref.loc[ranked])
+            wins = (r_new < r_ref) if better == "lower" else (r_new > r_ref)
+            share = float((wins + 0.5 * (r_new == r_ref)).mean())
+            from statsmodels.stats.proportion import proportion_confint
+
+            low, high = proportion_confint(share * len(ranked), len(ranked), alpha=1 - level, method="wilson")
+            # Wilson's bound is exactly 0 (or 1) when no (or every) seed wins; the formula leaves float dust there.
+            low, high = (0.0 if share == 0 else low), (1.0 if share == 1 else high)
+            out["p_improve"], out["p_improve_ci_low"], out["p_improve_ci_high"] = share, low, high
+            diff = r_new - r_ref
+            diff = np.where(np.isnan(diff), 0.0, diff)  # both diverged: a tie
+            if len(ranked) >= 2 and np.any(diff != 0):
+                out["p_wilcoxon_unadj"] = stats.wilcoxon(diff).pvalue
+        if min(len(ref), len(new)) >= 2:
+            out["p_mwu_unadj"] = stats.mannwhitneyu(ranked_values(new), ranked_values(ref),
+                                                    alternative="two-sided").pvalue
+        if min(len(x_ref), len(x)) >= 2:
+            out["p_welch_unadj"] = stats.ttest_ind(_transform(x, scale), _transform(x_ref, scale),
+                                                   equal_var=False).pvalue
+    out["note"] = "; ".join(notes)
     return out
 
 
+def _per_seed(frame: pd.DataFrame) -> pd.DataFrame:
+    """value and diverged per seed, for runs that are usable or diverged (runs with no value otherwise drop out)."""
+    diverged = frame["status"] == "diverged"
+    keep = diverged | (frame["status"] == "completed") & np.isfinite(frame["value"].astype(float))
+    return pd.DataFrame({"value": frame["value"].astype(float), "diverged": diverged}).set_index(frame["seed"])[
+        keep.to_numpy()]
+
+
+def role_of(cfg: dict, step_final: int, norm: str, step: int, extractor: str, metric: str, feed_ref: str,
+            feed: str) -> str:
+    if (metric, extractor, step) != (cfg["primary_metric"], cfg["primary_extractor"], step_final):
+        return "exploratory"
+    confirmatory = {(c["norm"], c["feed_ref"], c["feed"]) for c in cfg["confirmatory"]}
+    return "confirmatory" if (norm, feed_ref, feed) in confirmatory else "equivalence"
+
+
 def feed_effects_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
-    """Every feed against stats.reference_feed, per norm, step, extractor and metric with a direction."""
+    """Every comparison (`comparisons`) per norm, step, extractor and compared metric, with its verdict."""
     cfg = config["stats"]
-    ref_feed, step_final = cfg["reference_feed"], final_step(runs, cfg)
-    values = runs[usable(runs)]
+    step_final = final_step(runs, cfg)
     rows = []
     for (norm, step, extractor, metric), group in runs[runs["metric"].isin(list(BETTER))].groupby(
             ["norm", "step", "extractor", "metric"], sort=False):
-        feeds = group["feed"].unique()
-        if ref_feed not in feeds:
-            continue
-        here = values.loc[values.index.intersection(group.index)]
-        ref = here[here["feed"] == ref_feed].set_index("seed")["value"]
-        for feed in feeds:
-            if feed == ref_feed:
-                continue
-            key = (norm, step, extractor, metric, feed)
-            new = here[here["feed"] == feed].set_index("seed")["value"]
-            rows.append({"norm": norm, "step": step, "extractor": extractor, "metric": metric, "feed_ref": ref_feed,
-                         "feed": feed, "better": BETTER[metric]} | _compare(ref, new, BETTER[metric], cfg, key))
+        feeds = list(group["feed"].unique())
+        for feed_ref, feed in comparisons(config, feeds):
+            key = {"norm": norm, "step": step, "extractor": extractor, "metric": metric, "feed_ref": feed_ref,
+                   "feed": feed, "better": BETTER[metric],
+                   "role": role_of(cfg, step_final, norm, step, extractor, metric, feed_ref, feed)}
+            rows.append(key | _compare(_per_seed(group[group["feed"] == feed_ref]),
+                                       _per_seed(group[group["feed"] == feed]), BETTER[metric], cfg))
     table = pd.DataFrame(rows, columns=EFFECT_COLUMNS)
-    if not table.empty:
-        table = ordered(table, config, ["norm", "step", "extractor", "metric", "feed"])
-        table["p_holm"] = _holm(table, primary_family(table, cfg, step_final), TESTS[cfg["test"]][0])
+    if table.empty:
+        return table
+    table = ordered(table, config, ["norm", "step", "extractor", "metric", "feed_ref", "feed"])
+    primary = TESTS[cfg["test"]][0]
+    table["p_holm"] = _holm(table, table["role"] == "confirmatory", primary)
+    table["p_holm_equivalence_family"] = _holm(table, table["role"] == "equivalence", primary)
+    table["verdict"] = verdicts(table, cfg)
     return table
 
 
-def primary_family(table: pd.DataFrame, cfg: dict, step: int) -> pd.Series:
-    return (table["metric"] == cfg["primary_metric"]) & (table["extractor"] == cfg["primary_extractor"]) & (
-        table["step"] == step)
+def verdicts(table: pd.DataFrame, cfg: dict) -> pd.Series:
+    """better / worse / equivalent / inconclusive, for `feed` against `feed_ref` on the metric's own direction.
+    A difference is called at alpha on the Holm-adjusted primary p (its family's), unadjusted for exploratory
+    rows; equivalence when the paired TOST's p < alpha. Confirmatory and exploratory rows ask first for a
+    difference; equivalence rows (the negative controls) first for equivalence."""
+    alpha, primary = alpha_of(cfg), TESTS[cfg["test"]][0]
+    p_diff = np.select([table["role"] == "confirmatory", table["role"] == "equivalence"],
+                       [table["p_holm"], table["p_holm_equivalence_family"]], table[primary]).astype(float)
+    higher = np.where(np.isfinite(table["ratio"]), table["ratio"] > 1, table["median"] > table["median_ref"])
+    direction = np.where(higher == (table["better"] == "higher"), "better", "worse")
+    differs, equivalent = p_diff < alpha, table["p_equivalence"].astype(float) < alpha
+    first_equivalence = table["role"] == "equivalence"
+    return pd.Series(np.select(
+        [first_equivalence & equivalent, differs, equivalent], ["equivalent", direction, "equivalent"],
+        "inconclusive"), index=table.index)
 
 
 def _holm(table: pd.DataFrame, family: pd.Series, column: str) -> pd.Series:
@@ -341,24 +493,38 @@ def _holm(table: pd.DataFrame, family: pd.Series, column: str) -> pd.Series:
     return adjusted
 
 
+def primary_family(table: pd.DataFrame, cfg: dict, step: int) -> pd.Series:
+    """Rows of the primary metric and extractor at the final step: the confirmatory and equivalence rows."""
+    return (table["metric"] == cfg["primary_metric"]) & (table["extractor"] == cfg["primary_extractor"]) & (
+        table["step"] == step)
+
+
+def _primary_values(runs: pd.DataFrame, cfg: dict, step: int) -> pd.DataFrame:
+    return runs[usable(runs) & (runs["metric"] == cfg["primary_metric"]) &
+                (runs["extractor"] == cfg["primary_extractor"]) & (runs["step"] == step)]
+
+
 INTERACTION_COLUMNS = ["term", "sum_sq", "df", "F", "p", "partial_eta_sq", "metric", "extractor", "step", "transform",
                        "n_runs", "excluded_norms", "note"]
 
 
+def _balanced(data: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    # Type-3 tests need every cell filled, and HC3 is undefined for a one-run cell (leverage 1): a norm with
+    # fewer than two usable runs in some feed leaves the model, and the table says so.
+    counts = data.groupby(["norm", "feed"]).size().unstack(fill_value=0)
+    excluded = sorted(counts.index[(counts < 2).any(axis=1)]) if len(counts) else []
+    return data[~data["norm"].isin(excluded)], excluded
+
+
 def interaction_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
-    """Two-way ANOVA feed x norm (type 3, sum-to-zero contrasts, HC3) on the log primary metric at the final step."""
+    """Two-way ANOVA feed x norm (OLS, type 3, sum-to-zero contrasts, HC3) on the log primary metric at the final
+    step: the unpaired sensitivity analysis beside the mixed model."""
     import statsmodels.api as sm
     import statsmodels.formula.api as smf
 
     cfg = config["stats"]
     step = final_step(runs, cfg)
-    data = runs[usable(runs) & (runs["metric"] == cfg["primary_metric"]) & (runs["extractor"] == cfg["primary_extractor"])
-                & (runs["step"] == step)]
-    # HC3 is undefined for a cell with one run (leverage 1), and type-3 tests need every cell filled:
-    # a norm with fewer than two usable runs in some feed leaves the model, and the table says so.
-    counts = data.groupby(["norm", "feed"]).size().unstack(fill_value=0)
-    excluded = sorted(counts.index[(counts < 2).any(axis=1)]) if len(counts) else []
-    data = data[~data["norm"].isin(excluded)]
+    data, excluded = _balanced(_primary_values(runs, cfg, step))
     transform = "log" if (data["value"] > 0).all() else "identity"
     base = {"metric": cfg["primary_metric"], "extractor": cfg["primary_extractor"], "step": step,
             "transform": transform, "n_runs": len(data), "excluded_norms": " ".join(excluded)}
@@ -380,6 +546,118 @@ def interaction_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
     table.loc[table["term"] == "Residual", "partial_eta_sq"] = math.nan
     note = "" if transform == "log" else "non-positive values: analysed untransformed"
     return table.assign(**base, note=note)[INTERACTION_COLUMNS]
+
+
+MIXED_COLUMNS = ["term", "chi2", "df", "p", "metric", "extractor", "step", "transform", "n_runs", "n_seeds",
+                 "var_seed", "var_seed_norm", "var_residual", "icc_seed", "converged", "note"]
+
+
+def mixed_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
+    """Linear mixed model log(metric) ~ feed * norm, random intercepts per seed and per seed x norm (a seed fixes
+    G's init, the data order and z for every norm; D's init per seed and norm): Wald chi2 tests per term."""
+    import statsmodels.formula.api as smf
+
+    cfg = config["stats"]
+    step = final_step(runs, cfg)
+    data, excluded = _balanced(_primary_values(runs, cfg, step))
+    transform = "log" if (data["value"] > 0).all() else "identity"
+    base = {"metric": cfg["primary_metric"], "extractor": cfg["primary_extractor"], "step": step,
+            "transform": transform, "n_runs": len(data), "n_seeds": data["seed"].nunique()}
+    if data["feed"].nunique() < 2 or data["norm"].nunique() < 2 or data["seed"].nunique() < 3:
+        return pd.DataFrame([base | {"note": "needs two feeds, two norms and three seeds with usable runs"}],
+                            columns=MIXED_COLUMNS)
+    data = data.assign(y=np.log(data["value"]) if transform == "log" else data["value"])
+    model = smf.mixedlm("y ~ C(feed, Sum) * C(norm, Sum)", data, groups="seed", re_formula="1",
+                        vc_formula={"seed_norm": "0 + C(norm)"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence and boundary warnings: reported in the table instead
+        fit = model.fit(reml=True)
+        terms = fit.wald_test_terms(scalar=True).summary_frame().drop(index="Intercept")
+    var_seed, var_seed_norm, var_res = float(fit.cov_re.iloc[0, 0]), float(fit.vcomp[0]), float(fit.scale)
+    names = {"C(feed, Sum)": "feed", "C(norm, Sum)": "norm", "C(feed, Sum):C(norm, Sum)": "feed:norm"}
+    notes = [f"norms left out for too few runs: {' '.join(excluded)}"] if excluded else []
+    if not fit.converged:
+        notes.append("the REML fit did not converge: read with care")
+    return pd.DataFrame({
+        "term": [names[t] for t in terms.index], "chi2": terms["chi2"].to_numpy(float),
+        "df": terms["df constraint"].to_numpy(int), "p": terms["P>chi2"].to_numpy(float),
+    }).assign(**base, var_seed=var_seed, var_seed_norm=var_seed_norm, var_residual=var_res,
+              icc_seed=var_seed / (var_seed + var_seed_norm + var_res), converged=bool(fit.converged),
+              note="; ".join(notes))[MIXED_COLUMNS]
+
+
+GAP_ZERO = 1e-4  # logits; per-sample norms give a context gap of float rounding (< 1e-5, tests/test_train.py)
+CONTEXT_COLUMNS = ["feed", "norm", "n_runs", "context_gap_median", "d_acc_median"]
+MECHANISM_COLUMNS = [
+    "norm", "metric", "extractor", "step", "feed_ref", "n_pairs", "log_ratio_joint", "log_ratio_consistent",
+    "recovered", "recovered_ci_low", "recovered_ci_high", "gap_slope", "gap_slope_ci_low", "gap_slope_ci_high",
+    "gap_p_unadj", "gap_n_runs", "note",
+]
+
+
+def late_context_gap(logs: pd.DataFrame) -> pd.DataFrame:
+    """Per run: the mean context gap and D accuracy over the second half of training, where D has settled."""
+    late = logs[logs["step"] > logs.groupby(RUN_KEYS)["step"].transform("max") / 2]
+    return late.groupby(RUN_KEYS)[["context_gap", "d_acc"]].mean().reset_index().dropna(subset=["context_gap"])
+
+
+def context_table(logs: pd.DataFrame, config: dict) -> pd.DataFrame:
+    per_run = late_context_gap(logs)
+    table = per_run.groupby(["feed", "norm"]).agg(
+        n_runs=("context_gap", "size"), context_gap_median=("context_gap", "median"),
+        d_acc_median=("d_acc", "median")).reset_index()
+    return ordered(table, config, ["norm", "feed"])[CONTEXT_COLUMNS]
+
+
+def mechanism_table(runs: pd.DataFrame, logs: pd.DataFrame, config: dict) -> pd.DataFrame:
+    """Per norm: the share of the joint-vs-reference gap (log scale, paired by seed) that joint_consistent recovers,
+    with Fieller's interval; and the association of the context gap with the log metric within feeds
+    (OLS log metric ~ gap + feed), never pooled across feeds, where the feed effect would masquerade as it."""
+    import statsmodels.formula.api as smf
+
+    cfg = config["stats"]
+    step, ref, level = final_step(runs, cfg), cfg["reference_feed"], cfg["confidence_level"]
+    values = _primary_values(runs, cfg, step)
+    gaps = late_context_gap(logs)
+    rows = []
+    for norm in ordered(values[["norm"]].drop_duplicates(), config, ["norm"])["norm"]:
+        here = values[values["norm"] == norm]
+        wide = here.pivot(index="seed", columns="feed", values="value")
+        row = dict.fromkeys(MECHANISM_COLUMNS, math.nan) | {
+            "norm": norm, "metric": cfg["primary_metric"], "extractor": cfg["primary_extractor"], "step": step,
+            "feed_ref": ref}
+        notes = []
+        needed = [ref, "joint", "joint_consistent"]
+        if set(needed) <= set(wide.columns) and ref not in ("joint", "joint_consistent") and (
+                wide[needed] > 0).all().all():
+            pairs = wide[needed].dropna()
+            row["n_pairs"] = len(pairs)
+            a = np.log(pairs["joint_consistent"] / pairs[ref]).to_numpy()
+            b = np.log(pairs["joint"] / pairs[ref]).to_numpy()
+            row["log_ratio_joint"], row["log_ratio_consistent"] = (b.mean(), a.mean()) if len(pairs) else (
+                math.nan, math.nan)
+            if len(pairs) >= 2 and b.mean() != 0:
+                row["recovered"] = 1 - a.mean() / b.mean()
+                low, high = fieller_interval(a, b, level)
+                row["recovered_ci_low"], row["recovered_ci_high"] = 1 - high, 1 - low
+                if not np.isfinite(low):
+                    notes.append(f"recovered: no bounded interval, joint's gap to {ref} is not distinguishable from 0")
+        else:
+            notes.append(f"recovered: needs {ref}, joint and joint_consistent runs with positive values")
+        both = here.merge(gaps[RUN_KEYS + ["context_gap"]], on=RUN_KEYS)
+        row["gap_n_runs"] = len(both)
+        spread = both.groupby("feed")["context_gap"].agg(np.ptp) if len(both) else pd.Series(dtype=float)
+        if len(both) and both["context_gap"].abs().max() < GAP_ZERO:
+            notes.append("no context gap (a per-sample D): nothing to relate")
+        elif len(both) < both["feed"].nunique() + 3 or not (spread > 0).any() or not (both["value"] > 0).all():
+            notes.append("too few runs, or no gap variation within a feed, to relate the gap to the metric")
+        else:
+            fit = smf.ols("np.log(value) ~ context_gap + C(feed)", data=both).fit()
+            row["gap_slope"], row["gap_p_unadj"] = fit.params["context_gap"], fit.pvalues["context_gap"]
+            row["gap_slope_ci_low"], row["gap_slope_ci_high"] = fit.conf_int(1 - level).loc["context_gap"]
+        row["note"] = "; ".join(notes)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=MECHANISM_COLUMNS)
 
 
 def failures_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
@@ -409,96 +687,174 @@ def failures_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
         return stats.fisher_exact([[row["n_failed"], row["n_runs"] - row["n_failed"]],
                                    [r["n_failed"], r["n_runs"] - r["n_failed"]]]).pvalue
 
-    table["p_fisher"] = table.apply(fisher, axis=1).astype(float)
-    table["p_holm"] = _holm(table, pd.Series(True, index=table.index), "p_fisher")
+    table["p_fisher_unadj"] = table.apply(fisher, axis=1).astype(float)
+    table["p_holm"] = _holm(table, pd.Series(True, index=table.index), "p_fisher_unadj")
     return table
 
 
-def _power(g: float, nobs1, ratio: float):
-    from statsmodels.stats.power import TTestIndPower
+# --- power of the decision rule actually used ------------------------------------------------------
 
-    power = TTestIndPower().power(g, nobs1=nobs1, ratio=ratio, alpha=POWER_ALPHA)
-    # For large effects the lower tail of the two-sided power underflows to NaN; it is negligible there.
-    upper = TTestIndPower().power(g, nobs1=nobs1, ratio=ratio, alpha=POWER_ALPHA / 2, alternative="larger")
-    return np.where(np.isnan(power), upper, power)
+PAIRED_TESTS = ("paired_t_log", "wilcoxon")
 
 
-def _seeds_needed(g: float) -> int:
-    from statsmodels.stats.power import TTestIndPower
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a failed root search is handled below
-        n = TTestIndPower().solve_power(g, power=POWER, alpha=POWER_ALPHA, ratio=1.0)
-    if np.isfinite(n):
-        return max(2, math.ceil(n))
-    # The root finder fails for very large effects, whose answer is a handful of seeds: count up.
-    few = np.arange(2, 11)
-    return int(few[np.argmax(_power(g, few, 1.0) >= POWER)])
-
-
-def smallest_p(test: str, n_ref: int, n: int, n_pairs: int) -> float:
-    """The smallest two-sided p-value a rank test can give with these sample sizes (NaN for Welch: none)."""
-    if test == "welch" or min(n_ref, n) < 1:
-        return math.nan
-    if test == "mannwhitney":  # every run of one feed beyond every run of the other
-        return float(stats.mannwhitneyu(np.arange(n), np.arange(n, n + n_ref), alternative="two-sided").pvalue)
-    return float(stats.wilcoxon(np.arange(1.0, n_pairs + 1)).pvalue) if n_pairs else math.nan
+def _p_values(test: str, effect: float, sd: float, n: int, sims: int, rng: np.random.Generator) -> np.ndarray:
+    """p of the configured test on `sims` simulated studies of n seeds: per-seed log differences ~ N(effect, sd)
+    for paired tests; two groups of log values with SD sd, `effect` apart, for the unpaired ones."""
+    if test in PAIRED_TESTS:
+        d = rng.normal(effect, sd, size=(sims, n))
+        return stats.ttest_1samp(d, 0.0, axis=-1).pvalue if test == "paired_t_log" else stats.wilcoxon(d, axis=-1).pvalue
+    ref, new = rng.normal(0.0, sd, size=(sims, n)), rng.normal(effect, sd, size=(sims, n))
+    if test == "mannwhitney":
+        return stats.mannwhitneyu(new, ref, axis=-1, alternative="two-sided").pvalue
+    return stats.ttest_ind(new, ref, axis=-1, equal_var=False).pvalue
 
 
-def power_table(effects: pd.DataFrame, config: dict, step: int) -> pd.DataFrame:
-    """Seeds per variant for 80% power at alpha 0.05 (two-sided two-sample t-test) at each observed Hedges g,
-    and the smallest p-value the primary test can reach with the seeds at hand."""
+def holm_power(test: str, effect: float, sds: list[float], ns: list[int], alpha: float, sims: int,
+               rng: np.random.Generator) -> np.ndarray:
+    """Power of each member of a Holm family when every member carries `effect` (log ratio): the share of
+    simulated studies in which Holm's procedure at alpha rejects it."""
+    p = np.column_stack([_p_values(test, effect, sd, n, sims, rng) for sd, n in zip(sds, ns)])
+    return (holm_adjusted(p) < alpha).mean(axis=0)
+
+
+def holm_adjusted(p: np.ndarray) -> np.ndarray:
+    """Holm-adjusted p-values of every row of p at once (statsmodels' multipletests takes one family per call,
+    about 0.1 s each here, too slow for thousands of simulated studies; tests check the two agree)."""
+    p = np.where(np.isnan(p), 1.0, p)  # an untestable simulated study rejects nothing
+    m = p.shape[-1]
+    order = np.argsort(p, axis=-1)
+    stepped = np.maximum.accumulate(np.take_along_axis(p, order, axis=-1) * (m - np.arange(m)), axis=-1)
+    adjusted = np.empty_like(p)
+    np.put_along_axis(adjusted, order, np.minimum(stepped, 1.0), axis=-1)
+    return adjusted
+
+
+def tost_power(margin: float, sd: float, n: int, alpha: float, sims: int, rng: np.random.Generator) -> float:
+    """Power of the paired TOST to declare equivalence within +-margin (ratio) when the true ratio is 1."""
+    d = rng.normal(0.0, sd, size=(sims, n))
+    low = stats.ttest_1samp(d, -math.log1p(margin), axis=-1, alternative="greater").pvalue
+    high = stats.ttest_1samp(d, math.log1p(margin), axis=-1, alternative="less").pvalue
+    return float((np.maximum(low, high) < alpha).mean())
+
+
+def _seeds_needed(power_at, max_seeds: int) -> int | None:
+    """The fewest seeds (2..max_seeds) at which power_at(n) >= POWER, by bisection (power grows with n)."""
+    if power_at(max_seeds) < POWER:
+        return None
+    low, high = 1, max_seeds
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if power_at(mid) >= POWER else (mid, high)
+    return high
+
+
+POWER_COLUMNS = ["norm", "step", "extractor", "metric", "feed_ref", "feed", "role", "rule", "n_pairs", "sd_log",
+                 "assumed_ratio", "family_size", "simulations", "power", "seeds_needed", "note"]
+
+
+def power_table(runs: pd.DataFrame, effects: pd.DataFrame, config: dict) -> pd.DataFrame:
+    """Simulated power of the rule each primary comparison is judged by, at the spread observed in it:
+    confirmatory rows, the configured test with Holm over the confirmatory family, at a true ratio of
+    stats.smallest_effect for every member; equivalence rows, the paired TOST at a true ratio of 1.
+    seeds_needed: the fewest seeds per variant that give 80% power (NA beyond stats.max_seeds)."""
+    cfg = config["stats"]
+    step, alpha, sims = final_step(runs, cfg), alpha_of(cfg), cfg["power_simulations"]
+    values = _primary_values(runs, cfg, step)
     rows = []
-    for _, e in effects[effects["step"] == step].iterrows():
-        g = abs(e["hedges_g"])
-        testable = np.isfinite(g) and g > 0
-        rows.append({
-            "norm": e["norm"], "step": e["step"], "extractor": e["extractor"], "metric": e["metric"],
-            "feed_ref": e["feed_ref"], "feed": e["feed"], "n_ref": e["n_ref"], "n": e["n"],
-            "effect_size_measure": "hedges_g", "effect_size": e["hedges_g"],
-            "power_now": float(_power(g, e["n_ref"], e["n"] / e["n_ref"])) if testable else math.nan,
-            "n_needed": _seeds_needed(g) if testable else pd.NA,
-            "p_min_primary": smallest_p(config["stats"]["test"], e["n_ref"], e["n"], e["n_pairs"]),
-        })
-    # Every Holm-adjusted p is at least m times the family's smallest raw p: what the seeds at hand can reach.
-    family_size = int(primary_family(effects, config["stats"], step).sum())
-    table = pd.DataFrame(rows, columns=["norm", "step", "extractor", "metric", "feed_ref", "feed", "n_ref", "n",
-                                        "effect_size_measure", "effect_size", "power_now", "n_needed", "p_min_primary"])
-    table["p_min_holm"] = (table["p_min_primary"] * family_size).clip(upper=1.0)
-    table["n_needed"] = table["n_needed"].astype("Int64")
-    reachable = ~(table["p_min_holm"] >= POWER_ALPHA)
-    table["enough"] = ((table[["n_ref", "n"]].min(axis=1) >= table["n_needed"]) & reachable).astype("boolean")
+    for _, e in effects[primary_family(effects, cfg, step)].iterrows():
+        here = values[values["norm"] == e["norm"]].pivot(index="seed", columns="feed", values="value")
+        pair = here[[e["feed_ref"], e["feed"]]].dropna() if {e["feed_ref"], e["feed"]} <= set(here.columns) else None
+        sd = math.nan
+        if pair is not None and len(pair) >= 2 and (pair > 0).all().all():
+            logs = np.log(pair)
+            if cfg["test"] in PAIRED_TESTS or e["role"] == "equivalence":
+                sd = float((logs[e["feed"]] - logs[e["feed_ref"]]).std(ddof=1))
+            else:  # the pooled within-feed SD: what an unpaired test sees
+                sd = float(np.sqrt((logs.var(ddof=1)).mean()))
+        rows.append({"norm": e["norm"], "step": step, "extractor": e["extractor"], "metric": e["metric"],
+                     "feed_ref": e["feed_ref"], "feed": e["feed"], "role": e["role"],
+                     "n_pairs": 0 if pair is None else len(pair), "sd_log": sd})
+    table = pd.DataFrame(rows, columns=POWER_COLUMNS)
+    if table.empty:
+        return table
+    ok = np.isfinite(table["sd_log"]) & (table["sd_log"] > 0)
+    confirm = table.index[(table["role"] == "confirmatory") & ok]
+    effect = math.log(cfg["smallest_effect"])
+    table["simulations"] = sims
+    table["family_size"] = len(confirm)
+    confirmatory = table["role"] == "confirmatory"
+    table["rule"] = np.where(
+        confirmatory, f"{TESTS[cfg['test']][1]}, Holm over {len(confirm)}, at a true ratio of {cfg['smallest_effect']:g}",
+        f"paired TOST within ±{cfg['equivalence_margin']:.0%}, at a true ratio of 1")
+    table["assumed_ratio"] = np.where(confirmatory, cfg["smallest_effect"], 1.0)
+    if len(confirm):
+        sds, ns = table.loc[confirm, "sd_log"].tolist(), table.loc[confirm, "n_pairs"].tolist()
+
+        def family(n: int | None) -> np.ndarray:
+            rng = _rng(cfg["seed"], ("power", "confirmatory"))  # common random numbers across n: a smooth curve
+            return holm_power(cfg["test"], effect, sds, ns if n is None else [n] * len(ns), alpha, sims, rng)
+
+        table.loc[confirm, "power"] = family(None)
+        # The family shares one n; each member's need is where its own power crosses 80%.
+        for i, index in enumerate(confirm):
+            table.loc[index, "seeds_needed"] = _seeds_needed(lambda n: family(n)[i], cfg["max_seeds"])
+    for index in table.index[(table["role"] == "equivalence") & ok]:
+        r = table.loc[index]
+
+        def tost_at(n: int, r=r) -> float:
+            return tost_power(cfg["equivalence_margin"], r["sd_log"], n, alpha, sims,
+                              _rng(cfg["seed"], ("power", r["norm"], r["feed_ref"], r["feed"])))
+
+        table.loc[index, "power"] = tost_at(int(r["n_pairs"]))
+        table.loc[index, "seeds_needed"] = _seeds_needed(tost_at, cfg["max_seeds"])
+    table["seeds_needed"] = table["seeds_needed"].astype("Int64")
+    table["note"] = np.where(ok, "", "no within-pair spread (fewer than 2 pairs, or identical): power undefined")
     return table
 
 
 # --- output --------------------------------------------------------------------------------------
 
 
-def table_notes(config: dict, step: int) -> dict[str, str]:
+def table_notes(config: dict, plan: dict) -> dict[str, str]:
     cfg = config["stats"]
-    level = f"{cfg['confidence_level']:.0%}"
-    boot = (f"{level} bootstrap CIs ({cfg['bootstrap_resamples']} resamples, BCa, percentile where BCa is undefined, "
-            f"seed {cfg['seed']})")
+    level, step = f"{cfg['confidence_level']:.0%}", plan["final_step"]
     directions = ", ".join(f"{m}: {b} is better" for m, b in BETTER.items())
-    return {
-        "summary": f"Per variant, step, extractor and metric. n = usable runs; n_failed = runs left out (diverged, or no "
-                   f"value); {boot}; ci_method lists mean/iqm/median when they differ.",
-        "feed_effects": f"Each feed against {cfg['reference_feed']}. {directions}. delta_mean and hedges_g are feed minus "
-                        f"reference; p_improve = P(a run of feed is better than one of feed_ref); {boot}. p_holm: the "
-                        f"{TESTS[cfg['test']][1]} Holm-adjusted over all comparisons of {cfg['primary_metric']} "
-                        f"({cfg['primary_extractor']}) at step {step}; NaN outside that family.",
-        "interaction": f"Two-way ANOVA feed x norm on {cfg['primary_metric']} at step {step}, log-transformed unless "
-                       f"the transform column says otherwise: OLS, sum-to-zero contrasts, type-3 tests with HC3 "
-                       f"errors; partial eta^2 = F df / (F df + df_resid).",
+    tail = f" [{plan_line(plan)}: {json.dumps(plan, sort_keys=True)}]"
+    notes = {
+        "summary": f"Per variant, step, extractor and metric over the usable runs (n; n_failed left out). {level} "
+                   f"intervals: Student t for the mean and (on the log scale) the geometric mean, order statistics "
+                   f"(distribution-free) for the median, bootstrap (BCa, percentile where undefined; approximate at "
+                   f"small n) for the IQM.",
+        "feed_effects": f"feed against feed_ref, paired by seed; {directions}. ratio: geometric mean over seeds of "
+                        f"feed / feed_ref with its paired-t {level} CI (scale log); delta_*: raw paired differences. "
+                        f"p_improve: share of seeds in which feed beats feed_ref, ties half, Wilson CI. Every p_*_unadj "
+                        f"is unadjusted. p_holm: the {TESTS[cfg['test']][1]} Holm-adjusted over the confirmatory "
+                        f"family (role confirmatory); p_holm_equivalence_family: the same over the equivalence rows; "
+                        f"p_equivalence: paired TOST on the log ratio within ±{cfg['equivalence_margin']:.0%} (no "
+                        f"multiplicity penalty: intersection-union). verdict: see stats.verdicts. Diverged runs: "
+                        f"{DIVERGED_RULE}.",
+        "interaction": f"Sensitivity analysis, unpaired: two-way ANOVA feed x norm on {cfg['primary_metric']} at step "
+                       f"{step}, log-transformed unless the transform column says otherwise: OLS, sum-to-zero "
+                       f"contrasts, type-3 tests with HC3 errors; partial eta^2 = F df / (F df + df_resid).",
+        "mixed": f"Linear mixed model (REML) of log {cfg['primary_metric']} at step {step}: feed * norm fixed (sum "
+                 f"contrasts), random intercepts per seed and per seed x norm; Wald chi2 test per term; icc_seed: "
+                 f"share of the variance that runs of one seed share.",
         "failures": f"Failure rule: {failure_rule(config)}. Wilson {level} CI; Fisher's exact test against "
-                    f"{cfg['reference_feed']} within each norm, Holm-adjusted over the table.",
-        "power": f"Seeds per variant for {POWER:.0%} power at alpha {POWER_ALPHA} (two-sided two-sample t-test, equal "
-                 f"groups) to detect the observed |Hedges g| at step {step}; the observed g is itself uncertain, so "
-                 f"read n_needed as an order of magnitude (a rank test needs about 5% more under normality). "
-                 f"p_min_primary: the smallest p the {TESTS[cfg['test']][1]} can give with these runs, before Holm; "
-                 f"p_min_holm: the smallest it can give after Holm's correction over the primary family; "
-                 f"enough: n_needed seeds are there and p_min_holm < {POWER_ALPHA}.",
+                    f"{cfg['reference_feed']} within each norm (unadjusted), Holm-adjusted over the table.",
+        "power": f"Simulated power ({cfg['power_simulations']} studies, seed {cfg['seed']}) of the rule each primary "
+                 f"comparison is judged by, at its observed within-pair SD of the log metric (pooled within-feed SD "
+                 f"for unpaired tests); seeds_needed for {POWER:.0%} power (NA: more than {cfg['max_seeds']}).",
+        "context_gap": "Per variant: median over runs of each run's mean context gap (logits) and D accuracy over "
+                       "the second half of training.",
+        "mechanism": f"Per norm, at step {step}: recovered = 1 - mean log(joint_consistent/{cfg['reference_feed']}) / "
+                     f"mean log(joint/{cfg['reference_feed']}) over seed triples, Fieller {level} CI; gap_slope: "
+                     f"OLS log {cfg['primary_metric']} ~ context gap + feed (within feeds), per logit of gap, "
+                     f"unadjusted p.",
     }
+    return {name: note + tail for name, note in notes.items()}
+
+
+TABLES = ("summary", "feed_effects", "interaction", "mixed", "failures", "power", "context_gap", "mechanism")
 
 
 def write_table(table: pd.DataFrame, out_dir: Path, name: str, note: str) -> list[Path]:
@@ -515,14 +871,20 @@ def write_table(table: pd.DataFrame, out_dir: Path, name: str, note: str) -> lis
 def write_stats(config: dict, tables: str | Path) -> list[Path]:
     tables = Path(tables)
     runs = load_runs(tables)
-    step = final_step(runs, config["stats"])
+    logs = read_table(tables, "train_logs", hint="run `ganablate aggregate` first")
+    plan = analysis_plan(config, runs)
     effects = feed_effects_table(runs, config)
     built = {
         "summary": summary_table(runs, config),
         "feed_effects": effects,
         "interaction": interaction_table(runs, config),
+        "mixed": mixed_table(runs, config),
         "failures": failures_table(runs, config),
-        "power": power_table(effects, config, step),
+        "power": power_table(runs, effects, config),
+        "context_gap": context_table(logs, config),
+        "mechanism": mechanism_table(runs, logs, config),
     }
-    notes = table_notes(config, step)
-    return [p for name, table in built.items() for p in write_table(table, tables, name, notes[name])]
+    notes = table_notes(config, plan)
+    paths = [p for name, table in built.items() for p in write_table(table, tables, name, notes[name])]
+    (tables / "plan.json").write_text(json.dumps(plan | {"hash": config_hash(plan)[:8]}, indent=2) + "\n")
+    return [*paths, tables / "plan.json"]

@@ -25,17 +25,13 @@ rule aggregate:
 
 rule stats:
     input:
-        rules.aggregate.output.runs,
+        rules.aggregate.output,
     output:
-        summary=table("summary.csv"),
-        summary_md=f"{TABLES}/summary.md",
-        summary_tex=f"{TABLES}/summary.tex",
-        effects=table("feed_effects.csv"),
-        effects_md=f"{TABLES}/feed_effects.md",
-        effects_tex=f"{TABLES}/feed_effects.tex",
-        interaction=table("interaction.csv"),
-        failures=table("failures.csv", category="diagnostics"),
-        power=table("power.csv", category="diagnostics"),
+        # Every file `ganablate stats` writes: each table as .csv (in the report), .md and .tex, and the plan.
+        **{name: table(f"{name}.csv", category=STAT_TABLES[name]) for name in STAT_TABLES},
+        md=expand(f"{TABLES}/{{name}}.md", name=STAT_TABLES),
+        tex=expand(f"{TABLES}/{{name}}.tex", name=STAT_TABLES),
+        plan=f"{TABLES}/plan.json",
     params:
         config=sections("stats", "study"),
         tables=lambda w, output: Path(output.summary).parent,
@@ -54,12 +50,12 @@ rule figures:
         figure("primary_per_seed"),
         figure("primary_over_steps"),
         figure("interaction"),
-        figure("p_improve_heatmap"),
+        figure("effects_heatmap"),
         figure("mechanism", category="diagnostics"),
         figure("samples_final", category="samples"),
         pdfs=expand(
             f"{FIGURES}/{{name}}.pdf",
-            name=["primary_per_seed", "primary_over_steps", "interaction", "p_improve_heatmap", "mechanism", "samples_final"],
+            name=["primary_per_seed", "primary_over_steps", "interaction", "effects_heatmap", "mechanism", "samples_final"],
         ),
     params:
         config=sections("stats", "study"),

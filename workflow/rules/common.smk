@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 from ganablate.config import seeds_of
+from ganablate.stats import TABLES as _TABLES
 
 DATASET = config["dataset"]["name"]
 FEEDS = config["study"]["feeds"]
@@ -15,6 +16,8 @@ RUN = "results/runs/{dataset}/{feed}/{norm}/seed{seed}"
 RUNS = expand(RUN, dataset=DATASET, feed=FEEDS, norm=NORMS, seed=SEEDS)
 TABLES = "results/tables"
 FIGURES = "results/figures"
+# The tables of `ganablate stats`, with the report category each is shown under.
+STAT_TABLES = {name: "diagnostics" if name in ("failures", "power", "context_gap") else "tables" for name in _TABLES}
 
 
 wildcard_constraints:
