@@ -628,9 +628,8 @@ def mechanism_table(runs: pd.DataFrame, logs: pd.DataFrame, config: dict) -> pd.
             "feed_ref": ref}
         notes = []
         needed = [ref, "joint", "joint_consistent"]
-        if set(needed) <= set(wide.columns) and ref not in ("joint", "joint_consistent") and (
-                wide[needed] > 0).all().all():
-            pairs = wide[needed].dropna()
+        pairs = wide[needed].dropna() if set(needed) <= set(wide.columns) else None
+        if pairs is not None and ref not in ("joint", "joint_consistent") and (pairs > 0).all().all():
             row["n_pairs"] = len(pairs)
             a = np.log(pairs["joint_consistent"] / pairs[ref]).to_numpy()
             b = np.log(pairs["joint"] / pairs[ref]).to_numpy()
@@ -886,5 +885,10 @@ def write_stats(config: dict, tables: str | Path) -> list[Path]:
     }
     notes = table_notes(config, plan)
     paths = [p for name, table in built.items() for p in write_table(table, tables, name, notes[name])]
-    (tables / "plan.json").write_text(json.dumps(plan | {"hash": config_hash(plan)[:8]}, indent=2) + "\n")
+    per_variant = runs.drop_duplicates(RUN_KEYS).groupby(["feed", "norm"]).size()
+    design = {"dataset": str(runs["dataset"].iloc[0]), "variants": len(per_variant), "runs": int(per_variant.sum()),
+              "seeds_min": int(per_variant.min()), "seeds_max": int(per_variant.max()),
+              "steps": sorted(int(s) for s in runs["step"].unique())}
+    (tables / "plan.json").write_text(json.dumps(plan | {"hash": config_hash(plan)[:8], "design": design}, indent=2)
+                                      + "\n")
     return [*paths, tables / "plan.json"]
