@@ -45,9 +45,10 @@ def test_checkpoint_beyond_steps_is_rejected(tmp_path):
     assert "train.checkpoints: step 20 is beyond train.steps=10" in _one_line_error(result)
 
 
-def test_unwritable_output_directory_is_named(tmp_path):
+def test_unwritable_output_directory_is_named(tmp_path, synthetic_fashion_mnist):
     (tmp_path / "file").write_text("not a folder")
-    config = {"model": {"z_dim": 8, "g_width": 8, "d_width": 8}, "train": {"steps": 2, "checkpoints": []}}
+    config = {"dataset": {"root": str(synthetic_fashion_mnist)}, "model": {"z_dim": 8, "g_width": 8, "d_width": 8},
+              "train": {"steps": 2, "checkpoints": []}}
     result = _ganablate(*TRAIN, "--config-json", json.dumps(config), "--out", str(tmp_path / "file" / "run"))
     assert _one_line_error(result).startswith(f"ganablate train: error: --out: cannot write to {tmp_path / 'file' / 'run'}")
 
@@ -64,8 +65,19 @@ def test_yaml_that_would_run_code_is_refused(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
-def test_train_command_completes_a_tiny_run(tmp_path):
-    config = {"model": {"z_dim": 8, "g_width": 8, "d_width": 8}, "train": {"steps": 4, "checkpoints": [], "log_every": 2}}
+def test_train_command_completes_a_tiny_run(tmp_path, synthetic_fashion_mnist):
+    config = {"dataset": {"root": str(synthetic_fashion_mnist)}, "model": {"z_dim": 8, "g_width": 8, "d_width": 8},
+              "train": {"steps": 4, "checkpoints": [], "log_every": 2}}
     result = _ganablate(*TRAIN, "--config-json", json.dumps(config), "--out", str(tmp_path / "run"))
     assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"dataset fashion-mnist: from dataset.root {synthetic_fashion_mnist}\n")
     assert json.loads((tmp_path / "run/summary.json").read_text())["status"] == "completed"
+
+
+def test_no_data_anywhere_is_one_error_naming_the_three_ways(tmp_path):
+    # The default tier hides the system copy and sends downloads to a proxy that is not there: as offline.
+    config = {"model": {"z_dim": 8, "g_width": 8, "d_width": 8}, "train": {"steps": 2, "checkpoints": []}}
+    result = _ganablate(*TRAIN, "--config-json", json.dumps(config), "--out", str(tmp_path / "run"))
+    error = _one_line_error(result)
+    assert "dataset.name=fashion-mnist: no data found" in error and "the download failed" in error
+    assert "dataset.root" in error and "dataset-fashion-mnist" in error and "dataset.download" in error

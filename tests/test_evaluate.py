@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
@@ -14,6 +16,7 @@ from PIL import Image
 
 from ganablate import evaluate
 from ganablate.cli import main
+from ganablate.config import UsageError
 from ganablate.data import DataError
 from ganablate.evaluate import COLUMNS, METRICS, evaluate_run, floor, generate, resolve_extractor, score
 from ganablate.extractor import DomainFeatureExtractor, train_extractor
@@ -66,8 +69,10 @@ def test_floor_warms_the_reference_cache_so_evaluation_extracts_only_generated_i
     monkeypatch.setattr(DomainFeatureExtractor, "forward", lambda self, x: extracted.append(len(x)) or forward(self, x))
     config = small_config()
     floor(config, "domain", tmp_path / "floor.json", domain.extractor, tmp_path / "cache", domain.data_path)
-    # The floor scores min(10k, all) train images, whatever eval.n_samples says.
-    assert sum(extracted) == len(domain.data.train_images) + len(domain.data.test_images)
+    # The floor scores as many train images as a run is scored on (eval.n_samples), so the two share FID's bias.
+    n = min(config["eval"]["n_samples"], len(domain.data.train_images))
+    assert sum(extracted) == n + len(domain.data.test_images)
+    assert json.loads((tmp_path / "floor.json").read_text())["n_samples"] == n
     extracted.clear()
     _evaluate(domain, config, fake_run(tmp_path / "run", config), tmp_path / "cache")
     assert sum(extracted) == 3 * 200  # three checkpoints, no reference images
@@ -134,7 +139,17 @@ def test_missing_checkpoint_of_a_completed_run_is_an_error_naming_the_file(domai
     assert not (run / "metrics.csv").exists()
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "other_model"])
+class _RunsCode:
+    """Unpickling this would create the file `marker`: what a malicious checkpoint could do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "other_model", "pickled_code"])
 def test_corrupt_checkpoint_is_an_error_naming_the_file(domain, tmp_path, damage):
     config = small_config()
     run = fake_run(tmp_path / "run", config)
@@ -143,11 +158,15 @@ def test_corrupt_checkpoint_is_an_error_naming_the_file(domain, tmp_path, damage
         path.write_bytes(b"\x00not a checkpoint")
     elif damage == "truncated":
         path.write_bytes(path.read_bytes()[:500])
+    elif damage == "pickled_code":
+        torch.save({"weight": _RunsCode(tmp_path / "pwned")}, path)
     else:
         torch.save(build_generator((1, 28, 28), {"z_dim": 16, "g_width": 8}).state_dict(), path)
-    with pytest.raises(DataError, match="step_2.pt"):
+    remedy = rf"remove {re.escape(str(run))}/ and train the run again"
+    with pytest.raises(UsageError, match=rf"step_2\.pt: .*; .*{remedy}") as error:
         _evaluate(domain, config, run, tmp_path / "cache")
-    assert not (run / "metrics.csv").exists()
+    assert "\n" not in str(error.value)
+    assert not (run / "metrics.csv").exists() and not (tmp_path / "pwned").exists()
 
 
 def test_cli_reports_a_corrupt_checkpoint_in_one_line_with_exit_code_2(domain, tmp_path, capsys):
@@ -212,6 +231,8 @@ def test_missing_inception_weights_without_network_is_one_clear_error(tmp_path, 
 
 
 def test_inception_weights_path_that_does_not_exist_is_an_error_naming_it(tmp_path):
-    config = small_config(extractors=["inception-v3-compat"], inception_weights=str(tmp_path / "nope.pth"))
+    config = small_config(extractors=["inception-v3-compat"])
+    # Config validation refuses a missing file up front; the file can still vanish before the job runs.
+    config["eval"]["inception_weights"] = str(tmp_path / "nope.pth")
     with pytest.raises(DataError, match="nope.pth"):
         evaluate.inception_weights(config["eval"])

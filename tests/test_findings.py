@@ -31,7 +31,7 @@ def _section(text: str, norm: str) -> str:
 
 
 def _findings(tables, tmp_path, config=CONFIG) -> str:
-    return write_findings(config, tables, tmp_path / "findings.md").read_text()
+    return write_findings(config, tables, tmp_path / "findings.md")[0].read_text()
 
 
 def _line(text: str, start: str) -> str:
@@ -83,7 +83,7 @@ def test_the_confirmatory_answer_carries_the_ratio_ci_holm_p_and_verdict_of_the_
             in line)
     assert "Holm p < 0.001" in line and "Secondary KID" in line
     assert "**joint_consistent vs joint**" in answer and "joint_consistent is **better** than joint" in answer
-    mechanism = pd.read_csv(tables / "mechanism.csv").set_index("norm").loc["batch"]
+    mechanism = pd.read_csv(tables / "mechanism.csv").set_index(["norm", "step"]).loc[("batch", 500)]
     assert f"joint_consistent recovers {mechanism['recovered']:.3g} of joint's gap to split" in answer
 
 

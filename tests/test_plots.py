@@ -10,7 +10,7 @@ from ganablate.config import UsageError
 from ganablate.plots import write_figures
 from tests.synthetic_runs import make_runs, study_config
 
-NAMES = ["primary_per_seed", "primary_over_steps", "interaction", "p_improve_heatmap", "mechanism", "samples_final"]
+NAMES = ["primary_per_seed", "primary_over_steps", "interaction", "effects_heatmap", "mechanism", "samples_final"]
 
 
 def _study(root, config, **runs):

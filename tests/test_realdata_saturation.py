@@ -10,8 +10,8 @@ from ganablate.train import train_run
 
 @pytest.mark.realdata
 @pytest.mark.parametrize("seed", [0, 1])
-def test_joint_batchnorm_saturates_d_accuracy_while_split_does_not(tiny_config, tmp_path, seed):
-    config = copy.deepcopy(tiny_config)
+def test_joint_batchnorm_saturates_d_accuracy_while_split_does_not(real_tiny_config, tmp_path, seed):
+    config = copy.deepcopy(real_tiny_config)
     config["model"].update(z_dim=64, g_width=32, d_width=32)
     config["train"].update(steps=400, batch_size=64, checkpoints=[], log_every=20, state_every=1000)
     late_acc = {}

@@ -1,32 +1,34 @@
 """The tiny study through profiles/slurm on a real one-node SLURM cluster on localhost (tests/cluster/)."""
 
 import re
-import shutil
 import subprocess
 
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import ORIGINAL_ENV, REPO, TIERS, tier_enabled, write_tiny_study_config
 
 CLUSTER = REPO / "tests/cluster"
 
 
 @pytest.fixture(scope="module")
-def slurm_cluster():
-    up = subprocess.run(["bash", str(CLUSTER / "slurm-up.sh")], capture_output=True, text=True)
+def slurm_cluster(request):
+    # slurm-up.sh apt-installs slurm and munge, writes /etc and starts daemons: only ever in the slurm tier.
+    if not tier_enabled(request.config, "slurm"):
+        pytest.skip(TIERS["slurm"][2])
+    up = subprocess.run(["bash", str(CLUSTER / "slurm-up.sh")], capture_output=True, text=True, env=ORIGINAL_ENV)
     try:
         if up.returncode != 0:
             pytest.fail(f"slurm-up.sh failed:\n{up.stderr[-4000:]}")
         yield
     finally:
-        subprocess.run(["bash", str(CLUSTER / "slurm-down.sh")], capture_output=True)
+        subprocess.run(["bash", str(CLUSTER / "slurm-down.sh")], capture_output=True, env=ORIGINAL_ENV)
 
 
 @pytest.fixture(scope="module")
-def slurm_study(slurm_cluster, tmp_path_factory):
+def slurm_study(slurm_cluster, tmp_path_factory, synthetic_fashion_mnist):
     workdir = tmp_path_factory.mktemp("slurm-study")
-    shutil.copy(REPO / "tests/configs/tiny.yaml", workdir / "config.yaml")
+    write_tiny_study_config(workdir, synthetic_fashion_mnist)
     # --workflow-profile none: profiles/default (local) must not override the SLURM profile.
     # timeout -k: the executor plugin can keep polling after a cluster failure; never hang CI.
     result = subprocess.run(
@@ -55,6 +57,6 @@ def test_jobs_really_went_through_sbatch(slurm_study):
 @pytest.mark.parametrize("table", ["runs.csv", "summary.csv", "feed_effects.csv", "failures.csv"])
 def test_slurm_tables_equal_those_of_a_local_run(slurm_study, tiny_study, table):
     workdir, _ = slurm_study
-    local = pd.read_csv(tiny_study / "results/tables" / table)
-    remote = pd.read_csv(workdir / "results/tables" / table)
+    local = pd.read_csv(tiny_study / "results/default/tables" / table)
+    remote = pd.read_csv(workdir / "results/default/tables" / table)
     pd.testing.assert_frame_equal(local, remote, check_exact=True)

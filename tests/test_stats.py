@@ -495,3 +495,25 @@ def test_failure_threshold_respects_higher_is_better():
     assert _row(stats.failures_table(runs, config), feed="split")["n_beyond_threshold"] == 1
 
 
+
+
+# --- trend over training -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("growth, expected", [(0.3, "widens"), (-0.3, "closes"), (0.0, "no detectable change")])
+def test_trend_tells_a_widening_a_closing_and_a_steady_gap_apart(growth, expected):
+    config = study_config(norms=("batch",), seeds=6)
+    rows = []
+    rng = np.random.default_rng(5)
+    for step in (1000, 2000, 3000, 4000):
+        gap = 1.0 + growth * (step / 1000 - 1)  # log ratio joint / split: 1 at the first checkpoint
+        for seed in range(6):
+            base = 100.0 * (1 + seed)
+            jitter = rng.normal(0, 0.02)
+            for feed, value in (("split", base), ("joint", base * math.exp(gap + jitter)),
+                                ("joint_consistent", base * math.exp(0.5 * gap + jitter))):
+                rows.append(runs_table({(feed, "batch"): [value]}, step=step).assign(seed=seed))
+    runs = pd.concat(rows, ignore_index=True)
+    t = _row(stats.trend_table(runs, config), feed_ref="split", feed="joint")
+    assert t["trend"] == expected and t["n_pairs"] == 6 and (t["first_step"], t["last_step"]) == (1000, 4000)
+    assert t["slope_per_1000"] == pytest.approx(growth, abs=0.03)

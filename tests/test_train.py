@@ -1,15 +1,19 @@
 import copy
 import json
 import math
+import pickle
+import random
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
+from ganablate.cli import main
 from ganablate.config import ConfigError, validate_config
 from ganablate.models import NORMS
 from ganablate.train import LOG_COLUMNS, train_run
@@ -139,3 +143,56 @@ def test_bad_config_values_name_the_key(tiny_config, section, change, message):
     config[section].update(change)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         validate_config(config)
+
+
+class _RunsCode:
+    """Unpickling this would create the file `marker`: what a malicious state file could do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _damage_state(path: Path, damage: str, marker: Path) -> None:
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "random_bytes":
+        path.write_bytes(random.Random(0).randbytes(4096))
+    elif damage == "torch_pickled_code":  # torch.save's zip format, a pickled object inside
+        torch.save({"run_hash": "x", "G": _RunsCode(marker)}, path)
+    elif damage == "plain_pickled_code":  # a bare pickle, as pickle.dump writes it
+        path.write_bytes(pickle.dumps({"run_hash": "x", "G": _RunsCode(marker)}))
+    elif damage == "foreign":  # a loadable torch file that is no training state
+        torch.save([torch.zeros(3)], path)
+    else:  # damaged inside: the state of this very run, its G weights gone
+        state = torch.load(path, weights_only=True)
+        torch.save(state | {"G": {"not": torch.zeros(1)}}, path)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random_bytes", "torch_pickled_code", "plain_pickled_code",
+                                    "foreign", "wrong_content"])
+def test_a_damaged_resume_state_is_one_line_naming_it_and_exit_code_2(tiny_config, tmp_path, capsys, damage):
+    config = copy.deepcopy(tiny_config)
+    config["train"].update(steps=10, checkpoints=[], state_every=5)
+    out = tmp_path / "run"
+    args = ["train", "--config-json", json.dumps(config), "--feed", "split", "--norm", "batch", "--seed", "0",
+            "--out", str(out)]
+    assert main(args) == 0  # leaves state/state.pt of step 5 behind
+    state = out / "state" / "state.pt"
+    _damage_state(state, damage, tmp_path / "pwned")
+    capsys.readouterr()
+
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"ganablate train: error: {state}: ")
+    assert err.rstrip().endswith(f"remove {out / 'state'}/ to start this run over")
+    assert not (tmp_path / "pwned").exists(), "loading the state ran code from it"
+    # The remedy works: without the state the run starts over and completes.
+    for path in (out / "state").iterdir():
+        path.unlink()
+    (out / "state").rmdir()
+    assert main(args) == 0
+

@@ -37,18 +37,27 @@ def study_dir(tiny_study):
 
 
 def test_tiny_study_produces_every_table_and_figure(study_dir):
-    tables = study_dir / "results/tables"
-    for name in ("runs.csv", "summary.csv", "summary.md", "summary.tex", "feed_effects.csv", "interaction.csv",
-                 "failures.csv", "power.csv"):
+    tables = study_dir / "results/default/tables"
+    for name in ("runs.csv", "summary.csv", "summary.md", "summary.tex", "feed_effects.csv", "mixed.csv",
+                 "power.csv", "trend.csv", "plan.json"):
         assert (tables / name).stat().st_size > 0, name
     runs = pd.read_csv(tables / "runs.csv")
     assert runs.groupby(["feed", "norm", "seed"]).ngroups == 8
     assert set(runs.metric) >= {"fid", "is", "kid", "precision", "recall"}
-    for name in ("primary_per_seed", "primary_over_steps", "interaction", "p_improve_heatmap", "mechanism", "samples_final"):
-        assert (study_dir / f"results/figures/{name}.png").stat().st_size > 1000, name
-        assert (study_dir / f"results/figures/{name}.pdf").stat().st_size > 1000, name
-    findings = (study_dir / "results/findings.md").read_text()
+    for name in ("primary_per_seed", "primary_over_steps", "interaction", "effects_heatmap", "mechanism", "samples_final"):
+        assert (study_dir / f"results/default/figures/{name}.png").stat().st_size > 1000, name
+        assert (study_dir / f"results/default/figures/{name}.pdf").stat().st_size > 1000, name
+    findings = (study_dir / "results/default/findings.md").read_text()
     assert "## norm = batch" in findings and "## norm = layer" in findings and "Median FID" in findings
+    assert (study_dir / "results/default/findings.rst").read_text().startswith("Findings")
+
+
+def test_every_file_the_stats_step_writes_is_a_declared_output(study_dir):
+    from ganablate.stats import TABLES
+
+    written = {p.name for p in (study_dir / "results/default/tables").iterdir()}
+    declared = {"runs.csv", "train_logs.csv", "plan.json"} | {f"{t}.{e}" for t in TABLES for e in ("csv", "md", "tex")}
+    assert written == declared
 
 
 def test_a_second_invocation_has_nothing_to_do(study_dir):
@@ -77,16 +86,54 @@ def test_editing_train_reruns_training_and_everything_after(study_dir, tmp_path)
     assert not jobs.keys() & {"prepare_data", "train_extractor", "reference"}
 
 
-def test_report_collects_tables_figures_and_samples(study_dir):
-    snakemake(study_dir, "--report", "results/report.html")
-    html = (study_dir / "results/report.html").read_text(errors="replace")
+@pytest.mark.parametrize(("section", "key", "value"), [("train", "threads", 2), ("eval", "threads", 2),
+                                                     ("train", "device", "auto"), ("eval", "device", "auto")])
+def test_execution_settings_never_trigger_a_rerun(study_dir, tmp_path, section, key, value):
+    assert planned_jobs(snakemake(edited_copy(study_dir, tmp_path, section, key, value), "-n")) == {}
+
+
+def test_a_second_named_study_shares_the_data_and_reference_and_overwrites_nothing(study_dir, tmp_path):
+    both = tmp_path / "two"
+    shutil.copytree(study_dir, both, symlinks=True)
+    shared = {p: p.stat().st_mtime_ns for p in [*(both / "results/data").iterdir(), *(both / "results/reference").iterdir()]}
+    first = {p: p.read_bytes() for p in (both / "results/default").rglob("*") if p.is_file() and "logs" not in p.parts}
+    config = yaml.safe_load((both / "config.yaml").read_text())
+    config["study"] |= {"name": "other", "feeds": ["split", "joint"], "norms": ["layer"], "seeds": 2}
+    config["train"]["steps"] = 20
+    (both / "other.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(snakemake(both, "--configfile", "other.yaml", "-n"))
+    assert not jobs.keys() & {"prepare_data", "train_extractor", "reference"}
+    snakemake(both, "--configfile", "other.yaml", "--cores", "2")
+    assert {p: p.stat().st_mtime_ns for p in shared} == shared
+    assert all(p.read_bytes() == content for p, content in first.items())
+    assert pd.read_csv(both / "results/other/tables/runs.csv").groupby(["feed", "norm", "seed"]).ngroups == 4
+    assert planned_jobs(snakemake(both, "--configfile", "other.yaml", "-n")) == {}
+    assert planned_jobs(snakemake(both, "-n")) == {}
+
+
+def test_report_opens_on_the_question_design_and_findings_and_collects_every_result(study_dir):
+    snakemake(study_dir, "--report", "results/default/report.html")
+    html = (study_dir / "results/default/report.html").read_text(errors="replace")
     categories = json.JSONDecoder().raw_decode(html.split("var categories = ", 1)[1])[0]
     files = {c: {f for sub in subs.values() for f in sub} for c, subs in categories.items()}
-    assert {"results/tables/summary.csv", "results/tables/feed_effects.csv"} <= files["tables"]
-    assert "results/figures/primary_per_seed.png" in files["figures"]
-    assert "results/figures/mechanism.png" in files["diagnostics"]
+    assert {"results/default/tables/summary.csv", "results/default/tables/feed_effects.csv",
+            "results/default/tables/mixed.csv", "results/default/tables/trend.csv"} <= files["tables"]
+    assert "results/default/figures/primary_per_seed.png" in files["figures"]
+    assert "results/default/figures/mechanism.png" in files["diagnostics"]
     assert any(f.endswith("samples_final.png") for f in files["samples"])
-    assert files["findings"] == {"results/findings.md"}
+    assert files["findings"] == {"results/default/findings.md"}
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_the_rendered_report_shows_the_question_the_design_and_the_findings(study_dir):
+    snakemake(study_dir, "--report", "results/default/report.html")
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000", "--dump-dom",
+         (study_dir / "results/default/report.html").as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert "The question." in dom and "The design." in dom and "feed modes split, joint" in dom
+    findings = (study_dir / "results/default/findings.md").read_text()
+    plan_hash = re.search(r"hash (\w+)", findings)[1]
+    assert f"hash {plan_hash}" in dom and "norm = batch" in dom
 
 
 def test_default_config_dry_run_plans_one_training_job_per_feed_norm_seed(tmp_path):
@@ -102,6 +149,9 @@ def test_default_config_dry_run_plans_one_training_job_per_feed_norm_seed(tmp_pa
     ({"train": {"steps": -1}}, "train.steps"),
     ({"study": {"norms": ["batch", "weight"]}}, "study.norms.1"),
     ({"eval": {"extractors": ["inception"]}}, "eval.extractors.0"),
+    ({"stats": {"primary_extractor": "inception-v3-compat"}}, "stats.primary_extractor"),
+    ({"study": {"feeds": ["joint", "joint_consistent"]}}, "stats.reference_feed"),
+    ({"dataset": {"name": "imagefolder"}}, "dataset.root"),
 ])
 def test_a_bad_config_stops_the_workflow_before_any_job_naming_the_key(tmp_path, edit, key):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(edit))

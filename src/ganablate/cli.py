@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ganablate.config import ConfigError, UsageError, load_config, validate_config
+from ganablate.config import ConfigError, UsageError, load_config, study_dir, validate_config
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -33,7 +33,8 @@ def config_from_args(args: argparse.Namespace) -> dict:
             raw = json.loads(args.config_json)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--config-json: not valid JSON ({exc.msg})") from None
-        return validate_config(raw, source="--config-json")
+        # The workflow passes a rule's own sections; the Snakefile has checked the whole config already.
+        return validate_config(raw, source="--config-json", whole=False)
     return load_config(args.config)
 
 
@@ -50,22 +51,52 @@ def _cmd_prepare_data(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from ganablate.train import train_run
+    from ganablate.train import run_dir, train_run, train_seeds
 
+    # --seed goes with --out, --seeds with --out-root (argparse's groups cannot say so).
+    if args.seed is not None and (args.out is None or args.out_root is not None):
+        raise UsageError("--out: a run directory is required with --seed (--out-root goes with --seeds)")
+    if args.seeds is not None and (args.out_root is None or args.out is not None):
+        raise UsageError("--out-root: a root of run directories is required with --seeds (--out goes with --seed)")
     config = config_from_args(args)
     if args.steps is not None:  # fewer steps asked for: the checkpoints beyond them go too
         config["train"]["checkpoints"] = [s for s in config["train"]["checkpoints"] if s <= args.steps]
-    config = _with_overrides(config, "train", args, ("steps", "device", "threads"))
-    summary = train_run(config, feed=args.feed, norm=args.norm, seed=args.seed, out=Path(args.out), data_path=args.data)
-    print(f"{args.out}: {summary['status']} after {summary['steps_done']} steps in {summary['wall_seconds']:.1f} s")
+    config = _with_overrides(config, "train", args, ("steps", "device", "threads", "stack"))
+    if args.seed is not None:
+        summary = train_run(config, feed=args.feed, norm=args.norm, seed=args.seed, out=Path(args.out), data_path=args.data)
+        print(f"{args.out}: {summary['status']} after {summary['steps_done']} steps in {summary['wall_seconds']:.1f} s")
+        return
+    for summary in train_seeds(config, args.feed, args.norm, args.seeds, Path(args.out_root), data_path=args.data):
+        print(f"{run_dir(Path(args.out_root), config, args.feed, args.norm, summary['seed'])}: {summary['status']} after "
+              f"{summary['steps_done']} steps in {summary['wall_seconds']:.1f} s"
+              + (f" (stack of seeds {','.join(map(str, summary['stack']))})" if "stack" in summary else ""))
+
+
+def _seed_list(text: str) -> list[int]:
+    """--seeds: comma-separated seeds, each at least 0, none twice."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of seeds, e.g. 0,1,2") from None
+    if any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds are integers from 0, each given once")
+    return seeds
+
+
+def _stack_arg(text: str) -> int | str:
+    if text == "auto" or (text.isdigit() and int(text) >= 1):
+        return text if text == "auto" else int(text)
+    raise argparse.ArgumentTypeError(f"{text!r}: a number of seeds (1 or more) or auto")
 
 
 def _with_overrides(config: dict, section: str, args: argparse.Namespace, keys: tuple[str, ...]) -> dict:
-    """config with the command-line values given for section's keys, validated again."""
+    """config with the command-line values given for section's keys, that section validated again (alone: the
+    other sections may be schema defaults standing in for sections the step was not given)."""
     for key in keys:
         if getattr(args, key) is not None:
             config[section][key] = getattr(args, key)
-    return validate_config(config, source="command line")
+    config[section] = validate_config({section: config[section]}, source="command line", whole=False)[section]
+    return config
 
 
 def _eval_config(args: argparse.Namespace) -> dict:
@@ -105,21 +136,27 @@ def _cmd_aggregate(args: argparse.Namespace) -> None:
 def _cmd_stats(args: argparse.Namespace) -> None:
     from ganablate.stats import write_stats
 
-    for path in write_stats(config_from_args(args), args.tables):
+    config = config_from_args(args)
+    for path in write_stats(config, args.tables or study_dir(config) / "tables"):
         print(path)
 
 
 def _cmd_figures(args: argparse.Namespace) -> None:
     from ganablate.plots import write_figures
 
-    for path in write_figures(config_from_args(args), args.tables, args.runs_root, args.out_dir):
+    config = config_from_args(args)
+    folder = study_dir(config)
+    for path in write_figures(config, args.tables or folder / "tables", args.runs_root or folder / "runs",
+                              args.out_dir or folder / "figures"):
         print(path)
 
 
 def _cmd_findings(args: argparse.Namespace) -> None:
     from ganablate.findings import write_findings
 
-    print(write_findings(config_from_args(args), args.tables, args.out))
+    config = config_from_args(args)
+    folder = study_dir(config)
+    print(*write_findings(config, args.tables or folder / "tables", args.out or folder / "findings.md"), sep="\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,16 +171,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .pt file")
     p.set_defaults(func=_cmd_prepare_data)
 
-    p = sub.add_parser("train", help="train one run (dataset, feed, norm, seed)")
+    p = sub.add_parser("train", help="train one run (dataset, feed, norm, seed), or several seeds of one (feed, norm)")
     _add_config_args(p)
     p.add_argument("--feed", required=True, choices=list(FEEDS))
     p.add_argument("--norm", required=True, choices=list(NORMS))
-    p.add_argument("--seed", required=True, type=int)
-    p.add_argument("--out", required=True, help="run directory")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--seed", type=int, help="one run's seed (with --out)")
+    which.add_argument("--seeds", type=_seed_list,
+                       help="comma-separated seeds trained in this process, train.stack at a time (with --out-root)")
+    p.add_argument("--out", help="run directory (with --seed)")
+    p.add_argument("--out-root", help="root of run directories <root>/<dataset>/<feed>/<norm>/seed<S>/ (with --seeds)")
     p.add_argument("--data", help="a dataset file from `ganablate prepare-data` (default: load from the config)")
     p.add_argument("--steps", type=int)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int)
+    p.add_argument("--stack", type=_stack_arg, help="seeds per stack with --seeds, a number or auto (train.stack)")
     p.set_defaults(func=_cmd_train)
 
     eval_args = argparse.ArgumentParser(add_help=False)
@@ -170,28 +212,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="run directory from `ganablate train`")
     p.set_defaults(func=_cmd_evaluate)
 
-    tables_help = "folder of the tables (default: results/tables)"
+    tables_help = "folder of the tables (default: results/<study.name>/tables)"
     p = sub.add_parser("aggregate", help="collect run folders into runs.csv and train_logs.csv")
     p.add_argument("--runs", required=True, nargs="+", help="run folders, or folders above them")
-    p.add_argument("--out-dir", default="results/tables", help=tables_help)
+    p.add_argument("--out-dir", required=True, help="folder of the tables, e.g. results/default/tables")
     p.set_defaults(func=_cmd_aggregate)
 
     p = sub.add_parser("stats", help="summary, feed effects, interaction, failures and power tables from runs.csv")
     _add_config_args(p)
-    p.add_argument("--tables", default="results/tables", help=tables_help)
+    p.add_argument("--tables", help=tables_help)
     p.set_defaults(func=_cmd_stats)
 
     p = sub.add_parser("figures", help="the study's figures, PNG and PDF")
     _add_config_args(p)
-    p.add_argument("--tables", default="results/tables", help=tables_help)
-    p.add_argument("--runs-root", default="results/runs", help="root of the run folders, for sample grids")
-    p.add_argument("--out-dir", default="results/figures", help="output folder (default: results/figures)")
+    p.add_argument("--tables", help=tables_help)
+    p.add_argument("--runs-root", help="root of the run folders, for sample grids (default: results/<study.name>/runs)")
+    p.add_argument("--out-dir", help="output folder (default: results/<study.name>/figures)")
     p.set_defaults(func=_cmd_figures)
 
     p = sub.add_parser("findings", help="the findings page, generated from the tables")
     _add_config_args(p)
-    p.add_argument("--tables", default="results/tables", help=tables_help)
-    p.add_argument("--out", default="results/findings.md", help="output file (default: results/findings.md)")
+    p.add_argument("--tables", help=tables_help)
+    p.add_argument("--out", help="output file (default: results/<study.name>/findings.md), and the same as .rst beside it")
     p.set_defaults(func=_cmd_findings)
 
     return parser

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +13,13 @@ import torch
 
 from ganablate.files import atomic_save
 
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+# Debian's dataset-* packages install under here: dataset-fashion-mnist as /usr/share/datasets/fashion-mnist.
+SYSTEM_DATA = Path("/usr/share/datasets")
+DEBIAN_FASHION_MNIST = SYSTEM_DATA / "fashion-mnist"
+# Replaces SYSTEM_DATA when set; the tests point it at an empty folder, as on a machine without the package.
+SYSTEM_DATA_ENV = "GANABLATE_SYSTEM_DATA"
+# Where torchvision downloads go when dataset.root is not set; default $XDG_CACHE_HOME/ganablate/datasets.
+DATA_CACHE_ENV = "GANABLATE_DATA_CACHE"
 
 # IDX magic numbers: two zero bytes, a type code (0x08 = unsigned byte), and the number of dimensions.
 _IDX_MAGIC = {1: 0x00000801, 3: 0x00000803}
@@ -109,65 +117,29 @@ def _load_idx_folder(name: str, folder: Path) -> ImageData:
     )
 
 
-def _has_idx(folder: Path) -> bool:
-    return all(_find_idx(folder, stem) is not None for stem in _IDX_FILES.values())
+def _read_idx(name: str, folder: Path, dataset_cfg: dict) -> ImageData:
+    return _load_idx_folder(name, folder)
 
 
-def _idx_candidates(name: str, root: Path | None) -> list[Path]:
-    folders = []
-    if root is not None:
-        tv_folder = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}[name]
-        folders += [root, root / tv_folder / "raw"]  # the latter is where torchvision downloads to
-    if name == "fashion-mnist":
-        folders.append(DEBIAN_FASHION_MNIST)
-    return folders
-
-
-def _not_found(name: str, root: Path | None) -> DataError:
-    looked = f"dataset.root={root}" if root else "dataset.root is not set"
-    debian = " or `apt-get install dataset-fashion-mnist` (/usr/share/datasets/fashion-mnist)" if name == "fashion-mnist" else ""
-    return DataError(
-        f"dataset.name={name}: no data found ({looked}); provide it by setting dataset.root to a folder with the files"
-        f"{debian}, or set dataset.download: true to let torchvision download it"
-    )
-
-
-def _load_idx_dataset(name: str, root: Path | None, download: bool) -> ImageData:
-    for folder in _idx_candidates(name, root):
-        if _has_idx(folder):
-            return _load_idx_folder(name, folder)
-    if not download:
-        raise _not_found(name, root)
+def _read_cifar10(name: str, folder: Path, dataset_cfg: dict) -> ImageData:
     import torchvision
 
-    cls = {"fashion-mnist": torchvision.datasets.FashionMNIST, "mnist": torchvision.datasets.MNIST}[name]
-    target = root or Path("data")
-    cls(str(target), train=True, download=True)
-    cls(str(target), train=False, download=True)
-    return _load_idx_folder(name, target / cls.__name__ / "raw")
-
-
-def _load_cifar10(root: Path | None, download: bool) -> ImageData:
-    import torchvision
-
-    target = root or Path("data")
-    try:
-        splits = [torchvision.datasets.CIFAR10(str(target), train=t, download=download) for t in (True, False)]
-    except RuntimeError:
-        raise _not_found("cifar10", root) from None
+    try:  # torchvision reads the folder `cifar-10-batches-py` under the root it is given, checking every file's md5
+        splits = [torchvision.datasets.CIFAR10(str(folder.parent), train=t, download=False) for t in (True, False)]
+    except RuntimeError as exc:
+        raise DataError(f"{folder}: damaged CIFAR-10 files ({_one_line(exc)})") from None
     (tr_x, tr_y), (te_x, te_y) = [
         (torch.from_numpy(s.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(s.targets)) for s in splits
     ]
-    return ImageData("cifar10", tr_x, tr_y, te_x, te_y)
+    return ImageData(name, tr_x, tr_y, te_x, te_y)
 
 
-def _load_imagefolder(root: Path | None, image_size: int, channels: int) -> ImageData:
+def _read_imagefolder(name: str, root: Path, dataset_cfg: dict) -> ImageData:
     """A folder of class subfolders of images; a fixed sixth of it (seeded) is held out as the test split."""
     import torchvision
     from torchvision.transforms import v2
 
-    if root is None or not root.is_dir():
-        raise DataError(f"dataset.root: imagefolder needs dataset.root set to a folder of class subfolders, got {root}")
+    image_size, channels = dataset_cfg["image_size"], dataset_cfg["channels"]
     transform = v2.Compose([
         v2.PILToTensor(),
         v2.Resize((image_size, image_size), antialias=True),
@@ -181,20 +153,154 @@ def _load_imagefolder(root: Path | None, image_size: int, channels: int) -> Imag
     order = torch.randperm(len(folder), generator=torch.Generator().manual_seed(0))
     n_test = len(folder) // 6
     test, train = order[:n_test], order[n_test:]
-    return ImageData("imagefolder", images[train], labels[train], images[test], labels[test])
+    return ImageData(name, images[train], labels[train], images[test], labels[test])
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset of the study: where its files are looked for, how they are read and downloaded, what it needs."""
+
+    read: Callable[[str, Path, dict], ImageData]  # (name, folder holding the files, dataset config) -> the data
+    what: str  # the files in words, for the messages that ask for them
+    files: tuple[str, ...] = ()  # what a folder must hold (an IDX file may be gzipped: <name>.gz); () = any folder
+    folders: tuple[str, ...] = (".",)  # searched in this order under dataset.root and under the download cache
+    torchvision_class: str | None = None  # the torchvision.datasets class that downloads it; None: no download
+    debian_package: str | None = None  # the Debian package that installs it offline ...
+    system_folder: str | None = None  # ... as this folder under SYSTEM_DATA
+    image_shape: tuple[int, int, int] | None = None  # (C, H, W); None: dataset.channels and dataset.image_size
+    accuracy_bar: float | None = None  # test accuracy the domain extractor must reach on it; None: no bar
+
+    def missing(self, folder: Path) -> list[str]:
+        return [f for f in self.files if not (folder / f).is_file() and not (folder / f"{f}.gz").is_file()]
+
+    def locate(self, root: Path) -> Path | None:
+        """The first of `folders` under root that holds every file, else None."""
+        return next((root / sub for sub in self.folders if (root / sub).is_dir() and not self.missing(root / sub)), None)
+
+
+_CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
+
+# A new dataset of the study is one entry here, its name in vocab.DATASETS and in the schema's dataset.name enum
+# (tests/test_data.py checks that the three agree).
+DATASETS: dict[str, DatasetSpec] = {
+    "fashion-mnist": DatasetSpec(
+        read=_read_idx, what="the four Fashion-MNIST IDX files", files=tuple(_IDX_FILES.values()),
+        folders=(".", "FashionMNIST/raw"), torchvision_class="FashionMNIST", debian_package="dataset-fashion-mnist",
+        system_folder="fashion-mnist", image_shape=(1, 28, 28), accuracy_bar=0.90,
+    ),
+    "mnist": DatasetSpec(
+        read=_read_idx, what="the four MNIST IDX files", files=tuple(_IDX_FILES.values()),
+        folders=(".", "MNIST/raw"), torchvision_class="MNIST", image_shape=(1, 28, 28),
+    ),
+    "cifar10": DatasetSpec(
+        read=_read_cifar10, what="CIFAR-10's python batches (cifar-10-batches-py/)", files=_CIFAR10_FILES,
+        folders=("cifar-10-batches-py",), torchvision_class="CIFAR10", image_shape=(3, 32, 32),
+    ),
+    "imagefolder": DatasetSpec(read=_read_imagefolder, what="a folder of class subfolders of images"),
+}
+
+
+def system_data() -> Path:
+    return Path(os.environ.get(SYSTEM_DATA_ENV) or SYSTEM_DATA)
+
+
+def download_cache() -> Path:
+    """Where torchvision downloads go when dataset.root is not set; kept across studies."""
+    if os.environ.get(DATA_CACHE_ENV):
+        return Path(os.environ[DATA_CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganablate" / "datasets"
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+
+
+def _download(spec: DatasetSpec, target: Path) -> None:
+    import torchvision
+
+    target.mkdir(parents=True, exist_ok=True)
+    cls = getattr(torchvision.datasets, spec.torchvision_class)
+    for train in (True, False):
+        cls(str(target), train=train, download=True)
+
+
+def _missing_in_root(name: str, spec: DatasetSpec, root: Path, download_failed: str = "") -> DataError:
+    if not spec.files:
+        return DataError(f"dataset.root={root}: not a folder; {name} needs {spec.what} there")
+    first = root / spec.folders[0]
+    suffix = "[.gz]" if spec.read is _read_idx else ""
+    missing = ", ".join(f + suffix for f in spec.missing(first))
+    where = f"no such folder (missing {missing})" if not root.is_dir() else f"missing {missing} in {first}"
+    others = ", ".join(str(root / sub) for sub in spec.folders[1:])
+    also = f" and no complete copy in {others}" if others and root.is_dir() else ""
+    if download_failed:
+        also += f"; downloading {name} there failed ({download_failed})"
+    return DataError(
+        f"dataset.root={root}: {where}{also}; put {spec.what} there, or unset dataset.root to use the system "
+        f"copy or a download (a dataset.root that is set is the only place looked at)"
+    )
+
+
+def _not_found(name: str, spec: DatasetSpec, cache: Path, why: str) -> DataError:
+    ways = [f"set dataset.root to a folder with {spec.what}"]
+    looked = ["dataset.root is not set"]
+    if spec.debian_package:
+        system = system_data() / spec.system_folder
+        ways.append(f"install the Debian package {spec.debian_package} (apt-get install {spec.debian_package}; "
+                    f"it provides {system})")
+        looked.append(f"no copy in {system}")
+    ways.append(f"allow the download with dataset.download: auto or true (torchvision, needs the network; into {cache})")
+    looked.append(f"none in the download cache {cache}")
+    return DataError(
+        f"dataset.name={name}: no data found ({', '.join(looked)}; {why}); provide it in one of these "
+        f"{len(ways)} ways: " + "; or ".join(ways)
+    )
+
+
+def _read(name: str, spec: DatasetSpec, folder: Path, dataset_cfg: dict, source: str) -> ImageData:
+    print(f"dataset {name}: from {source}", flush=True)
+    data = spec.read(name, folder, dataset_cfg)
+    if spec.image_shape is not None and data.image_shape != spec.image_shape:
+        raise DataError(f"{folder}: {name} images are {data.image_shape}, expected {spec.image_shape}")
+    return data
 
 
 def load_dataset(dataset_cfg: dict) -> ImageData:
-    """Load the configured dataset from, in order: dataset.root, the system location, a torchvision download."""
+    """Load the configured dataset from the first of: dataset.root (when set, the only place looked at), the
+    system copy (Debian's package), the download cache, a torchvision download into the cache (unless
+    dataset.download is false). Prints one line saying which source it used."""
     name = dataset_cfg["name"]
-    root = Path(dataset_cfg["root"]) if dataset_cfg.get("root") else None
-    if name in ("fashion-mnist", "mnist"):
-        return _load_idx_dataset(name, root, dataset_cfg.get("download", False))
-    if name == "cifar10":
-        return _load_cifar10(root, dataset_cfg.get("download", False))
-    if name == "imagefolder":
-        return _load_imagefolder(root, dataset_cfg["image_size"], dataset_cfg["channels"])
-    raise DataError(f"dataset.name: unknown dataset {name!r}; allowed: fashion-mnist, mnist, cifar10, imagefolder")
+    if name not in DATASETS:
+        raise DataError(f"dataset.name: unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+    spec, download = DATASETS[name], dataset_cfg.get("download", "auto")
+    if dataset_cfg.get("root"):
+        root = Path(dataset_cfg["root"])
+        folder = spec.locate(root)
+        if folder is None and download is True and spec.torchvision_class:  # asked for: download into the root
+            try:
+                _download(spec, root)
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise _missing_in_root(name, spec, root, _one_line(exc)) from None
+            folder = spec.locate(root)
+        if folder is None:
+            raise _missing_in_root(name, spec, root)
+        return _read(name, spec, folder, dataset_cfg, f"dataset.root {folder}")
+    if spec.system_folder and (folder := spec.locate(system_data() / spec.system_folder)) is not None:
+        return _read(name, spec, folder, dataset_cfg, f"the system copy {folder} (Debian package {spec.debian_package})")
+    if spec.torchvision_class is None:
+        raise DataError(f"dataset.root: {name} needs dataset.root set to {spec.what}; it is not set")
+    cache = download_cache()
+    if (folder := spec.locate(cache)) is not None:
+        return _read(name, spec, folder, dataset_cfg, f"the download cache {folder}")
+    if download is False:
+        raise _not_found(name, spec, cache, "dataset.download is false")
+    try:
+        _download(spec, cache)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise _not_found(name, spec, cache, f"the download failed: {_one_line(exc)}") from None
+    if (folder := spec.locate(cache)) is None:
+        raise _not_found(name, spec, cache, "the download left no files")
+    return _read(name, spec, folder, dataset_cfg, f"a torchvision download into {folder}")
 
 
 def load_study_data(dataset_cfg: dict, data_path: str | None = None) -> ImageData:

@@ -22,10 +22,11 @@ from threadpoolctl import threadpool_limits
 from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
+from ganablate import vocab
 from ganablate.config import ConfigError, UsageError, checkpoint_steps
 from ganablate.data import DataError, ImageData, load_study_data, to_uint8
 from ganablate.extractor import eval_device, load_extractor_file, register
-from ganablate.files import atomic_write_bytes, atomic_write_text
+from ganablate.files import atomic_write_bytes, atomic_write_text, load_tensors
 from ganablate.models import Generator, build_generator
 
 DEFAULT_CACHE_ROOT = Path("results/cache/fidelity")
@@ -34,17 +35,9 @@ INCEPTION_URL = URL_INCEPTION_V3
 EVAL_Z_SEED = 20_241_127
 FLOOR_SEED = 20_241_128
 GRID_SIZE = 64
-FLOOR_SAMPLES = 10_000
 COLUMNS = ["step", "extractor", "metric", "value", "n_samples", "g_mode", "status"]
-METRICS = {
-    "fid": torch_fidelity.KEY_METRIC_FID,
-    "is": torch_fidelity.KEY_METRIC_ISC_MEAN,
-    "is_std": torch_fidelity.KEY_METRIC_ISC_STD,
-    "kid": torch_fidelity.KEY_METRIC_KID_MEAN,
-    "kid_std": torch_fidelity.KEY_METRIC_KID_STD,
-    "precision": torch_fidelity.KEY_METRIC_PRECISION,
-    "recall": torch_fidelity.KEY_METRIC_RECALL,
-}
+# torch-fidelity's result key per metric, from the one vocabulary of the study.
+METRICS = {name: metric.fidelity_key for name, metric in vocab.METRICS.items()}
 
 
 class _RGBImages(Dataset):
@@ -190,13 +183,18 @@ def generate(G: Generator, n: int, batch_size: int, g_mode: str, device: torch.d
 
 
 def load_generator(path: Path, image_shape: tuple[int, int, int], model_cfg: dict) -> Generator:
+    """G from a checkpoint, read as plain tensor data (never code); a file that does not load, or does not fit
+    the config's model, is a UsageError of one line naming it, why, and the remedy."""
+    retrain = f"remove {Path(path).parent.parent}/ and train the run again"
+    state = load_tensors(path, retrain)
     G = build_generator(image_shape, model_cfg)
     try:
-        G.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except Exception as exc:  # damaged bytes surface as any of pickle's, zipfile's, struct's or torch's errors
+        G.load_state_dict(state)
+    except Exception as exc:  # noqa: BLE001 - not a state_dict, or one of another model
         detail = " ".join(str(exc).split())[:300]
-        raise DataError(
-            f"{path}: not a loadable generator checkpoint for this config's model ({type(exc).__name__}: {detail})"
+        raise UsageError(
+            f"{path}: not a generator checkpoint for this config's model ({type(exc).__name__}: {detail}); "
+            f"evaluate with the config the run was trained with, or {retrain}"
         ) from None
     return G
 
@@ -277,14 +275,14 @@ def floor(
     config: dict, label: str, out: str | Path, domain_extractor: str | Path | None = None,
     cache_root: str | Path = DEFAULT_CACHE_ROOT, data_path: str | None = None,
 ) -> dict:
-    """10k real train images scored against the test split: what a G's scores are
-    measured against. Scoring them also fills the reference cache, so the evaluations that follow find it warm."""
+    """eval.n_samples real train images scored against the test split: the best a G's scores could be at the
+    same sample count (FID is biased, and its bias depends on N). Scoring them also fills the reference cache, so the evaluations that follow find it warm."""
     eval_cfg = config["eval"]
     device = eval_device(eval_cfg["device"])
     with limited_threads(eval_cfg["threads"]):
         data = load_study_data(config["dataset"], data_path)
         extractor = resolve_extractor(label, data, eval_cfg, domain_extractor)
-        n = min(FLOOR_SAMPLES, len(data.train_images))
+        n = min(eval_cfg["n_samples"], len(data.train_images))  # as many as a run is scored on: FID's bias is N's
         pick = torch.randperm(len(data.train_images), generator=torch.Generator().manual_seed(FLOOR_SEED))[:n]
         values = score(data.train_images[pick], data, extractor, eval_cfg, cache_root, device)
     result = {"dataset": data.name, "extractor": label, "samples": "train", "reference": "test", "n_samples": n}

@@ -17,16 +17,16 @@ from torch import nn
 from torch_fidelity import FeatureExtractorBase, register_feature_extractor
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from ganablate.config import ConfigError
-from ganablate.data import DataError, ImageData, load_study_data, to_model_range
-from ganablate.files import atomic_save
+from ganablate.config import ConfigError, UsageError
+from ganablate.data import DATASETS, ImageData, load_study_data, to_model_range
+from ganablate.files import atomic_save, load_tensors
 from ganablate.train import resolve_device
 
 SEED = 0
 BATCH_SIZE = 128
 FEATURE_DIM = 64
-# Test-split accuracy an extractor must reach before its features count as a metric of the dataset.
-ACCURACY_BARS = {"fashion-mnist": 0.90}
+# Test-split accuracy an extractor must reach before its features count as a metric of the dataset (data.DATASETS).
+ACCURACY_BARS = {name: spec.accuracy_bar for name, spec in DATASETS.items() if spec.accuracy_bar is not None}
 FILE_FORMAT = "ganablate-domain-extractor/1"
 
 
@@ -109,16 +109,15 @@ def eval_device(name: str) -> torch.device:
 
 
 def load_extractor_file(path: str | Path) -> dict:
-    try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-        if record.get("format") != FILE_FORMAT:
-            raise KeyError("format")
-        return record
-    except Exception as exc:  # damaged bytes surface as any of pickle's, zipfile's, struct's or torch's errors
-        detail = " ".join(str(exc).split())[:300]
-        raise DataError(
-            f"{path}: not a domain extractor from `ganablate train-extractor` ({type(exc).__name__}: {detail})"
-        ) from None
+    """The saved extractor, read as plain tensor data (never code); a file that does not load, or is something
+    else, is a UsageError of one line naming it, why, and the remedy."""
+    remedy = "remove it and build it again with `ganablate train-extractor`"
+    record = load_tensors(path, remedy)
+    if not isinstance(record, dict) or record.get("format") != FILE_FORMAT:
+        found = record.get("format") if isinstance(record, dict) else type(record).__name__
+        raise UsageError(f"{path}: not a domain extractor from `ganablate train-extractor` (format {found!r}, "
+                         f"expected {FILE_FORMAT!r}); {remedy}")
+    return record
 
 
 def load_classifier(record: dict) -> DomainClassifier:

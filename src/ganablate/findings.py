@@ -7,11 +7,13 @@ Nothing here computes a statistic or decides a verdict: every number and every w
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
 
 from ganablate import stats
+from ganablate.files import atomic_write_text
 
 
 def fmt(x) -> str:
@@ -40,9 +42,10 @@ class Tables:
         read = {name: stats.read_table(tables, name) for name in stats.TABLES}
         self.summary, self.effects, self.anova, self.mixed = (read[n] for n in ("summary", "feed_effects",
                                                                                 "interaction", "mixed"))
-        self.failures, self.power, self.gaps, self.mechanism = (read[n] for n in ("failures", "power",
-                                                                                  "context_gap", "mechanism"))
+        self.failures, self.power, self.gaps, self.trend = (read[n] for n in ("failures", "power", "context_gap",
+                                                                              "trend"))
         self.step, self.metric = self.plan["final_step"], self.plan["primary_metric"]
+        self.mechanism = read["mechanism"][read["mechanism"]["step"] == self.step]
         self.name, self.ref = stats.NAMES[self.metric], self.plan["reference_feed"]
         self.level = f"{self.cfg['confidence_level']:.0%}"
         each = stats.ordered(self.runs[["feed", "norm"]].drop_duplicates(), config, ["norm", "feed"])
@@ -113,6 +116,14 @@ class Tables:
         return (f"**Mechanism.** joint_consistent recovers {fmt(m['recovered'])} of joint's gap to {m['feed_ref']} "
                 f"on the log scale ({ci(m['recovered_ci_low'], m['recovered_ci_high'], self.level)}, Fieller, "
                 f"{int(m['n_pairs'])} seeds; 1 = all of it, 0 = none).")
+
+    def over_training(self, e: pd.Series) -> str:
+        t = self._one(self.trend, norm=e["norm"], feed_ref=e["feed_ref"], feed=e["feed"])
+        if t is None or not isinstance(t["trend"], str) or not t["trend"]:
+            return ""
+        return (f" Over training (steps {int(t['first_step'])}–{int(t['last_step'])}): ratio {fmt(t['ratio_first'])} → "
+                f"{fmt(t['ratio_last'])}; the gap **{t['trend']}** (log-ratio slope {fmt(t['slope_per_1000'])} per "
+                f"1000 steps, {ci(t['slope_ci_low'], t['slope_ci_high'], self.level)}, over {int(t['n_pairs'])} seeds).")
 
     def context_gap(self, norm: str) -> str:
         g = self.gaps[self.gaps["norm"] == norm]
@@ -190,7 +201,7 @@ class Tables:
             return []
         lines = ["", "## The confirmatory answer", ""]
         for _, e in confirm.iterrows():
-            lines.append(f"- {e['norm']}: {self.comparison(e)}")
+            lines.append(f"- {e['norm']}: {self.comparison(e)}{self.over_training(e)}")
             secondary = self.rows(e["norm"], self.plan["secondary_metric"])
             s = self._one(secondary, feed_ref=e["feed_ref"], feed=e["feed"])
             if s is not None:
@@ -223,9 +234,24 @@ class Tables:
         return "\n".join(lines) + "\n"
 
 
-def write_findings(config: dict, tables: str | Path, out: str | Path) -> Path:
+def to_rst(markdown: str) -> str:
+    """The page as reStructuredText, for the Snakemake report's front page (docutils reads no Markdown): headings
+    underlined, inline code in double backticks; bullets and bold are the same in both."""
+    lines = []
+    for line in markdown.splitlines():
+        heading = re.match(r"(#+) (.*)", line)
+        line = re.sub(r"`([^`]+)`", r"``\1``", heading.group(2) if heading else line)
+        lines.append(line)
+        if heading:
+            lines.append("=-~"[min(len(heading.group(1)), 3) - 1] * len(line))
+    return "\n".join(lines) + "\n"
+
+
+def write_findings(config: dict, tables: str | Path, out: str | Path) -> list[Path]:
+    """out (Markdown) and, beside it, the same page as .rst."""
     out = Path(out)
     text = Tables(config, tables).markdown()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    return out
+    atomic_write_text(out, text)
+    atomic_write_text(out.with_suffix(".rst"), to_rst(text))
+    return [out, out.with_suffix(".rst")]

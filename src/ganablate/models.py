@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+from torch.nn.utils import parametrizations, parametrize
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,24 @@ class Norm:
     layer: Callable[[int], nn.Module]
     weight: Callable[[nn.Module], nn.Module] = lambda module: module
     per_sample: bool = True  # no coupling between the samples of a batch (spectral: within one cached() block)
+
+
+class _SpectralNorm(parametrizations._SpectralNorm):
+    """torch's spectral-norm parametrization, with a power iteration that also runs under torch.func.vmap (a stack
+    of seeds, stack.py): it writes u and v with copy_ where torch's writes with F.normalize(..., out=), which vmap
+    refuses. The same values bit for bit, and the same state-dict keys."""
+
+    @torch.no_grad()
+    def _power_method(self, weight_mat: torch.Tensor, n_power_iterations: int) -> None:
+        for _ in range(n_power_iterations):
+            self._u.copy_(F.normalize(torch.mv(weight_mat, self._v), dim=0, eps=self.eps))
+            self._v.copy_(F.normalize(torch.mv(weight_mat.H, self._u), dim=0, eps=self.eps))
+
+
+def spectral_norm(module: nn.Module) -> nn.Module:
+    """torch.nn.utils.parametrizations.spectral_norm(module) for D's convolutions (dim 0, one power iteration)."""
+    parametrize.register_parametrization(module, "weight", _SpectralNorm(module.weight))
+    return module
 
 
 def _groups(channels: int) -> int:

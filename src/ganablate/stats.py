@@ -610,18 +610,19 @@ def context_table(logs: pd.DataFrame, config: dict) -> pd.DataFrame:
 
 
 def mechanism_table(runs: pd.DataFrame, logs: pd.DataFrame, config: dict) -> pd.DataFrame:
-    """Per norm: the share of the joint-vs-reference gap (log scale, paired by seed) that joint_consistent recovers,
+    """Per norm and step: the share of the joint-vs-reference gap (log scale, paired by seed) that joint_consistent recovers,
     with Fieller's interval; and the association of the context gap with the log metric within feeds
-    (OLS log metric ~ gap + feed), never pooled across feeds, where the feed effect would masquerade as it."""
+    (OLS log metric ~ gap + feed, final step), never pooled across feeds, where the feed effect would masquerade as it."""
     import statsmodels.formula.api as smf
 
     cfg = config["stats"]
-    step, ref, level = final_step(runs, cfg), cfg["reference_feed"], cfg["confidence_level"]
-    values = _primary_values(runs, cfg, step)
+    final, ref, level = final_step(runs, cfg), cfg["reference_feed"], cfg["confidence_level"]
     gaps = late_context_gap(logs)
     rows = []
-    for norm in ordered(values[["norm"]].drop_duplicates(), config, ["norm"])["norm"]:
-        here = values[values["norm"] == norm]
+    steps = sorted(runs.loc[(runs["metric"] == cfg["primary_metric"]) & (runs["extractor"] == cfg["primary_extractor"]),
+                            "step"].unique())
+    values = pd.concat([_primary_values(runs, cfg, s) for s in steps])
+    for (norm, step), here in ordered(values, config, ["norm", "step"]).groupby(["norm", "step"], sort=False):
         wide = here.pivot(index="seed", columns="feed", values="value")
         row = dict.fromkeys(MECHANISM_COLUMNS, math.nan) | {
             "norm": norm, "metric": cfg["primary_metric"], "extractor": cfg["primary_extractor"], "step": step,
@@ -643,10 +644,13 @@ def mechanism_table(runs: pd.DataFrame, logs: pd.DataFrame, config: dict) -> pd.
                     notes.append(f"recovered: no bounded interval, joint's gap to {ref} is not distinguishable from 0")
         else:
             notes.append(f"recovered: needs {ref}, joint and joint_consistent runs with positive values")
-        both = here.merge(gaps[RUN_KEYS + ["context_gap"]], on=RUN_KEYS)
+        # The context gap is a late-training average: related to the metric at the final step only.
+        both = here.merge(gaps[RUN_KEYS + ["context_gap"]], on=RUN_KEYS) if step == final else here.iloc[:0]
         row["gap_n_runs"] = len(both)
         spread = both.groupby("feed")["context_gap"].agg(np.ptp) if len(both) else pd.Series(dtype=float)
-        if len(both) and both["context_gap"].abs().max() < GAP_ZERO:
+        if step != final:
+            pass
+        elif len(both) and both["context_gap"].abs().max() < GAP_ZERO:
             notes.append("no context gap (a per-sample D): nothing to relate")
         elif len(both) < both["feed"].nunique() + 3 or not (spread > 0).any() or not (both["value"] > 0).all():
             notes.append("too few runs, or no gap variation within a feed, to relate the gap to the metric")
@@ -657,6 +661,48 @@ def mechanism_table(runs: pd.DataFrame, logs: pd.DataFrame, config: dict) -> pd.
         row["note"] = "; ".join(notes)
         rows.append(row)
     return pd.DataFrame(rows, columns=MECHANISM_COLUMNS)
+
+
+TREND_COLUMNS = ["norm", "metric", "extractor", "feed_ref", "feed", "n_pairs", "first_step", "last_step",
+                 "ratio_first", "ratio_last", "slope_per_1000", "slope_ci_low", "slope_ci_high", "p_slope_unadj",
+                 "trend", "note"]
+
+
+def trend_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
+    """Does a gap close, stay or widen with training? Per comparison of the primary metric: each seed's OLS slope
+    of log(feed / feed_ref) over the checkpoints, and a t interval of the mean slope over seeds (paired by seed,
+    one slope per seed, so checkpoints of one run are not taken as independent). trend: 'widens' when the slope
+    moves the log ratio away from 0 (the final gap's sign) with its CI excluding 0, 'closes' when toward 0,
+    'no detectable change' otherwise."""
+    cfg = config["stats"]
+    level, alpha = cfg["confidence_level"], alpha_of(cfg)
+    data = runs[usable(runs) & (runs["metric"] == cfg["primary_metric"]) &
+                (runs["extractor"] == cfg["primary_extractor"])]
+    rows = []
+    for norm, here in ordered(data, config, ["norm"]).groupby("norm", sort=False):
+        wide = here.pivot_table(index=["seed", "step"], columns="feed", values="value")
+        steps = sorted(here["step"].unique())
+        for feed_ref, feed in comparisons(config, list(wide.columns)):
+            row = dict.fromkeys(TREND_COLUMNS, math.nan) | {
+                "norm": norm, "metric": cfg["primary_metric"], "extractor": cfg["primary_extractor"],
+                "feed_ref": feed_ref, "feed": feed, "first_step": steps[0], "last_step": steps[-1], "note": ""}
+            ratio = np.log(wide[feed] / wide[feed_ref]).dropna().unstack("step").reindex(columns=steps).dropna()
+            row["n_pairs"] = len(ratio)
+            if len(steps) < 2 or len(ratio) < 2 or not (wide[[feed, feed_ref]].dropna() > 0).all().all():
+                row["note"], row["trend"] = "needs 2 checkpoints, 2 complete seed pairs and positive values", ""
+                rows.append(row)
+                continue
+            row["ratio_first"], row["ratio_last"] = np.exp(ratio[steps[0]].mean()), np.exp(ratio[steps[-1]].mean())
+            x = np.asarray(steps, dtype=float) / 1000
+            slopes = np.array([stats.linregress(x, r).slope for r in ratio.to_numpy()])
+            row["slope_per_1000"] = slopes.mean()
+            row["slope_ci_low"], row["slope_ci_high"] = mean_interval(slopes, level)
+            row["p_slope_unadj"] = stats.ttest_1samp(slopes, 0.0).pvalue if np.ptp(slopes) > 0 else math.nan
+            toward_zero = np.sign(row["slope_per_1000"]) != np.sign(ratio[steps[-1]].mean())
+            moved = row["slope_ci_low"] > 0 or row["slope_ci_high"] < 0
+            row["trend"] = ("closes" if toward_zero else "widens") if moved else "no detectable change"
+            rows.append(row)
+    return pd.DataFrame(rows, columns=TREND_COLUMNS)
 
 
 def failures_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
@@ -845,7 +891,12 @@ def table_notes(config: dict, plan: dict) -> dict[str, str]:
                  f"for unpaired tests); seeds_needed for {POWER:.0%} power (NA: more than {cfg['max_seeds']}).",
         "context_gap": "Per variant: median over runs of each run's mean context gap (logits) and D accuracy over "
                        "the second half of training.",
-        "mechanism": f"Per norm, at step {step}: recovered = 1 - mean log(joint_consistent/{cfg['reference_feed']}) / "
+        "trend": f"Per comparison of {cfg['primary_metric']} over the checkpoints: ratio_first/ratio_last, geometric "
+                 f"means over seeds of feed / feed_ref at the first and last step; slope_per_1000: the mean over seeds "
+                 f"of each seed's OLS slope of log(feed / feed_ref) per 1000 steps, with its t {level} CI and "
+                 f"unadjusted p; trend: widens / closes (CI excludes 0; away from / toward ratio 1) or no detectable "
+                 f"change.",
+        "mechanism": f"Per norm and step (the gap association at the final step {step} only): recovered = 1 - mean log(joint_consistent/{cfg['reference_feed']}) / "
                      f"mean log(joint/{cfg['reference_feed']}) over seed triples, Fieller {level} CI; gap_slope: "
                      f"OLS log {cfg['primary_metric']} ~ context gap + feed (within feeds), per logit of gap, "
                      f"unadjusted p.",
@@ -853,7 +904,7 @@ def table_notes(config: dict, plan: dict) -> dict[str, str]:
     return {name: note + tail for name, note in notes.items()}
 
 
-TABLES = ("summary", "feed_effects", "interaction", "mixed", "failures", "power", "context_gap", "mechanism")
+TABLES = ("summary", "feed_effects", "interaction", "mixed", "failures", "power", "context_gap", "mechanism", "trend")
 
 
 def write_table(table: pd.DataFrame, out_dir: Path, name: str, note: str) -> list[Path]:
@@ -882,6 +933,7 @@ def write_stats(config: dict, tables: str | Path) -> list[Path]:
         "power": power_table(runs, effects, config),
         "context_gap": context_table(logs, config),
         "mechanism": mechanism_table(runs, logs, config),
+        "trend": trend_table(runs, config),
     }
     notes = table_notes(config, plan)
     paths = [p for name, table in built.items() for p in write_table(table, tables, name, notes[name])]

@@ -18,7 +18,7 @@ rule aggregate:
         runs=RUNS,
         tables=lambda w, output: Path(output.runs).parent,
     log:
-        "results/logs/aggregate.log",
+        f"{LOGS}/aggregate.log",
     shell:
         "ganablate aggregate --runs {params.runs} --out-dir {params.tables} > {log} 2>&1"
 
@@ -36,7 +36,7 @@ rule stats:
         config=sections("stats", "study"),
         tables=lambda w, output: Path(output.summary).parent,
     log:
-        "results/logs/stats.log",
+        f"{LOGS}/stats.log",
     shell:
         "ganablate stats --config-json {params.config:q} --tables {params.tables} > {log} 2>&1"
 
@@ -62,9 +62,9 @@ rule figures:
         tables=lambda w, input: Path(input[0]).parent,
         figures=lambda w, output: Path(output[0]).parent,
     log:
-        "results/logs/figures.log",
+        f"{LOGS}/figures.log",
     shell:
-        "ganablate figures --config-json {params.config:q} --tables {params.tables} --runs-root results/runs"
+        "ganablate figures --config-json {params.config:q} --tables {params.tables} --runs-root {RUNS_ROOT}"
         " --out-dir {params.figures} > {log} 2>&1"
 
 
@@ -73,11 +73,13 @@ rule findings:
         rules.stats.output,
         rules.aggregate.output,
     output:
-        report("results/findings.md", category="findings", caption="../report/findings.rst"),
+        md=report(f"{STUDY}/findings.md", category="findings", caption="../report/findings.rst"),
+        # The same page as reStructuredText: the report's front page includes it (workflow/report/workflow.rst).
+        rst=f"{STUDY}/findings.rst",
     params:
         config=sections("stats", "study"),
         tables=lambda w, input: Path(input[0]).parent,
     log:
-        "results/logs/findings.log",
+        f"{LOGS}/findings.log",
     shell:
-        "ganablate findings --config-json {params.config:q} --tables {params.tables} --out {output} > {log} 2>&1"
+        "ganablate findings --config-json {params.config:q} --tables {params.tables} --out {output.md} > {log} 2>&1"

@@ -10,12 +10,21 @@ NORMS = config["study"]["norms"]
 SEEDS = seeds_of(config["study"])
 EXTRACTORS = config["eval"]["extractors"]
 
+# Shared by every study: what depends on the dataset (and extractor) only.
 DATA = f"results/data/{DATASET}.pt"
 DOMAIN_EXTRACTOR = f"results/reference/{DATASET}-domain.pt"
-RUN = "results/runs/{dataset}/{feed}/{norm}/seed{seed}"
+CACHE = "results/cache/fidelity"
+# The floor is scored at eval.n_samples (FID's bias depends on N): studies scoring at other counts get their own.
+FLOOR = "results/reference/{dataset}-{extractor}-floor-n" + str(config["eval"]["n_samples"]) + ".json"
+SHARED_LOGS = "results/logs"
+# A study's own folder: its runs, tables, figures, findings and logs.
+STUDY = f"results/{config['study']['name']}"
+RUNS_ROOT = f"{STUDY}/runs"
+RUN = RUNS_ROOT + "/{dataset}/{feed}/{norm}/seed{seed}"
 RUNS = expand(RUN, dataset=DATASET, feed=FEEDS, norm=NORMS, seed=SEEDS)
-TABLES = "results/tables"
-FIGURES = "results/figures"
+TABLES = f"{STUDY}/tables"
+FIGURES = f"{STUDY}/figures"
+LOGS = f"{STUDY}/logs"
 # The tables of `ganablate stats`, with the report category each is shown under.
 STAT_TABLES = {name: "diagnostics" if name in ("failures", "power", "context_gap") else "tables" for name in _TABLES}
 
@@ -28,10 +37,16 @@ wildcard_constraints:
     extractor="|".join(EXTRACTORS),
 
 
+# Where and how a job executes is no part of what it computes: these keys reach the jobs as resources and
+# command-line flags, never as params, so moving a finished study to a GPU node or another core count reruns nothing.
+EXECUTION = ("device", "threads", "stack")
+
+
 def sections(*names, eval_keys=None):
     """The named config sections as compact JSON: a rule's params, so only they trigger its rerun.
     eval_keys narrows the eval section to the keys a rule reads (the rest take schema defaults)."""
-    chosen = {name: config[name] for name in names}
+    chosen = {name: {k: v for k, v in config[name].items() if k not in EXECUTION} if name in ("train", "eval")
+              else config[name] for name in names}
     if eval_keys is not None:
         chosen["eval"] = {key: config["eval"][key] for key in eval_keys}
     return json.dumps(chosen, sort_keys=True, separators=(",", ":"))

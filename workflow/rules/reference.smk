@@ -6,7 +6,7 @@ rule prepare_data:
     params:
         config=sections("dataset"),
     log:
-        "results/logs/prepare_data.log",
+        f"{SHARED_LOGS}/prepare_data.log",
     resources:
         mem_mb=4000,
         runtime=30,
@@ -20,17 +20,18 @@ rule train_extractor:
     output:
         DOMAIN_EXTRACTOR,
     params:
-        config=sections("dataset", eval_keys=["extractor_epochs", "device", "threads"]),
+        config=sections("dataset", eval_keys=["extractor_epochs"]),
     log:
-        "results/logs/train_extractor.log",
+        f"{SHARED_LOGS}/train_extractor.log",
     threads: config["eval"]["threads"]
     resources:
         mem_mb=4000,
         runtime=60,
         gpu=gpus(config["eval"]["device"]),
+        device=config["eval"]["device"],
     shell:
         "ganablate train-extractor --config-json {params.config:q} --data {input}"
-        " --threads {threads} --out {output} > {log} 2>&1"
+        " --device {resources.device} --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule reference:
@@ -40,19 +41,20 @@ rule reference:
         unpack(extractor_inputs),
         data=DATA,
     output:
-        "results/reference/{dataset}-{extractor}-floor.json",
+        FLOOR,
     params:
         config=sections(
-            "dataset", eval_keys=["inception_weights", "kid_subset_size", "batch_size", "device", "threads"]
+            "dataset", eval_keys=["inception_weights", "kid_subset_size", "batch_size", "n_samples"]
         ),
         domain=lambda wc, input: f"--domain-extractor {input.domain_extractor}" if "domain_extractor" in input.keys() else "",
     log:
-        "results/logs/reference/{dataset}-{extractor}.log",
+        SHARED_LOGS + "/reference/{dataset}-{extractor}.log",
     threads: config["eval"]["threads"]
     resources:
         mem_mb=6000,
         runtime=60,
         gpu=gpus(config["eval"]["device"]),
+        device=config["eval"]["device"],
     shell:
         "ganablate floor --config-json {params.config:q} --data {input.data} --extractor {wildcards.extractor}"
-        " {params.domain} --cache-root results/cache/fidelity --threads {threads} --out {output} > {log} 2>&1"
+        " {params.domain} --cache-root {CACHE} --device {resources.device} --threads {threads} --out {output} > {log} 2>&1"

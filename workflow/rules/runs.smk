@@ -11,7 +11,7 @@ rule train:
         config=sections("dataset", "model", "train"),
         run=run_dir,
     log:
-        "results/logs/train/{dataset}/{feed}/{norm}/seed{seed}.log",
+        LOGS + "/train/{dataset}/{feed}/{norm}/seed{seed}.log",
     group:
         "run"
     threads: config["train"]["threads"]
@@ -19,10 +19,12 @@ rule train:
         mem_mb=2000,
         runtime=10 + config["train"]["steps"] // 50,
         gpu=gpus(config["train"]["device"]),
+        device=config["train"]["device"],
     shell:
         # A killed job leaves {params.run}/state/, which is no output: the rerun resumes from it.
         "ganablate train --config-json {params.config:q} --data {input} --feed {wildcards.feed}"
-        " --norm {wildcards.norm} --seed {wildcards.seed} --threads {threads} --out {params.run} > {log} 2>&1"
+        " --norm {wildcards.norm} --seed {wildcards.seed} --device {resources.device} --threads {threads}"
+        " --out {params.run} > {log} 2>&1"
 
 
 rule evaluate:
@@ -32,7 +34,7 @@ rule evaluate:
         summary=rules.train.output.summary,
         data=DATA,
         # The floors only order the jobs (they warm the reference cache): their content is not read here.
-        floors=ancient(expand("results/reference/{{dataset}}-{extractor}-floor.json", extractor=EXTRACTORS)),
+        floors=ancient(expand(FLOOR.replace("{dataset}", "{{dataset}}"), extractor=EXTRACTORS)),
     output:
         metrics=f"{RUN}/metrics.csv",
         samples=report(
@@ -48,7 +50,7 @@ rule evaluate:
         run=run_dir,
         domain=lambda wc, input: f"--domain-extractor {input.domain_extractor}" if "domain_extractor" in input.keys() else "",
     log:
-        "results/logs/evaluate/{dataset}/{feed}/{norm}/seed{seed}.log",
+        LOGS + "/evaluate/{dataset}/{feed}/{norm}/seed{seed}.log",
     group:
         "run"
     threads: config["eval"]["threads"]
@@ -56,6 +58,7 @@ rule evaluate:
         mem_mb=4000,
         runtime=30,
         gpu=gpus(config["eval"]["device"]),
+        device=config["eval"]["device"],
     shell:
         "ganablate evaluate --config-json {params.config:q} --run {params.run} --data {input.data} {params.domain}"
-        " --cache-root results/cache/fidelity --threads {threads} > {log} 2>&1"
+        " --cache-root {CACHE} --device {resources.device} --threads {threads} > {log} 2>&1"
