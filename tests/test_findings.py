@@ -112,7 +112,8 @@ def test_the_power_of_the_rule_used_is_quoted_from_the_power_table(tables, tmp_p
 
 def test_findings_hold_no_number_that_is_not_in_a_table(tables, tmp_path):
     text = _findings(tables, tmp_path)
-    allowed = {"0", "1", "80", "95", "10", "0.001"}  # the legend of `recovered`, POWER, the level, margin, p floor
+    # The legend of `recovered`, POWER, the level, the margin, the p floor and the trend's unit (per 1000 steps).
+    allowed = {"0", "1", "80", "95", "10", "0.001", "1000"}
     for csv in tables.glob("*.csv"):
         for value in pd.read_csv(csv).select_dtypes("number").to_numpy().ravel():
             if pd.notna(value):

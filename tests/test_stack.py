@@ -46,18 +46,18 @@ def config() -> dict:
 # --- one step: a stack against its seeds' solo steps -------------------------------------------
 
 
-def _networks(norm, seeds, dtype):
-    return [tuple(net.to(dtype) for net in build_networks(SHAPE, MODEL, norm, seed)) for seed in seeds]
+def _networks(norm, seeds, dtype, device="cpu"):
+    return [tuple(net.to(device, dtype) for net in build_networks(SHAPE, MODEL, norm, seed)) for seed in seeds]
 
 
 def _adams(nets):
     return [torch.optim.Adam(params, lr=1e-3, betas=(0.5, 0.999)) for params in (nets.g_parameters, nets.d_parameters)]
 
 
-def _batch(n_seeds, dtype, seed=0):
+def _batch(n_seeds, dtype, seed=0, device="cpu"):
     g = torch.Generator().manual_seed(seed)
     real = torch.rand(n_seeds, BATCH, *SHAPE, generator=g, dtype=dtype) * 2 - 1
-    return real, torch.randn(n_seeds, BATCH, MODEL["z_dim"], generator=g, dtype=dtype)
+    return real.to(device), torch.randn(n_seeds, BATCH, MODEL["z_dim"], generator=g, dtype=dtype).to(device)
 
 
 def _seed_state(nets, opts, j) -> dict[str, torch.Tensor]:
@@ -74,13 +74,13 @@ def _seed_state(nets, opts, j) -> dict[str, torch.Tensor]:
     return state
 
 
-def _solo_and_stack_steps(feed, norm, seeds, dtype, steps=1):
-    nets = _networks(norm, seeds, dtype)
+def _solo_and_stack_steps(feed, norm, seeds, dtype, steps=1, device="cpu"):
+    nets = _networks(norm, seeds, dtype, device)
     solos = [Solo(*copy.deepcopy(pair)) for pair in nets]
     stack = Stack([copy.deepcopy(pair) for pair in nets])
     solo_opts, stack_opts = [_adams(solo) for solo in solos], _adams(stack)
     for step in range(steps):
-        real, z = _batch(len(seeds), dtype, seed=step)
+        real, z = _batch(len(seeds), dtype, seed=step, device=device)
         solo_out = [train_step(solo, *opts, FEEDS[feed], real[j : j + 1], z[j : j + 1])
                     for j, (solo, opts) in enumerate(zip(solos, solo_opts))]
         stack_out = train_step(stack, *stack_opts, FEEDS[feed], real, z)
@@ -331,3 +331,45 @@ def test_the_command_line_trains_seeds_stack_by_stack(config, data_file, tmp_pat
         with pytest.raises(SystemExit) as exit_:
             main([*args, *bad, "--out-root", str(tmp_path)])
         assert exit_.value.code == 2
+
+
+# --- on a GPU (skipped without CUDA; benchmarks/gpu_check.sh runs them on one) --------------------------------
+
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"))
+
+
+@pytest.fixture
+def exact_float32(monkeypatch):
+    """float32 convolutions and matmuls without TF32 (which cuDNN uses for convolutions by default on Ampere and
+    later): a grouped convolution then differs from its seeds' separate ones by float32 rounding alone."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+
+
+@pytest.mark.parametrize("device", [CUDA])
+@pytest.mark.parametrize(("feed", "norm"), list(itertools.product(FEEDS, NORMS)))
+def test_on_cuda_a_float32_stack_steps_as_its_seeds_solo_steps(device, feed, norm, exact_float32):
+    solo_side, stack_side = _solo_and_stack_steps(feed, norm, [0, 1, 2], torch.float32, steps=2, device=device)
+    assert stack_side[2].loss_d.device.type == device
+    _assert_stack_equals_solo(solo_side, stack_side, atol=1e-4)
+
+
+@pytest.mark.parametrize("device", [CUDA])
+def test_on_cuda_a_stacked_run_writes_each_seed_a_finished_solo_runs_folder(device, config, data_file, tmp_path):
+    config["train"]["device"] = device
+    seeds = [0, 1, 2, 3]
+    summaries = train_stack(config, "joint", "batch", seeds, tmp_path / "stack", data_file)
+    solo = train_run(config, "joint", "batch", 1, tmp_path / "solo", data_file)
+    assert solo["device"].startswith(device)
+    for seed, summary in zip(seeds, summaries):
+        out = _variant(tmp_path / "stack", "joint", "batch") / f"seed{seed}"
+        assert (summary["status"], summary["steps_done"], summary["stack"]) == ("completed", 12, seeds)
+        assert summary["device"].startswith(device)
+        log = pd.read_csv(out / "train_log.csv")
+        assert log.step.tolist() == [3, 6, 9, 12] and log.notna().all().all()
+        for step in (6, 12):
+            build_generator(SHAPE, MODEL).load_state_dict(_load(out / f"checkpoints/step_{step}.pt"))
+    # The same run as its solo one on the GPU, up to float rounding (TF32 convolutions included).
+    columns = ["step", "loss_d", "loss_g", "d_real", "d_fake"]
+    stacked = pd.read_csv(_variant(tmp_path / "stack", "joint", "batch") / "seed1/train_log.csv")[columns]
+    pd.testing.assert_frame_equal(stacked, pd.read_csv(tmp_path / "solo/train_log.csv")[columns], rtol=0, atol=0.02)

@@ -159,3 +159,81 @@ def test_a_bad_config_stops_the_workflow_before_any_job_naming_the_key(tmp_path,
     assert result.returncode != 0
     assert f"config: {key}:" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+# --- stacked training (train.stack, issue 13) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("train", "seeds", "expected"), [
+    ({"stack": 2}, 2, {"train_stack_0_1": 4}),
+    ({"stack": 2}, 3, {"train_stack_0_1": 4, "train_stack_2": 4}),
+    ({"stack": 8}, 3, {"train_stack_0to2": 4}),
+    ({"stack": "auto", "device": "cuda"}, 2, {"train_stack_0_1": 4}),
+    ({"stack": "auto", "device": "cpu"}, 2, {"train": 8}),
+    ({"stack": "auto", "device": "auto"}, 2, {"train": 8}),
+    ({"stack": 1}, 2, {"train": 8}),
+])
+def test_train_stack_plans_one_training_job_per_variant_and_block_of_seeds(tmp_path, synthetic_fashion_mnist,
+                                                                              train, seeds, expected):
+    from tests.conftest import write_tiny_study_config
+
+    write_tiny_study_config(tmp_path, synthetic_fashion_mnist)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["train"] |= train
+    config["study"]["seeds"] = seeds
+    config["eval"]["device"] = config["train"].get("device", "cpu")  # group `run` needs one device string
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "-p")
+    jobs = planned_jobs(result)
+    n_variants = len(config["study"]["feeds"]) * len(config["study"]["norms"])
+    assert {rule: n for rule, n in jobs.items() if rule.startswith("train") and rule != "train_extractor"} == expected
+    assert jobs["evaluate"] == n_variants * seeds
+    # Device and threads stay flags; the stack size is a flag too, and a stack's seeds are its job's.
+    commands = re.findall(r"ganablate train .*", result.stdout + result.stderr)
+    assert len(commands) == sum(expected.values())
+    for command in commands:
+        assert '"stack"' not in command and '"device"' not in command and '"threads"' not in command
+        if "train" not in expected:
+            seeds_flag, size = re.search(r" --seeds ([\d,]+) --stack (\d+) ", command).groups()
+            assert len(seeds_flag.split(",")) == int(size) and " --out-root results/default/runs " in command
+
+
+def test_a_stacked_study_gives_the_solo_studys_tables_within_its_seed_to_seed_spread(study_dir, tmp_path):
+    """The tiny study again with train.stack: 2 (its 2 seeds of each variant in one process): training reruns
+    (a stack's runs differ from solo runs by float rounding), the shared data and reference do not, and the tables
+    have the solo study's shape and runs, with every stacked run's final FID within the solo runs' spread."""
+    stacked = edited_copy(study_dir, tmp_path, "train", "stack", 2)
+    jobs = planned_jobs(snakemake(stacked, "-n"))
+    assert jobs.get("train_stack_0_1") == 4 and jobs.get("evaluate") == 8 and "train" not in jobs
+    assert not jobs.keys() & {"prepare_data", "train_extractor", "reference"}
+    snakemake(stacked, "--cores", "2")
+    assert planned_jobs(snakemake(stacked, "-n")) == {}
+
+    solo_tables, stacked_tables = (root / "results/default/tables" for root in (study_dir, stacked))
+    assert sorted(p.name for p in stacked_tables.iterdir()) == sorted(p.name for p in solo_tables.iterdir())
+    for path in solo_tables.glob("*.csv"):
+        solo, other = pd.read_csv(path), pd.read_csv(stacked_tables / path.name)
+        assert other.shape == solo.shape and list(other.columns) == list(solo.columns), path.name
+
+    keys = ["feed", "norm", "seed"]
+    solo_runs, stacked_runs = (pd.read_csv(tables / "runs.csv") for tables in (solo_tables, stacked_tables))
+    assert set(map(tuple, stacked_runs[keys].values)) == set(map(tuple, solo_runs[keys].values))
+    assert set(stacked_runs.status) == {"completed"}
+
+    def final_fid(runs):
+        fid = runs[(runs.metric == "fid") & (runs.extractor == "domain")]
+        return fid[fid.step == fid.step.max()].set_index(keys).value
+
+    solo_fid, stacked_fid = final_fid(solo_runs), final_fid(stacked_runs)
+    for (feed, norm), solo in solo_fid.groupby(level=["feed", "norm"]):
+        low, high = solo.min(), solo.max()
+        spread = high - low
+        for value in stacked_fid.loc[(feed, norm)]:
+            assert low - spread <= value <= high + spread, (feed, norm, value, solo.tolist())
+
+    for run in (stacked / "results/default/runs/fashion-mnist").glob("*/*/seed*"):
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["stack"] == [0, 1] and summary["status"] == "completed", run
+        solo_summary = json.loads((study_dir / run.relative_to(stacked) / "summary.json").read_text())
+        assert "stack" not in solo_summary and summary["config_hash"] != solo_summary["config_hash"]
+        assert (run.parent / "stack-0-1/state.pt").is_file()

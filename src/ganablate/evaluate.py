@@ -90,11 +90,13 @@ def inception_weights(eval_cfg: dict) -> Path:
 
 def resolve_extractor(label: str, data: ImageData, eval_cfg: dict, domain_extractor: str | Path | None) -> Extractor:
     if label == "domain":
-        if domain_extractor is None:
-            raise UsageError(
-                "--domain-extractor: required while eval.extractors includes domain; build the file with "
-                "`ganablate train-extractor`"
-            )
+        if domain_extractor is None:  # where the workflow puts it
+            domain_extractor = Path("results/reference") / f"{data.name}-domain.pt"
+            if not domain_extractor.is_file():
+                raise UsageError(
+                    f"--domain-extractor: not given and {domain_extractor} does not exist; build it with "
+                    f"`ganablate train-extractor --out {domain_extractor}`"
+                )
         record = load_extractor_file(domain_extractor)
         if record["dataset"] != data.name or tuple(record["image_shape"]) != data.image_shape:
             raise DataError(

@@ -126,7 +126,7 @@ def primary_over_steps(study: Study, summary: pd.DataFrame) -> plt.Figure:
             ax.plot(line["step"], line["mean"], color=color, lw=2, **study.style[feed])
             ax.fill_between(line["step"], line["mean_ci_low"], line["mean_ci_high"], color=color, alpha=0.2, lw=0)
         ax.set(title=f"norm = {norm}", xlabel="training step (G updates)", ylabel=study.label)
-    fig.suptitle(f"{stats.NAMES[study.metric]} over training: mean over seeds, {study.level} bootstrap CI band "
+    fig.suptitle(f"{stats.NAMES[study.metric]} over training: mean over seeds, {study.level} Student-t CI band "
                  f"(diverged runs left out)")
     study.legend(fig)
     return fig

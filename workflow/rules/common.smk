@@ -40,13 +40,15 @@ wildcard_constraints:
 # Where and how a job executes is no part of what it computes: these keys reach the jobs as resources and
 # command-line flags, never as params, so moving a finished study to a GPU node or another core count reruns nothing.
 EXECUTION = ("device", "threads", "stack")
+# How the data is found (dataset.download) is no part of what it is: two studies of one dataset share its files.
+ACQUISITION = ("download",)
 
 
 def sections(*names, eval_keys=None):
     """The named config sections as compact JSON: a rule's params, so only they trigger its rerun.
     eval_keys narrows the eval section to the keys a rule reads (the rest take schema defaults)."""
-    chosen = {name: {k: v for k, v in config[name].items() if k not in EXECUTION} if name in ("train", "eval")
-              else config[name] for name in names}
+    dropped = {"train": EXECUTION, "eval": EXECUTION, "dataset": ACQUISITION}
+    chosen = {name: {k: v for k, v in config[name].items() if k not in dropped.get(name, ())} for name in names}
     if eval_keys is not None:
         chosen["eval"] = {key: config["eval"][key] for key in eval_keys}
     return json.dumps(chosen, sort_keys=True, separators=(",", ":"))
@@ -71,3 +73,31 @@ def gpus(device):
 
 def extractor_inputs(wildcards):
     return {"domain_extractor": DOMAIN_EXTRACTOR} if "domain" in EXTRACTORS else {}
+
+
+def stack_size(train, n_seeds):
+    """train.stack resolved when the workflow is parsed, as ganablate.train.stack_size resolves it in a job, but
+    without importing torch here: `auto` is all of a variant's seeds when train.device is cuda, and one seed
+    otherwise (cpu, and device auto, whose device only the node a job lands on knows)."""
+    if train["stack"] == "auto":
+        return n_seeds if train["device"] == "cuda" else 1
+    return max(1, min(train["stack"], n_seeds))
+
+
+# Seeds per training job. 1: one `train` job per run (runs.smk). More: one job per (feed, norm, block of STACK
+# consecutive seeds; the last block may hold fewer), as ganablate.train.stack_groups blocks them, writing each
+# seed's run folder as a solo run writes it, so that evaluation and everything after it are the same.
+STACK = stack_size(config["train"], len(SEEDS))
+SEED_BLOCKS = [SEEDS[i : i + STACK] for i in range(0, len(SEEDS), STACK)]
+
+
+def block_name(block):
+    """A block of seeds in a rule name: 0_1, 3_7_9, or for three or more consecutive seeds 0to9."""
+    if len(block) > 2 and block == list(range(block[0], block[0] + len(block))):
+        return f"{block[0]}to{block[-1]}"
+    return "_".join(map(str, block))
+
+
+def block_outputs(block, name):
+    """A file or folder `name` of every run of a block of seeds: {dataset}, {feed} and {norm} stay wildcards."""
+    return [RUN.replace("{seed}", str(seed)) + "/" + name for seed in block]
