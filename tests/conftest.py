@@ -5,13 +5,14 @@ without the Debian dataset or a network: tiny configs read synthetic data in Fas
 dataset.root, no test sees the system copy of a dataset or the user's caches, and downloads fail at once.
 Opt-in tiers: `--realdata` (or GANABLATE_REALDATA=1) runs the tests marked realdata, on the real Fashion-MNIST;
 `--slurm` (or GANABLATE_SLURM=1) runs those marked slurm, which install and start a local SLURM cluster
-(tests/cluster/slurm-up.sh: apt, daemons, /etc). .ci/run installs both and runs `python -m pytest --realdata --slurm`.
+(tests/cluster/slurm-up.sh: apt, daemons, /etc). .ci/run installs both and runs `make test TESTS="--realdata --slurm"`.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,7 +126,7 @@ def tiny_study(tmp_path_factory, synthetic_fashion_mnist) -> Path:
     workdir = tmp_path_factory.mktemp("tiny-study")
     write_tiny_study_config(workdir, synthetic_fashion_mnist)
     result = subprocess.run(
-        ["snakemake", "--cores", "2", "--snakefile", str(REPO / "workflow/Snakefile"), "--directory", str(workdir)],
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--snakefile", str(REPO / "workflow/Snakefile"), "--directory", str(workdir)],
         cwd=workdir, capture_output=True, text=True,
     )
     if result.returncode != 0:

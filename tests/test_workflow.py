@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -14,7 +15,7 @@ from tests.conftest import REPO
 
 def snakemake(workdir, *args, check=True):
     result = subprocess.run(
-        ["snakemake", "--snakefile", str(REPO / "workflow/Snakefile"), "--directory", str(workdir), *args],
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow/Snakefile"), "--directory", str(workdir), *args],
         cwd=workdir, capture_output=True, text=True,
     )
     if check and result.returncode != 0:

@@ -40,6 +40,9 @@ wildcard_constraints:
 # Where and how a job executes is no part of what it computes: these keys reach the jobs as resources and
 # command-line flags, never as params, so moving a finished study to a GPU node or another core count reruns nothing.
 EXECUTION = ("device", "threads", "stack")
+# Formatted into the shell commands from here: a rule's code trigger sees the command's template, not these values.
+TRAIN_DEVICE = config["train"]["device"]
+EVAL_DEVICE = config["eval"]["device"]
 # How the data is found (dataset.download) is no part of what it is: two studies of one dataset share its files.
 ACQUISITION = ("download",)
 
@@ -100,4 +103,9 @@ def block_name(block):
 
 def block_outputs(block, name):
     """A file or folder `name` of every run of a block of seeds: {dataset}, {feed} and {norm} stay wildcards."""
-    return [RUN.replace("{seed}", str(seed)) + "/" + name for seed in block]
+    return [f"{RUN.replace('{seed}', str(seed))}/{name}" for seed in block]
+
+
+def runs_root(wildcards, output):
+    """The root of the run folders that a block's runs are in (`ganablate train --out-root`): RUNS_ROOT."""
+    return Path(output.summary[0]).parents[4]

@@ -28,10 +28,9 @@ rule train_extractor:
         mem_mb=4000,
         runtime=60,
         gpu=gpus(config["eval"]["device"]),
-        device=config["eval"]["device"],
     shell:
         "ganablate train-extractor --config-json {params.config:q} --data {input}"
-        " --device {resources.device} --threads {threads} --out {output} > {log} 2>&1"
+        " --device {EVAL_DEVICE} --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule reference:
@@ -54,7 +53,6 @@ rule reference:
         mem_mb=6000,
         runtime=60,
         gpu=gpus(config["eval"]["device"]),
-        device=config["eval"]["device"],
     shell:
         "ganablate floor --config-json {params.config:q} --data {input.data} --extractor {wildcards.extractor}"
-        " {params.domain} --cache-root {CACHE} --device {resources.device} --threads {threads} --out {output} > {log} 2>&1"
+        " {params.domain} --cache-root {CACHE} --device {EVAL_DEVICE} --threads {threads} --out {output} > {log} 2>&1"

@@ -24,11 +24,10 @@ if STACK == 1:
             mem_mb=2000,
             runtime=10 + config["train"]["steps"] // 50,
             gpu=gpus(config["train"]["device"]),
-            device=config["train"]["device"],
         shell:
             # A killed job leaves {params.run}/state/, which is no output: the rerun resumes from it.
             "ganablate train --config-json {params.config:q} --data {input} --feed {wildcards.feed}"
-            " --norm {wildcards.norm} --seed {wildcards.seed} --device {resources.device} --threads {threads}"
+            " --norm {wildcards.norm} --seed {wildcards.seed} --device {TRAIN_DEVICE} --threads {threads}"
             " --out {params.run} > {log} 2>&1"
 
 else:
@@ -51,9 +50,9 @@ else:
             params:
                 config=sections("dataset", "model", "train"),
                 seeds=",".join(map(str, _block)),
-                root=RUNS_ROOT,
+                root=runs_root,
             log:
-                LOGS + "/train/{dataset}/{feed}/{norm}/stack-" + "-".join(map(str, _block)) + ".log",
+                f"{LOGS}/train/{{dataset}}/{{feed}}/{{norm}}/stack-{'-'.join(map(str, _block))}.log",
             threads: config["train"]["threads"]
             resources:
                 mem_mb=2000 + 250 * len(_block),
@@ -61,13 +60,12 @@ else:
                 # a CPU's solo rate (benchmarks/run.py --device cuda measures it).
                 runtime=10 + (1 if config["train"]["device"] == "cuda" else len(_block)) * config["train"]["steps"] // 50,
                 gpu=gpus(config["train"]["device"]),
-                device=config["train"]["device"],
             shell:
                 # A killed job leaves <variant>/stack-<seeds>/state.pt, which is no output: the rerun resumes from it.
                 (
                     "ganablate train --config-json {params.config:q} --data {input} --feed {wildcards.feed}"
                     f" --norm {{wildcards.norm}} --seeds {{params.seeds}} --stack {len(_block)}"
-                    " --device {resources.device} --threads {threads} --out-root {params.root} > {log} 2>&1"
+                    " --device {TRAIN_DEVICE} --threads {threads} --out-root {params.root} > {log} 2>&1"
                 )
 
 
@@ -102,7 +100,6 @@ rule evaluate:
         mem_mb=4000,
         runtime=30,
         gpu=gpus(config["eval"]["device"]),
-        device=config["eval"]["device"],
     shell:
         "ganablate evaluate --config-json {params.config:q} --run {params.run} --data {input.data} {params.domain}"
-        " --cache-root {CACHE} --device {resources.device} --threads {threads} > {log} 2>&1"
+        " --cache-root {CACHE} --device {EVAL_DEVICE} --threads {threads} > {log} 2>&1"
