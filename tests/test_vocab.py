@@ -40,3 +40,12 @@ def test_every_metric_names_a_torch_fidelity_result_key():
 
     keys = {getattr(torch_fidelity, k) for k in dir(torch_fidelity) if k.startswith("KEY_METRIC_")}
     assert {m.fidelity_key for m in vocab.METRICS.values()} <= keys
+
+
+def test_every_stats_table_has_a_report_caption():
+    from pathlib import Path
+
+    from ganablate.stats import TABLES
+
+    report = Path(__file__).parents[1] / "workflow/report"
+    assert [t for t in TABLES if not (report / f"{t}.rst").is_file()] == []
