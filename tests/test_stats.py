@@ -517,3 +517,14 @@ def test_trend_tells_a_widening_a_closing_and_a_steady_gap_apart(growth, expecte
     t = _row(stats.trend_table(runs, config), feed_ref="split", feed="joint")
     assert t["trend"] == expected and t["n_pairs"] == 6 and (t["first_step"], t["last_step"]) == (1000, 4000)
     assert t["slope_per_1000"] == pytest.approx(growth, abs=0.03)
+
+
+def test_no_share_of_the_gap_is_claimed_where_joint_has_no_gap_to_recover(config):
+    noise = [1.0, 1.01, 0.99, 1.02, 0.98, 1.0]
+    values = {("split", "none"): SPLIT, ("joint", "none"): [s * f for s, f in zip(SPLIT, noise)],
+              ("joint_consistent", "none"): SPLIT}
+    runs = runs_table(values)
+    logs = runs[stats.RUN_INFO].assign(step=500, d_acc=0.7, context_gap=0.0)
+    m = stats.mechanism_table(runs, logs, study_config(norms=("none",), seeds=6)).iloc[0]
+    assert math.isnan(m["recovered"]) and "not distinguishable from 0" in m["recovered_note"]
+    assert math.isnan(m["gap_slope"]) and "per-sample" in m["gap_note"]

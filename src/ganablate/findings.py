@@ -121,8 +121,9 @@ class Tables:
         t = self._one(self.trend, norm=e["norm"], feed_ref=e["feed_ref"], feed=e["feed"])
         if t is None or not isinstance(t["trend"], str) or not t["trend"]:
             return ""
+        said = {"widens": "the gap **widens**", "closes": "the gap **closes**"}.get(t["trend"], f"**{t['trend']}**")
         return (f" Over training (steps {int(t['first_step'])}–{int(t['last_step'])}): ratio {fmt(t['ratio_first'])} → "
-                f"{fmt(t['ratio_last'])}; the gap **{t['trend']}** (log-ratio slope {fmt(t['slope_per_1000'])} per "
+                f"{fmt(t['ratio_last'])}; {said} (log-ratio slope {fmt(t['slope_per_1000'])} per "
                 f"1000 steps, {ci(t['slope_ci_low'], t['slope_ci_high'], self.level)}, over {int(t['n_pairs'])} seeds).")
 
     def context_gap(self, norm: str) -> str:
@@ -137,7 +138,7 @@ class Tables:
         if m is None:
             return text
         if pd.isna(m["gap_slope"]):
-            return text + f" Its association with {self.name} within feeds: not estimated ({m['note']})."
+            return text + f" Its association with {self.name} within feeds: not estimated ({m['gap_note']})."
         return (text + f" Within feeds (OLS log {self.name} ~ gap + feed, {int(m['gap_n_runs'])} runs), "
                 f"log {self.name} changes by {fmt(m['gap_slope'])} per logit of gap "
                 f"({ci(m['gap_slope_ci_low'], m['gap_slope_ci_high'], self.level)}, {fmt_p(m['gap_p_unadj'])}, "

@@ -591,7 +591,7 @@ CONTEXT_COLUMNS = ["feed", "norm", "n_runs", "context_gap_median", "d_acc_median
 MECHANISM_COLUMNS = [
     "norm", "metric", "extractor", "step", "feed_ref", "n_pairs", "log_ratio_joint", "log_ratio_consistent",
     "recovered", "recovered_ci_low", "recovered_ci_high", "gap_slope", "gap_slope_ci_low", "gap_slope_ci_high",
-    "gap_p_unadj", "gap_n_runs", "note",
+    "gap_p_unadj", "gap_n_runs", "recovered_note", "gap_note",
 ]
 
 
@@ -626,8 +626,7 @@ def mechanism_table(runs: pd.DataFrame, logs: pd.DataFrame, config: dict) -> pd.
         wide = here.pivot(index="seed", columns="feed", values="value")
         row = dict.fromkeys(MECHANISM_COLUMNS, math.nan) | {
             "norm": norm, "metric": cfg["primary_metric"], "extractor": cfg["primary_extractor"], "step": step,
-            "feed_ref": ref}
-        notes = []
+            "feed_ref": ref, "recovered_note": "", "gap_note": ""}
         needed = [ref, "joint", "joint_consistent"]
         pairs = wide[needed].dropna() if set(needed) <= set(wide.columns) else None
         if pairs is not None and ref not in ("joint", "joint_consistent") and (pairs > 0).all().all():
@@ -636,14 +635,14 @@ def mechanism_table(runs: pd.DataFrame, logs: pd.DataFrame, config: dict) -> pd.
             b = np.log(pairs["joint"] / pairs[ref]).to_numpy()
             row["log_ratio_joint"], row["log_ratio_consistent"] = (b.mean(), a.mean()) if len(pairs) else (
                 math.nan, math.nan)
-            if len(pairs) >= 2 and b.mean() != 0:
+            low, high = fieller_interval(a, b, level) if len(pairs) >= 2 else (math.nan, math.nan)
+            if np.isfinite(low):
                 row["recovered"] = 1 - a.mean() / b.mean()
-                low, high = fieller_interval(a, b, level)
                 row["recovered_ci_low"], row["recovered_ci_high"] = 1 - high, 1 - low
-                if not np.isfinite(low):
-                    notes.append(f"recovered: no bounded interval, joint's gap to {ref} is not distinguishable from 0")
+            else:  # a share of a gap that may be 0 is undefined: Fieller's interval is unbounded then
+                row["recovered_note"] = f"joint's gap to {ref} is not distinguishable from 0: no share to recover"
         else:
-            notes.append(f"recovered: needs {ref}, joint and joint_consistent runs with positive values")
+            row["recovered_note"] = f"needs {ref}, joint and joint_consistent runs with positive values"
         # The context gap is a late-training average: related to the metric at the final step only.
         both = here.merge(gaps[RUN_KEYS + ["context_gap"]], on=RUN_KEYS) if step == final else here.iloc[:0]
         row["gap_n_runs"] = len(both)
@@ -651,14 +650,13 @@ def mechanism_table(runs: pd.DataFrame, logs: pd.DataFrame, config: dict) -> pd.
         if step != final:
             pass
         elif len(both) and both["context_gap"].abs().max() < GAP_ZERO:
-            notes.append("no context gap (a per-sample D): nothing to relate")
+            row["gap_note"] = "no context gap (a per-sample D): nothing to relate"
         elif len(both) < both["feed"].nunique() + 3 or not (spread > 0).any() or not (both["value"] > 0).all():
-            notes.append("too few runs, or no gap variation within a feed, to relate the gap to the metric")
+            row["gap_note"] = "too few runs, or no gap variation within a feed, to relate the gap to the metric"
         else:
             fit = smf.ols("np.log(value) ~ context_gap + C(feed)", data=both).fit()
             row["gap_slope"], row["gap_p_unadj"] = fit.params["context_gap"], fit.pvalues["context_gap"]
             row["gap_slope_ci_low"], row["gap_slope_ci_high"] = fit.conf_int(1 - level).loc["context_gap"]
-        row["note"] = "; ".join(notes)
         rows.append(row)
     return pd.DataFrame(rows, columns=MECHANISM_COLUMNS)
 
