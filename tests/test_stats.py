@@ -16,7 +16,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 from statsmodels.stats.proportion import proportion_confint
 
-from ganablate import cli, stats
+from ganablate import cli, power, stats
 from ganablate.config import UsageError
 from tests.synthetic_runs import make_runs, runs_table, study_config
 
@@ -298,7 +298,7 @@ def test_the_mechanism_is_tested_within_feeds_not_with_feeds_pooled(tmp_path):
 
 def test_holm_adjusted_equals_statsmodels_multipletests():
     p = np.random.default_rng(0).random((20, 5)) ** 3
-    np.testing.assert_allclose(stats.holm_adjusted(p), [multipletests(row, method="holm")[1] for row in p])
+    np.testing.assert_allclose(power.holm_adjusted(p), [multipletests(row, method="holm")[1] for row in p])
 
 
 def test_simulated_power_of_the_paired_rule_matches_an_independent_simulation():
@@ -306,7 +306,7 @@ def test_simulated_power_of_the_paired_rule_matches_an_independent_simulation():
     log-normal pairs at a true ratio of 1.25, Holm's step-down applied by hand (statsmodels' multipletests runs
     gc.collect() on every call: 1000 calls take minutes); powers within 0.05 of the table's."""
     sds, n = [0.2, 0.25, 0.3], 6
-    table_power = stats.holm_power("paired_t_log", math.log(1.25), sds, [n] * 3, 0.05, 4000,
+    table_power = power.holm_power("paired_t_log", math.log(1.25), sds, [n] * 3, 0.05, 4000,
                                    np.random.default_rng(1))
     rng, rejected = np.random.default_rng(99), np.zeros(3)
     for _ in range(1000):
@@ -323,40 +323,40 @@ def test_simulated_power_of_the_paired_rule_matches_an_independent_simulation():
 
 def test_simulated_tost_power_matches_statsmodels_ttost_paired():
     sd, n, margin = 0.05, 6, 0.1
-    power = stats.tost_power(margin, sd, n, 0.05, 4000, np.random.default_rng(2))
+    simulated = power.tost_power(margin, sd, n, 0.05, 4000, np.random.default_rng(2))
     rng, hits = np.random.default_rng(98), 0
     for _ in range(1000):
         ref = np.exp(rng.normal(4.0, 0.5, n))
         new = ref * np.exp(rng.normal(0, sd, n))
         hits += ttost_paired(new, ref, 1 / (1 + margin), 1 + margin, transform=np.log)[0] < 0.05
-    assert power == pytest.approx(hits / 1000, abs=0.05)
+    assert simulated == pytest.approx(hits / 1000, abs=0.05)
 
 
 @pytest.mark.parametrize("test", ["paired_t_log", "wilcoxon", "mannwhitney", "welch"])
 def test_power_table_simulates_the_configured_test_with_holm_and_its_seeds_needed_cross_80_percent(test):
     config = study_config(seeds=6, test=test, power_simulations=1000)
     runs = runs_table(VALUES)
-    power = stats.power_table(runs, stats.feed_effects_table(runs, config), config)
-    confirm = power[power["role"] == "confirmatory"]
+    table = power.power_table(runs, stats.feed_effects_table(runs, config), config)
+    confirm = table[table["role"] == "confirmatory"]
     assert len(confirm) == 3 and (confirm["family_size"] == 3).all()
     assert confirm["rule"].str.contains(stats.TESTS[test][1], regex=False).all()
     assert ((confirm["power"] >= 0) & (confirm["power"] <= 1)).all()
     row = confirm.iloc[0]
     needed = row["seeds_needed"]
     if pd.notna(needed):
-        rng = lambda: stats._rng(0, ("power", "confirmatory"))  # noqa: E731 - the table's own stream
-        at = stats.holm_power(test, math.log(1.25), confirm["sd_log"].tolist(), [int(needed)] * 3, 0.05, 1000, rng())
-        below = stats.holm_power(test, math.log(1.25), confirm["sd_log"].tolist(), [int(needed) - 1] * 3, 0.05, 1000,
+        rng = lambda: stats.group_rng(0, ("power", "confirmatory"))  # noqa: E731 - the table's own stream
+        at = power.holm_power(test, math.log(1.25), confirm["sd_log"].tolist(), [int(needed)] * 3, 0.05, 1000, rng())
+        below = power.holm_power(test, math.log(1.25), confirm["sd_log"].tolist(), [int(needed) - 1] * 3, 0.05, 1000,
                                  rng())
         assert at[0] >= 0.8 > below[0]
-    controls = power[power["role"] == "equivalence"]
+    controls = table[table["role"] == "equivalence"]
     assert (controls["assumed_ratio"] == 1.0).all() and controls["rule"].str.contains("TOST").all()
 
 
 def test_wilcoxon_at_six_pairs_has_no_power_under_holm():
     # Its smallest two-sided p at 6 pairs is 2/64 = 0.031 > 0.05/3: Holm can never reject the first member.
-    power = stats.holm_power("wilcoxon", math.log(3.0), [0.01] * 3, [6] * 3, 0.05, 500, np.random.default_rng(0))
-    assert (power == 0).all()
+    assert (power.holm_power("wilcoxon", math.log(3.0), [0.01] * 3, [6] * 3, 0.05, 500,
+                             np.random.default_rng(0)) == 0).all()
 
 
 # --- the analysis plan ------------------------------------------------------------------------------

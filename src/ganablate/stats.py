@@ -1,8 +1,9 @@
 """Run directories -> tidy tables (runs.csv, train_logs.csv) -> the statistics tables of the study.
 
-Every statistic comes from scipy or statsmodels except the interquartile mean and the probability of
-improvement, which are written here. Bootstraps are seeded per group, so the same runs.csv always gives
-byte-identical tables whatever other groups it holds.
+Every test and interval comes from scipy or statsmodels except three written here, which neither offers: the
+interquartile mean, Fieller's interval for a ratio of paired means, and Holm's adjustment of many simulated
+families at once (checked against statsmodels). Random draws (the IQM's bootstrap, the power simulations) are
+seeded per group, so the same runs.csv always gives byte-identical tables whatever other groups it holds.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ RUN_COLUMNS = [*RUN_INFO, "step", "extractor", "metric", "value"]
 METRICS_COLUMNS = ["step", "extractor", "metric", "value"]
 LOG_COLUMNS = ["step", "d_acc", "context_gap"]
 STATUSES = ("completed", "diverged")
-POWER = 0.8  # the power a seeds_needed column aims at
+POWER = 0.8  # the power power.csv's seeds_needed aims at
 BOOTSTRAP_BATCH = 1000  # bounds the bootstrap's memory; results depend on it, so it is fixed
 
 
@@ -228,7 +229,7 @@ def iqm(x, axis: int = -1):
     return np.take(x, np.arange(n // 4, n - n // 4), axis=axis).mean(axis=axis)
 
 
-def _rng(seed: int, key: tuple) -> np.random.Generator:
+def group_rng(seed: int, key: tuple) -> np.random.Generator:
     # A group's random draws depend on its key only, not on which other groups the table holds.
     return np.random.default_rng([seed, zlib.crc32("/".join(map(str, key)).encode())])
 
@@ -242,7 +243,7 @@ def bootstrap_ci(samples: tuple, statistic, cfg: dict, key: tuple) -> tuple[floa
             warnings.simplefilter("ignore")  # BCa's degenerate-data warning is acted on below
             ci = stats.bootstrap(
                 samples, statistic, n_resamples=cfg["bootstrap_resamples"], confidence_level=cfg["confidence_level"],
-                method=method, vectorized=True, batch=BOOTSTRAP_BATCH, rng=_rng(cfg["seed"], key),
+                method=method, vectorized=True, batch=BOOTSTRAP_BATCH, rng=group_rng(cfg["seed"], key),
             ).confidence_interval
         if np.isfinite(ci.low) and np.isfinite(ci.high):
             return float(ci.low), float(ci.high)
@@ -366,7 +367,7 @@ def _compare(ref: pd.DataFrame, new: pd.DataFrame, better: str, cfg: dict) -> di
     scale = "log" if (x_ref > 0).all() and (x > 0).all() else "identity"
     seeds = ok_ref.index.intersection(ok_new.index)
     ranked = ref.index.intersection(new.index)
-    out = dict.fromkeys(EFFECT_COLUMNS[15:-1], math.nan) | {
+    out = dict.fromkeys(EFFECT_COLUMNS[EFFECT_COLUMNS.index("ratio"):-1], math.nan) | {
         "scale": scale, "n_ref": len(x_ref), "n": len(x), "n_pairs": len(seeds),
         "n_pairs_failed": len(ranked) - len(seeds),
         "median_ref": np.median(x_ref) if len(x_ref) else math.nan, "median": np.median(x) if len(x) else math.nan,
@@ -499,7 +500,7 @@ def primary_family(table: pd.DataFrame, cfg: dict, step: int) -> pd.Series:
         table["step"] == step)
 
 
-def _primary_values(runs: pd.DataFrame, cfg: dict, step: int) -> pd.DataFrame:
+def primary_values(runs: pd.DataFrame, cfg: dict, step: int) -> pd.DataFrame:
     return runs[usable(runs) & (runs["metric"] == cfg["primary_metric"]) &
                 (runs["extractor"] == cfg["primary_extractor"]) & (runs["step"] == step)]
 
@@ -524,7 +525,7 @@ def interaction_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
 
     cfg = config["stats"]
     step = final_step(runs, cfg)
-    data, excluded = _balanced(_primary_values(runs, cfg, step))
+    data, excluded = _balanced(primary_values(runs, cfg, step))
     transform = "log" if (data["value"] > 0).all() else "identity"
     base = {"metric": cfg["primary_metric"], "extractor": cfg["primary_extractor"], "step": step,
             "transform": transform, "n_runs": len(data), "excluded_norms": " ".join(excluded)}
@@ -559,7 +560,7 @@ def mixed_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
 
     cfg = config["stats"]
     step = final_step(runs, cfg)
-    data, excluded = _balanced(_primary_values(runs, cfg, step))
+    data, excluded = _balanced(primary_values(runs, cfg, step))
     transform = "log" if (data["value"] > 0).all() else "identity"
     base = {"metric": cfg["primary_metric"], "extractor": cfg["primary_extractor"], "step": step,
             "transform": transform, "n_runs": len(data), "n_seeds": data["seed"].nunique()}
@@ -621,7 +622,7 @@ def mechanism_table(runs: pd.DataFrame, logs: pd.DataFrame, config: dict) -> pd.
     rows = []
     steps = sorted(runs.loc[(runs["metric"] == cfg["primary_metric"]) & (runs["extractor"] == cfg["primary_extractor"]),
                             "step"].unique())
-    values = pd.concat([_primary_values(runs, cfg, s) for s in steps])
+    values = pd.concat([primary_values(runs, cfg, s) for s in steps])
     for (norm, step), here in ordered(values, config, ["norm", "step"]).groupby(["norm", "step"], sort=False):
         wide = here.pivot(index="seed", columns="feed", values="value")
         row = dict.fromkeys(MECHANISM_COLUMNS, math.nan) | {
@@ -735,126 +736,6 @@ def failures_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
     return table
 
 
-# --- power of the decision rule actually used ------------------------------------------------------
-
-PAIRED_TESTS = ("paired_t_log", "wilcoxon")
-
-
-def _p_values(test: str, effect: float, sd: float, n: int, sims: int, rng: np.random.Generator) -> np.ndarray:
-    """p of the configured test on `sims` simulated studies of n seeds: per-seed log differences ~ N(effect, sd)
-    for paired tests; two groups of log values with SD sd, `effect` apart, for the unpaired ones."""
-    if test in PAIRED_TESTS:
-        d = rng.normal(effect, sd, size=(sims, n))
-        return stats.ttest_1samp(d, 0.0, axis=-1).pvalue if test == "paired_t_log" else stats.wilcoxon(d, axis=-1).pvalue
-    ref, new = rng.normal(0.0, sd, size=(sims, n)), rng.normal(effect, sd, size=(sims, n))
-    if test == "mannwhitney":
-        return stats.mannwhitneyu(new, ref, axis=-1, alternative="two-sided").pvalue
-    return stats.ttest_ind(new, ref, axis=-1, equal_var=False).pvalue
-
-
-def holm_power(test: str, effect: float, sds: list[float], ns: list[int], alpha: float, sims: int,
-               rng: np.random.Generator) -> np.ndarray:
-    """Power of each member of a Holm family when every member carries `effect` (log ratio): the share of
-    simulated studies in which Holm's procedure at alpha rejects it."""
-    p = np.column_stack([_p_values(test, effect, sd, n, sims, rng) for sd, n in zip(sds, ns)])
-    return (holm_adjusted(p) < alpha).mean(axis=0)
-
-
-def holm_adjusted(p: np.ndarray) -> np.ndarray:
-    """Holm-adjusted p-values of every row of p at once (statsmodels' multipletests takes one family per call,
-    about 0.1 s each here, too slow for thousands of simulated studies; tests check the two agree)."""
-    p = np.where(np.isnan(p), 1.0, p)  # an untestable simulated study rejects nothing
-    m = p.shape[-1]
-    order = np.argsort(p, axis=-1)
-    stepped = np.maximum.accumulate(np.take_along_axis(p, order, axis=-1) * (m - np.arange(m)), axis=-1)
-    adjusted = np.empty_like(p)
-    np.put_along_axis(adjusted, order, np.minimum(stepped, 1.0), axis=-1)
-    return adjusted
-
-
-def tost_power(margin: float, sd: float, n: int, alpha: float, sims: int, rng: np.random.Generator) -> float:
-    """Power of the paired TOST to declare equivalence within +-margin (ratio) when the true ratio is 1."""
-    d = rng.normal(0.0, sd, size=(sims, n))
-    low = stats.ttest_1samp(d, -math.log1p(margin), axis=-1, alternative="greater").pvalue
-    high = stats.ttest_1samp(d, math.log1p(margin), axis=-1, alternative="less").pvalue
-    return float((np.maximum(low, high) < alpha).mean())
-
-
-def _seeds_needed(power_at, max_seeds: int) -> int | None:
-    """The fewest seeds (2..max_seeds) at which power_at(n) >= POWER, by bisection (power grows with n)."""
-    if power_at(max_seeds) < POWER:
-        return None
-    low, high = 1, max_seeds
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (low, mid) if power_at(mid) >= POWER else (mid, high)
-    return high
-
-
-POWER_COLUMNS = ["norm", "step", "extractor", "metric", "feed_ref", "feed", "role", "rule", "n_pairs", "sd_log",
-                 "assumed_ratio", "family_size", "simulations", "power", "seeds_needed", "note"]
-
-
-def power_table(runs: pd.DataFrame, effects: pd.DataFrame, config: dict) -> pd.DataFrame:
-    """Simulated power of the rule each primary comparison is judged by, at the spread observed in it:
-    confirmatory rows, the configured test with Holm over the confirmatory family, at a true ratio of
-    stats.smallest_effect for every member; equivalence rows, the paired TOST at a true ratio of 1.
-    seeds_needed: the fewest seeds per variant that give 80% power (NA beyond stats.max_seeds)."""
-    cfg = config["stats"]
-    step, alpha, sims = final_step(runs, cfg), alpha_of(cfg), cfg["power_simulations"]
-    values = _primary_values(runs, cfg, step)
-    rows = []
-    for _, e in effects[primary_family(effects, cfg, step)].iterrows():
-        here = values[values["norm"] == e["norm"]].pivot(index="seed", columns="feed", values="value")
-        pair = here[[e["feed_ref"], e["feed"]]].dropna() if {e["feed_ref"], e["feed"]} <= set(here.columns) else None
-        sd = math.nan
-        if pair is not None and len(pair) >= 2 and (pair > 0).all().all():
-            logs = np.log(pair)
-            if cfg["test"] in PAIRED_TESTS or e["role"] == "equivalence":
-                sd = float((logs[e["feed"]] - logs[e["feed_ref"]]).std(ddof=1))
-            else:  # the pooled within-feed SD: what an unpaired test sees
-                sd = float(np.sqrt((logs.var(ddof=1)).mean()))
-        rows.append({"norm": e["norm"], "step": step, "extractor": e["extractor"], "metric": e["metric"],
-                     "feed_ref": e["feed_ref"], "feed": e["feed"], "role": e["role"],
-                     "n_pairs": 0 if pair is None else len(pair), "sd_log": sd})
-    table = pd.DataFrame(rows, columns=POWER_COLUMNS)
-    if table.empty:
-        return table
-    ok = np.isfinite(table["sd_log"]) & (table["sd_log"] > 0)
-    confirm = table.index[(table["role"] == "confirmatory") & ok]
-    effect = math.log(cfg["smallest_effect"])
-    table["simulations"] = sims
-    table["family_size"] = len(confirm)
-    confirmatory = table["role"] == "confirmatory"
-    table["rule"] = np.where(
-        confirmatory, f"{TESTS[cfg['test']][1]}, Holm over {len(confirm)}, at a true ratio of {cfg['smallest_effect']:g}",
-        f"paired TOST within ±{cfg['equivalence_margin']:.0%}, at a true ratio of 1")
-    table["assumed_ratio"] = np.where(confirmatory, cfg["smallest_effect"], 1.0)
-    if len(confirm):
-        sds, ns = table.loc[confirm, "sd_log"].tolist(), table.loc[confirm, "n_pairs"].tolist()
-
-        def family(n: int | None) -> np.ndarray:
-            rng = _rng(cfg["seed"], ("power", "confirmatory"))  # common random numbers across n: a smooth curve
-            return holm_power(cfg["test"], effect, sds, ns if n is None else [n] * len(ns), alpha, sims, rng)
-
-        table.loc[confirm, "power"] = family(None)
-        # The family shares one n; each member's need is where its own power crosses 80%.
-        for i, index in enumerate(confirm):
-            table.loc[index, "seeds_needed"] = _seeds_needed(lambda n: family(n)[i], cfg["max_seeds"])
-    for index in table.index[(table["role"] == "equivalence") & ok]:
-        r = table.loc[index]
-
-        def tost_at(n: int, r=r) -> float:
-            return tost_power(cfg["equivalence_margin"], r["sd_log"], n, alpha, sims,
-                              _rng(cfg["seed"], ("power", r["norm"], r["feed_ref"], r["feed"])))
-
-        table.loc[index, "power"] = tost_at(int(r["n_pairs"]))
-        table.loc[index, "seeds_needed"] = _seeds_needed(tost_at, cfg["max_seeds"])
-    table["seeds_needed"] = table["seeds_needed"].astype("Int64")
-    table["note"] = np.where(ok, "", "no within-pair spread (fewer than 2 pairs, or identical): power undefined")
-    return table
-
-
 # --- output --------------------------------------------------------------------------------------
 
 
@@ -917,6 +798,7 @@ def write_table(table: pd.DataFrame, out_dir: Path, name: str, note: str) -> lis
 
 
 def write_stats(config: dict, tables: str | Path) -> list[Path]:
+    from ganablate import power  # it builds on this module's tables
     tables = Path(tables)
     runs = load_runs(tables)
     logs = read_table(tables, "train_logs", hint="run `ganablate aggregate` first")
@@ -928,7 +810,7 @@ def write_stats(config: dict, tables: str | Path) -> list[Path]:
         "interaction": interaction_table(runs, config),
         "mixed": mixed_table(runs, config),
         "failures": failures_table(runs, config),
-        "power": power_table(runs, effects, config),
+        "power": power.power_table(runs, effects, config),
         "context_gap": context_table(logs, config),
         "mechanism": mechanism_table(runs, logs, config),
         "trend": trend_table(runs, config),
