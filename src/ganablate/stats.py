@@ -179,10 +179,6 @@ def run_outcomes(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
     return ordered(out, config, ["feed", "norm", "seed"])
 
 
-FAILED_RUNS = ("Diverged runs, and runs without a value, are counted (n_failed) but left out of every mean, "
-               "CI and test; runs beyond the failure threshold keep their value there, being real outcomes.")
-
-
 def failure_rule(config: dict) -> str:
     cfg = config["stats"]
     rule = "a run fails when it diverged (non-finite loss) or has no value for the primary metric at the final step"
@@ -335,7 +331,6 @@ def summary_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
     return ordered(pd.DataFrame(rows, columns=SUMMARY_COLUMNS), config, GROUP)
 
 
-ROLES = ("confirmatory", "equivalence", "exploratory")
 P_COLUMNS = ["p_paired_t_unadj", "p_wilcoxon_unadj", "p_mwu_unadj", "p_welch_unadj"]
 EFFECT_COLUMNS = [
     "norm", "step", "extractor", "metric", "feed_ref", "feed", "role", "better", "scale", "n_ref", "n", "n_pairs",
