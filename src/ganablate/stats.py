@@ -275,6 +275,15 @@ def paired_interval(d, level: float) -> tuple[float, float]:
     return mean_interval(d, level)
 
 
+def wilson_interval(count: float, n: int, level: float) -> tuple[float, float]:
+    """Wilson's interval of a proportion count / n (statsmodels), exactly 0 (or 1) at none (or all): the formula
+    leaves float dust there."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    low, high = proportion_confint(count, n, alpha=1 - level, method="wilson")
+    return (0.0 if count == 0 else float(low)), (1.0 if count == n else float(high))
+
+
 def fieller_interval(a, b, level: float) -> tuple[float, float]:
     """Fieller's interval for mean(a) / mean(b) of paired samples (neither scipy nor statsmodels has it).
     NaN when mean(b) is not distinguishable from 0 at this level: the interval is then unbounded."""
@@ -401,11 +410,7 @@ def _compare(ref: pd.DataFrame, new: pd.DataFrame, better: str, cfg: dict) -> di
             r_new, r_ref = ranked_values(new.loc[ranked]), ranked_values(ref.loc[ranked])
             wins = (r_new < r_ref) if better == "lower" else (r_new > r_ref)
             share = float((wins + 0.5 * (r_new == r_ref)).mean())
-            from statsmodels.stats.proportion import proportion_confint
-
-            low, high = proportion_confint(share * len(ranked), len(ranked), alpha=1 - level, method="wilson")
-            # Wilson's bound is exactly 0 (or 1) when no (or every) seed wins; the formula leaves float dust there.
-            low, high = (0.0 if share == 0 else low), (1.0 if share == 1 else high)
+            low, high = wilson_interval(share * len(ranked), len(ranked), level)
             out["p_improve"], out["p_improve_ci_low"], out["p_improve_ci_high"] = share, low, high
             diff = r_new - r_ref
             diff = np.where(np.isnan(diff), 0.0, diff)  # both diverged: a tie
@@ -701,16 +706,12 @@ def trend_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
 
 def failures_table(runs: pd.DataFrame, config: dict) -> pd.DataFrame:
     """Failure rate per variant with a Wilson CI; Fisher's exact test of each feed against the reference, per norm."""
-    from statsmodels.stats.proportion import proportion_confint
-
     cfg = config["stats"]
     outcomes = run_outcomes(runs, config)
     rows = []
     for (feed, norm), group in outcomes.groupby(["feed", "norm"], sort=False):
         n, failed = len(group), int((group["failure"] != "").sum())
-        low, high = proportion_confint(failed, n, alpha=1 - cfg["confidence_level"], method="wilson")
-        # Wilson's bound is exactly 0 (or 1) at no (or all) failures; the formula leaves float dust there.
-        low, high = (0.0 if failed == 0 else low), (1.0 if failed == n else high)
+        low, high = wilson_interval(failed, n, cfg["confidence_level"])
         rows.append({"feed": feed, "norm": norm, "n_runs": n, "n_diverged": int((group["failure"] == "diverged").sum()),
                      "n_beyond_threshold": int((group["failure"] == "beyond threshold").sum()),
                      "n_no_value": int((group["failure"] == "no value").sum()), "n_failed": failed,
