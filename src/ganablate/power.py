@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -106,6 +107,7 @@ def power_table(runs: pd.DataFrame, effects: pd.DataFrame, config: dict) -> pd.D
     if len(confirm):
         sds, ns = table.loc[confirm, "sd_log"].tolist(), table.loc[confirm, "n_pairs"].tolist()
 
+        @functools.cache  # every member's bisection asks for the family's power at the same few n
         def family(n: int | None) -> np.ndarray:
             rng = group_rng(cfg["seed"], ("power", "confirmatory"))  # common random numbers across n: a smooth curve
             return holm_power(cfg["test"], effect, sds, ns if n is None else [n] * len(ns), alpha, sims, rng)
