@@ -24,6 +24,8 @@ from ganablate.data import DATA_CACHE_ENV, DATASETS, SYSTEM_DATA_ENV, system_dat
 from tests.synthetic_idx import write_fashion_mnist
 
 REPO = Path(__file__).resolve().parents[1]
+# The workflow as the tests run it: the snakemake of this interpreter, whatever PATH holds.
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow/Snakefile")]
 # The environment before _hermetic changed it: for tools of the opt-in tiers that need the real one (apt).
 ORIGINAL_ENV = dict(os.environ)
 # Where the real Fashion-MNIST is, read before the default tier hides the system location.
@@ -126,7 +128,7 @@ def tiny_study(tmp_path_factory, synthetic_fashion_mnist) -> Path:
     workdir = tmp_path_factory.mktemp("tiny-study")
     write_tiny_study_config(workdir, synthetic_fashion_mnist)
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", "--snakefile", str(REPO / "workflow/Snakefile"), "--directory", str(workdir)],
+        [*SNAKEMAKE, "--cores", "2", "--directory", str(workdir)],
         cwd=workdir, capture_output=True, text=True,
     )
     if result.returncode != 0:

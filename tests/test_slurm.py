@@ -2,12 +2,11 @@
 
 import re
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
-from tests.conftest import ORIGINAL_ENV, REPO, TIERS, tier_enabled, write_tiny_study_config
+from tests.conftest import ORIGINAL_ENV, REPO, SNAKEMAKE, TIERS, tier_enabled, write_tiny_study_config
 
 CLUSTER = REPO / "tests/cluster"
 
@@ -33,7 +32,7 @@ def slurm_study(slurm_cluster, tmp_path_factory, synthetic_fashion_mnist):
     # --workflow-profile none: profiles/default (local) must not override the SLURM profile.
     # timeout -k: the executor plugin can keep polling after a cluster failure; never hang CI.
     result = subprocess.run(
-        ["timeout", "-k", "10", "1500", sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow/Snakefile"),
+        ["timeout", "-k", "10", "1500", *SNAKEMAKE,
          "--directory", str(workdir), "--workflow-profile", "none", "--profile", str(REPO / "profiles/slurm"),
          "--jobs", "2", "--cores", "2", "--slurm-init-seconds-before-status-checks", "2"],
         cwd=REPO, capture_output=True, text=True,

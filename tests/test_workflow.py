@@ -4,18 +4,17 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, SNAKEMAKE
 
 
 def snakemake(workdir, *args, check=True):
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow/Snakefile"), "--directory", str(workdir), *args],
+        [*SNAKEMAKE, "--directory", str(workdir), *args],
         cwd=workdir, capture_output=True, text=True,
     )
     if check and result.returncode != 0:
