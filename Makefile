@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make study    set up (Python environment, torch, ganablate, the data) and run the default study
 #   make test     set up and run the tests (TESTS="--realdata --slurm" switches the other tiers on)
+#   make lint     ruff check, ruff format --check, snakefmt --check (CI runs it before the tests)
 # Both create .venv when it is missing and reuse it afterwards; CORES, CONFIG, PYTHON and TESTS can be set.
 
 PYTHON ?= python3
@@ -12,13 +13,20 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)   # the workflow's jobs call `ganablate` from the environment
 
-.PHONY: study test setup data
+.PHONY: study test lint setup data
 
 study: setup data
 	$(BIN)/python -m snakemake --cores $(CORES) --configfile $(CONFIG)
 
 test: setup
 	$(BIN)/python -m pytest $(TESTS)
+
+# The house's form: ruff (lint and format) for the Python, snakefmt for the workflow; snakemake --lint runs in the
+# tests (tests/test_workflow.py), where only the conda lint, explained in workflow/Snakefile, may remain.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check workflow/
 
 setup: $(VENV)/.installed
 

@@ -36,12 +36,23 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ganablate.config import checkpoint_steps, load_config, seeds_of
+from ganablate.config import checkpoint_steps, load_config
 from ganablate.data import ImageData, load_dataset
+from ganablate.design import design_of, seeds_of
 from ganablate.feed import FEEDS
 from ganablate.models import build_discriminator, build_generator
-from ganablate.train import (Run, Streams, _networks, _record, draw, stack_groups, stack_size, stream_seed, train_run,
-                             train_step)
+from ganablate.train import (
+    Run,
+    Streams,
+    _networks,
+    _record,
+    draw,
+    stack_groups,
+    stack_size,
+    stream_seed,
+    train_run,
+    train_step,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -98,13 +109,31 @@ def seed_style_steps_per_second(data: ImageData, config: dict, feed: str, steps:
 def ganablate_steps_per_second(data_file: Path, config: dict, feed: str, steps: int, workdir: Path) -> float:
     config = copy.deepcopy(config)
     config["train"].update(steps=steps, checkpoints=[], log_every=steps, state_every=steps)
-    summary = train_run(config, feed, "batch", 0, workdir / f"run-{feed}-{os.getpid()}", data_path=str(data_file))
+    config = copy.deepcopy(config)
+    config["train"]["feed"], config["model"]["d_norm"] = feed, "batch"
+    summary = train_run(config, 0, workdir / f"run-{feed}-{os.getpid()}", data_path=str(data_file))
     return steps / summary["wall_seconds"]
 
 
 def _train_command(config: dict, data_file: Path, out: Path, threads: int) -> list[str]:
-    return [sys.executable, "-m", "ganablate.cli", "train", "--config-json", json.dumps(config), "--data", str(data_file),
-            "--feed", "split", "--norm", "batch", "--seed", "0", "--threads", str(threads), "--out", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "ganablate.cli",
+        "train",
+        "--config-json",
+        json.dumps(config),
+        "--data",
+        str(data_file),
+        "--cell",
+        "feed=split,norm=batch",
+        "--seed",
+        "0",
+        "--threads",
+        str(threads),
+        "--out",
+        str(out),
+    ]
 
 
 def jobs_vs_threads(config: dict, data_file: Path, steps: int, workdir: Path) -> tuple[float, float]:
@@ -112,8 +141,10 @@ def jobs_vs_threads(config: dict, data_file: Path, steps: int, workdir: Path) ->
     config = copy.deepcopy(config)
     config["train"].update(steps=steps, checkpoints=[], log_every=steps, state_every=steps)
     start = time.perf_counter()
-    procs = [subprocess.Popen(_train_command(config, data_file, workdir / f"par{i}", 1), stdout=subprocess.DEVNULL)
-             for i in range(2)]
+    procs = [
+        subprocess.Popen(_train_command(config, data_file, workdir / f"par{i}", 1), stdout=subprocess.DEVNULL)
+        for i in range(2)
+    ]
     for proc in procs:
         proc.wait()
     parallel = 2 * steps / (time.perf_counter() - start)
@@ -134,10 +165,38 @@ def score_one_checkpoint_seconds(config: dict, data_file: Path, workdir: Path, e
     cfg = json.dumps(small)  # evaluate checks the run against the config it was trained with
     if extractor is None:
         extractor = workdir / "domain.pt"
-        subprocess.run([sys.executable, "-m", "ganablate.cli", "train-extractor", "--config-json", cfg, "--data",
-                        str(data_file), "--out", str(extractor)], check=True, stdout=subprocess.DEVNULL)
-    evaluate = [sys.executable, "-m", "ganablate.cli", "evaluate", "--config-json", cfg, "--run", str(run), "--data",
-                str(data_file), "--domain-extractor", str(extractor), "--cache-root", str(workdir / "cache")]
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ganablate.cli",
+                "train-extractor",
+                "--config-json",
+                cfg,
+                "--data",
+                str(data_file),
+                "--out",
+                str(extractor),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    evaluate = [
+        sys.executable,
+        "-m",
+        "ganablate.cli",
+        "evaluate",
+        "--config-json",
+        cfg,
+        "--run",
+        str(run),
+        "--data",
+        str(data_file),
+        "--domain-extractor",
+        str(extractor),
+        "--cache-root",
+        str(workdir / "cache"),
+    ]
     times = {}
     for label in ("cold", "warm"):
         start = time.perf_counter()
@@ -148,8 +207,20 @@ def score_one_checkpoint_seconds(config: dict, data_file: Path, workdir: Path, e
 
 def default_study_seconds(workdir: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(["snakemake", "--cores", "2", "--directory", str(workdir), "--snakefile",
-                    str(REPO / "workflow/Snakefile"), "--configfile", str(REPO / "config.yaml")], check=True)
+    subprocess.run(
+        [
+            "snakemake",
+            "--cores",
+            "2",
+            "--directory",
+            str(workdir),
+            "--snakefile",
+            str(REPO / "workflow/Snakefile"),
+            "--configfile",
+            str(REPO / "config.yaml"),
+        ],
+        check=True,
+    )
     return time.perf_counter() - start
 
 
@@ -161,16 +232,25 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def stack_steps_per_second(data: ImageData, config: dict, width: int, size: int, steps: int, warmup: int,
-                           device: torch.device, feed: str = "split", norm: str = "batch") -> float:
+def stack_steps_per_second(
+    data: ImageData,
+    config: dict,
+    width: int,
+    size: int,
+    steps: int,
+    warmup: int,
+    device: torch.device,
+    feed: str = "split",
+    norm: str = "batch",
+) -> float:
     """Training steps per second of `size` seeds of one (feed, norm) in one process: a solo run for size 1 (as
     train_stack runs one seed), a stack.Stack for more. The loop body of train._train as it is (draw, train_step,
     _record with its per-step loss check), without the state saved every train.state_every steps; the clock
     starts after `warmup` steps (CUDA context, cuDNN's algorithm choice, allocator)."""
-    model_cfg = copy.deepcopy(config["model"]) | {"g_width": width, "d_width": width}
+    model_cfg = copy.deepcopy(config["model"]) | {"g_width": width, "d_width": width, "d_norm": norm}
     train_cfg = copy.deepcopy(config["train"]) | {"steps": 10**9, "checkpoints": [], "log_every": 10**9}
     seeds = list(range(size))
-    nets = _networks(data.image_shape, model_cfg, norm, seeds, device)
+    nets = _networks(data.image_shape, model_cfg, seeds, device)
     opt_g = torch.optim.Adam(nets.g_parameters, lr=train_cfg["lr_g"], betas=tuple(train_cfg["betas"]))
     opt_d = torch.optim.Adam(nets.d_parameters, lr=train_cfg["lr_d"], betas=tuple(train_cfg["betas"]))
     streams = [Streams.of(seed) for seed in seeds]
@@ -192,8 +272,16 @@ def stack_steps_per_second(data: ImageData, config: dict, width: int, size: int,
     return steps / (time.perf_counter() - start)
 
 
-def stacking_table(data: ImageData, config: dict, device: torch.device, widths: list[int], sizes: list[int],
-                   steps: int, warmup: int, record) -> dict[tuple[int, int], float]:
+def stacking_table(
+    data: ImageData,
+    config: dict,
+    device: torch.device,
+    widths: list[int],
+    sizes: list[int],
+    steps: int,
+    warmup: int,
+    record,
+) -> dict[tuple[int, int], float]:
     """Solo against stacked throughput per width, side by side: images/s = seeds x batch_size x steps/s (the real
     images the seeds train on). The solo run is measured first and again as the row S=1 (its spread is the noise).
     Returns {(width, S): stack steps/s}; a stack that runs out of GPU memory is reported and skipped."""
@@ -212,17 +300,33 @@ def stacking_table(data: ImageData, config: dict, device: torch.device, widths: 
                 continue
             rates[(width, size)] = rate
             images = rate * size * batch
-            record(f"d) stack of {size}, width {width}, {device.type} (ratio vs solo)", images, "images/s", solo * batch)
-            lines.append(f"{width:>6} {size:>4} {rate:>12.2f} {images:>12.0f} {solo * batch:>12.0f} {images / (solo * batch):>7.2f}")
-    print(f"\nd) stacked seeds on {device} ({steps} timed steps after {warmup} warm-up, feed split, norm batch, "
-          f"batch {batch}):")
+            record(
+                f"d) stack of {size}, width {width}, {device.type} (ratio vs solo)", images, "images/s", solo * batch
+            )
+            lines.append(
+                f"{width:>6} {size:>4} {rate:>12.2f} {images:>12.0f} {solo * batch:>12.0f}"
+                f" {images / (solo * batch):>7.2f}"
+            )
+    print(
+        f"\nd) stacked seeds on {device} ({steps} timed steps after {warmup} warm-up, feed split, norm batch, "
+        f"batch {batch}):"
+    )
     print(f"{'width':>6} {'S':>4} {'stack st/s':>12} {'images/s':>12} {'solo img/s':>12} {'ratio':>7}")
     print("\n".join(lines) + "\n", flush=True)
     return rates
 
 
-def paper_projection(paper: dict, data: ImageData, config: dict, device: torch.device, rates: dict, steps: int,
-                     warmup: int, eval_seconds: dict | None, record) -> None:
+def paper_projection(
+    paper: dict,
+    data: ImageData,
+    config: dict,
+    device: torch.device,
+    rates: dict,
+    steps: int,
+    warmup: int,
+    eval_seconds: dict | None,
+    record,
+) -> None:
     """The paper study's wall time on this device from measured rates, one job at a time (snakemake --resources
     gpu=1): training = training jobs x train.steps / stack steps/s at the paper's width and stack size (measured
     here if d) did not), plus evaluation = runs x (seconds to score one run's checkpoints, warm cache) when f) ran.
@@ -234,11 +338,13 @@ def paper_projection(paper: dict, data: ImageData, config: dict, device: torch.d
     width = paper["model"]["g_width"]
     if paper["model"]["d_width"] != width:
         print("e) the paper config has g_width != d_width: projected at g_width", flush=True)
-    variants = len(study["feeds"]) * len(study["norms"])
+    variants = len(design_of(paper).cells)
     jobs = variants * len(stack_groups(seeds_of(study), size))
     paper_cfg = copy.deepcopy(config) | {"model": paper["model"]}
     paper_cfg["train"] = copy.deepcopy(config["train"]) | {"batch_size": train_cfg["batch_size"]}
-    same = paper["model"]["z_dim"] == config["model"]["z_dim"] and train_cfg["batch_size"] == config["train"]["batch_size"]
+    same = (
+        paper["model"]["z_dim"] == config["model"]["z_dim"] and train_cfg["batch_size"] == config["train"]["batch_size"]
+    )
     rate = rates.get((width, size)) if same else None
     if rate is None:
         rate = stack_steps_per_second(data, paper_cfg, width, size, steps, warmup, device)
@@ -248,8 +354,11 @@ def paper_projection(paper: dict, data: ImageData, config: dict, device: torch.d
     if eval_seconds is not None:
         runs = variants * n_seeds
         eval_hours = runs * eval_seconds["warm"] / 3600
-        record(f"e) paper study evaluation ({runs} runs x {eval_seconds['checkpoints']} checkpoints), projected",
-               eval_hours, "h")
+        record(
+            f"e) paper study evaluation ({runs} runs x {eval_seconds['checkpoints']} checkpoints), projected",
+            eval_hours,
+            "h",
+        )
         record("e) paper study training + evaluation, projected", train_hours + eval_hours, "h")
 
 
@@ -260,17 +369,50 @@ def paper_run_scoring_seconds(paper: dict, data_file: Path, device: torch.device
     trained for one epoch (its accuracy does not change the cost either)."""
     n_checkpoints = len(checkpoint_steps(paper["train"]))
     config = copy.deepcopy(paper)
-    config["train"] |= {"steps": n_checkpoints, "checkpoints": list(range(1, n_checkpoints)), "device": device.type,
-                        "stack": 1, "state_every": n_checkpoints}
+    config["train"] |= {
+        "steps": n_checkpoints,
+        "checkpoints": list(range(1, n_checkpoints)),
+        "device": device.type,
+        "stack": 1,
+        "state_every": n_checkpoints,
+    }
     config["eval"] |= {"device": device.type, "extractors": ["domain"], "extractor_epochs": 1}
     run = workdir / "paper-scored"
     train_run(config, "split", "batch", 0, run, data_path=str(data_file))
     cfg = json.dumps(config)
     extractor = workdir / "paper-domain.pt"
-    subprocess.run([sys.executable, "-m", "ganablate.cli", "train-extractor", "--config-json", cfg, "--data",
-                    str(data_file), "--out", str(extractor)], check=True, stdout=subprocess.DEVNULL)
-    evaluate = [sys.executable, "-m", "ganablate.cli", "evaluate", "--config-json", cfg, "--run", str(run), "--data",
-                str(data_file), "--domain-extractor", str(extractor), "--cache-root", str(workdir / "paper-cache")]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ganablate.cli",
+            "train-extractor",
+            "--config-json",
+            cfg,
+            "--data",
+            str(data_file),
+            "--out",
+            str(extractor),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    evaluate = [
+        sys.executable,
+        "-m",
+        "ganablate.cli",
+        "evaluate",
+        "--config-json",
+        cfg,
+        "--run",
+        str(run),
+        "--data",
+        str(data_file),
+        "--domain-extractor",
+        str(extractor),
+        "--cache-root",
+        str(workdir / "paper-cache"),
+    ]
     times = {"checkpoints": n_checkpoints}
     for label in ("cold", "warm"):
         start = time.perf_counter()
@@ -285,8 +427,9 @@ def stack_tests_on_device(timeout: int, select: str) -> tuple[int, float, str]:
     start = time.perf_counter()
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_stack.py"]
     try:
-        result = subprocess.run(command + (["-k", select] if select else []), cwd=REPO, capture_output=True, text=True,
-                                timeout=timeout)
+        result = subprocess.run(
+            command + (["-k", select] if select else []), cwd=REPO, capture_output=True, text=True, timeout=timeout
+        )
         code, output = result.returncode, result.stdout + result.stderr
     except subprocess.TimeoutExpired as exc:
         partial = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
@@ -321,25 +464,41 @@ def main() -> None:
     parser.add_argument("--config", default=str(REPO / "config.yaml"))
     parser.add_argument("--out", default="results/benchmarks")
     parser.add_argument("--extractor", type=Path, help="an existing domain extractor file (default: train one)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                        help="where d), e) and f) train and score (default: cpu)")
-    parser.add_argument("--parts", help="which parts, in any order, e.g. de: "
-                        + "; ".join(f"{k}) {v}" for k, v in PARTS.items())
-                        + f". Default: {DEFAULTS['cpu'][0]} on cpu, {DEFAULTS['cuda'][0]} on cuda")
-    parser.add_argument("--stacking", action="store_true", help="only the stacking benchmark and the paper projection "
-                        "(--parts de; with --device cuda, tdfe)")
-    parser.add_argument("--stack-sizes", type=_ints, help="d): seeds per stack (default: 1,2,4 on cpu, "
-                        "1,2,4,8,16,32,64 on cuda)")
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cpu", help="where d), e) and f) train and score (default: cpu)"
+    )
+    parser.add_argument(
+        "--parts",
+        help="which parts, in any order, e.g. de: "
+        + "; ".join(f"{k}) {v}" for k, v in PARTS.items())
+        + f". Default: {DEFAULTS['cpu'][0]} on cpu, {DEFAULTS['cuda'][0]} on cuda",
+    )
+    parser.add_argument(
+        "--stacking",
+        action="store_true",
+        help="only the stacking benchmark and the paper projection (--parts de; with --device cuda, tdfe)",
+    )
+    parser.add_argument(
+        "--stack-sizes", type=_ints, help="d): seeds per stack (default: 1,2,4 on cpu, 1,2,4,8,16,32,64 on cuda)"
+    )
     parser.add_argument("--widths", type=_ints, help="d): g_width = d_width (default: 16,32 on cpu, 32,64 on cuda)")
-    parser.add_argument("--stack-steps", type=int, help="d), e): timed steps per measurement (default: 20 on cpu, "
-                        "100 on cuda)")
+    parser.add_argument(
+        "--stack-steps", type=int, help="d), e): timed steps per measurement (default: 20 on cpu, 100 on cuda)"
+    )
     parser.add_argument("--warmup", type=int, help="d), e): untimed steps first (default: 3 on cpu, 10 on cuda)")
     parser.add_argument("--paper", default=str(REPO / "config/paper.yaml"), help="the study e) and f) project")
-    parser.add_argument("--synthetic", action="store_true", help="images of Fashion-MNIST's shape made here "
-                        "(tests/synthetic_idx.py) instead of the configured dataset: for machines without it")
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="images of Fashion-MNIST's shape made here "
+        "(tests/synthetic_idx.py) instead of the configured dataset: for machines without it",
+    )
     parser.add_argument("--pytest-timeout", type=int, default=300, help="t): seconds before the tests are stopped")
-    parser.add_argument("--pytest-select", default="cuda", help="t): pytest -k expression ('' for every test of "
-                        "tests/test_stack.py; default: cuda, its CUDA tests)")
+    parser.add_argument(
+        "--pytest-select",
+        default="cuda",
+        help="t): pytest -k expression ('' for every test of tests/test_stack.py; default: cuda, its CUDA tests)",
+    )
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -359,14 +518,23 @@ def main() -> None:
     config["train"]["device"] = device.type
     torch.set_num_threads(config["train"]["threads"])
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {where}"
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {where}"
+    )
     print(f"{machine}; parts {parts}", flush=True)
     rows = []
 
     def record(measurement: str, value: float, unit: str, baseline: float | None = None) -> None:
         ratio = value / baseline if baseline else None
-        rows.append({"measurement": measurement, "value": round(value, 3), "unit": unit,
-                     "ratio": round(ratio, 3) if ratio else None, "machine": machine})
+        rows.append(
+            {
+                "measurement": measurement,
+                "value": round(value, 3),
+                "unit": unit,
+                "ratio": round(ratio, 3) if ratio else None,
+                "machine": machine,
+            }
+        )
         print(f"{measurement:<58} {value:10.3f} {unit:<8} {'' if ratio is None else f'x{ratio:.2f}'}", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -405,8 +573,12 @@ def main() -> None:
         if "f" in parts:
             scoring = paper_run_scoring_seconds(paper, data_file, device, workdir)
             for label in ("cold", "warm"):
-                record(f"f) score one paper run ({scoring['checkpoints']} checkpoints, "
-                       f"{paper['eval']['n_samples']} samples), {label} cache, {device.type}", scoring[label], "s")
+                record(
+                    f"f) score one paper run ({scoring['checkpoints']} checkpoints, "
+                    f"{paper['eval']['n_samples']} samples), {label} cache, {device.type}",
+                    scoring[label],
+                    "s",
+                )
         if "e" in parts:
             paper_projection(paper, data, config, device, rates, stack_steps, warmup, scoring, record)
 
@@ -415,6 +587,7 @@ def main() -> None:
     path = out / f"benchmark-{time.strftime('%Y%m%d-%H%M%S')}.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     print(f"written: {path}")
+
 
 if __name__ == "__main__":
     main()

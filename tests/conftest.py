@@ -32,11 +32,16 @@ ORIGINAL_ENV = dict(os.environ)
 REAL_FASHION_MNIST = system_data() / "fashion-mnist"
 
 TIERS = {  # marker: (option, environment variable, why a test of it is skipped by default)
-    "realdata": ("--realdata", "GANABLATE_REALDATA",
-                 "needs the real Fashion-MNIST (run with --realdata; apt-get install dataset-fashion-mnist)"),
-    "slurm": ("--slurm", "GANABLATE_SLURM",
-              "needs a local SLURM cluster, which tests/cluster/slurm-up.sh installs and starts as root "
-              "(run with --slurm)"),
+    "realdata": (
+        "--realdata",
+        "GANABLATE_REALDATA",
+        "needs the real Fashion-MNIST (run with --realdata; apt-get install dataset-fashion-mnist)",
+    ),
+    "slurm": (
+        "--slurm",
+        "GANABLATE_SLURM",
+        "needs a local SLURM cluster, which tests/cluster/slurm-up.sh installs and starts as root (run with --slurm)",
+    ),
 }
 
 
@@ -85,7 +90,9 @@ def synthetic_fashion_mnist(tmp_path_factory) -> Path:
 def real_fashion_mnist() -> Path:
     """The real Fashion-MNIST (tests marked realdata); missing, it fails the test rather than skipping it."""
     if DATASETS["fashion-mnist"].locate(REAL_FASHION_MNIST) is None:
-        pytest.fail(f"the real Fashion-MNIST is missing: apt-get install -y dataset-fashion-mnist ({REAL_FASHION_MNIST})")
+        pytest.fail(
+            f"the real Fashion-MNIST is missing: apt-get install -y dataset-fashion-mnist ({REAL_FASHION_MNIST})"
+        )
     return REAL_FASHION_MNIST
 
 
@@ -129,7 +136,9 @@ def tiny_study(tmp_path_factory, synthetic_fashion_mnist) -> Path:
     write_tiny_study_config(workdir, synthetic_fashion_mnist)
     result = subprocess.run(
         [*SNAKEMAKE, "--cores", "2", "--directory", str(workdir)],
-        cwd=workdir, capture_output=True, text=True,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         pytest.fail(f"the tiny study failed:\n{result.stderr[-6000:]}")

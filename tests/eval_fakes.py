@@ -31,11 +31,14 @@ def synthetic_data(n_train: int = 2000, n_test: int = 500, name: str = "fashion-
 
 def small_config(**eval_cfg) -> dict:
     # The sections an evaluation job gets (whole=False): not checked against the default stats section.
-    return validate_config({
-        "model": {"z_dim": 8, "g_width": 8, "d_width": 8},
-        "train": {"steps": 3, "checkpoints": [1, 2]},
-        "eval": {"n_samples": 200, "batch_size": 100, "kid_subset_size": 50} | eval_cfg,
-    }, whole=False)
+    return validate_config(
+        {
+            "model": {"z_dim": 8, "g_width": 8, "d_width": 8},
+            "train": {"steps": 3, "checkpoints": [1, 2]},
+            "eval": {"n_samples": 200, "batch_size": 100, "kid_subset_size": 50} | eval_cfg,
+        },
+        whole=False,
+    )
 
 
 def fake_run(run_dir: Path, config: dict, status: str = "completed", steps_saved=(1, 2, 3)) -> Path:
@@ -45,7 +48,14 @@ def fake_run(run_dir: Path, config: dict, status: str = "completed", steps_saved
         torch.manual_seed(step)
         G = build_generator((1, 28, 28), config["model"])
         torch.save(G.state_dict(), run_dir / "checkpoints" / f"step_{step}.pt")
-    summary = {"status": status, "steps_done": max(steps_saved, default=0), "steps": config["train"]["steps"],
-               "dataset": "fashion-mnist", "feed": "split", "norm": "batch", "seed": 0}
+    summary = {
+        "status": status,
+        "steps_done": max(steps_saved, default=0),
+        "steps": config["train"]["steps"],
+        "dataset": "fashion-mnist",
+        "feed": "split",
+        "norm": "batch",
+        "seed": 0,
+    }
     (run_dir / "summary.json").write_text(json.dumps(summary))
     return run_dir

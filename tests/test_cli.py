@@ -18,14 +18,22 @@ def _one_line_error(result) -> str:
     return lines[0]
 
 
-TRAIN = ["train", "--seed", "0", "--feed", "split", "--norm", "batch"]
+TRAIN = ["train", "--seed", "0"]
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["--feed", "mixed"], "argument --feed: invalid choice: 'mixed' (choose from 'split', 'joint', 'joint_consistent')"),
-    (["--norm", "weight"], "invalid choice: 'weight' (choose from 'none', 'batch', 'instance', 'layer', 'group', 'spectral')"),
-    (["--steps", "0"], "train.steps: 0 is less than the minimum of 1"),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--cell", "feed=mixed"], "train.feed: unknown 'mixed'; allowed: split, joint, joint_consistent"),
+        (["--cell", "norm=weight"], "model.d_norm: unknown 'weight'; allowed: none, batch, instance, layer, group"),
+        (["--cell", "feed"], "--cell: 'feed' is not axis=label"),
+        (
+            ["--cell", "lr=0.1"],
+            "--cell: lr=0.1 is not a level of study.axes; allowed: feed=split|joint|joint_consistent",
+        ),
+        (["--steps", "0"], "train.steps: 0 is less than the minimum of 1"),
+    ],
+)
 def test_bad_training_arguments_exit_2_naming_the_field(tmp_path, args, expected):
     result = _ganablate(*TRAIN, *args, "--out", str(tmp_path / "run"))
     assert expected in _one_line_error(result)
@@ -35,7 +43,9 @@ def test_bad_training_arguments_exit_2_naming_the_field(tmp_path, args, expected
 def test_unknown_dataset_in_the_config_file_is_named(tmp_path):
     (tmp_path / "c.yaml").write_text("dataset: {name: svhn}\n")
     result = _ganablate(*TRAIN, "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run"))
-    assert "dataset.name: 'svhn' is not one of ['fashion-mnist', 'mnist', 'cifar10', 'imagefolder']" in _one_line_error(result)
+    assert "dataset.name: 'svhn' is not one of ['fashion-mnist', 'mnist', 'cifar10', 'imagefolder']" in _one_line_error(
+        result
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -47,10 +57,15 @@ def test_checkpoint_beyond_steps_is_rejected(tmp_path):
 
 def test_unwritable_output_directory_is_named(tmp_path, synthetic_fashion_mnist):
     (tmp_path / "file").write_text("not a folder")
-    config = {"dataset": {"root": str(synthetic_fashion_mnist)}, "model": {"z_dim": 8, "g_width": 8, "d_width": 8},
-              "train": {"steps": 2, "checkpoints": []}}
+    config = {
+        "dataset": {"root": str(synthetic_fashion_mnist)},
+        "model": {"z_dim": 8, "g_width": 8, "d_width": 8},
+        "train": {"steps": 2, "checkpoints": []},
+    }
     result = _ganablate(*TRAIN, "--config-json", json.dumps(config), "--out", str(tmp_path / "file" / "run"))
-    assert _one_line_error(result).startswith(f"ganablate train: error: --out: cannot write to {tmp_path / 'file' / 'run'}")
+    assert _one_line_error(result).startswith(
+        f"ganablate train: error: --out: cannot write to {tmp_path / 'file' / 'run'}"
+    )
 
 
 def test_missing_config_file_is_named(tmp_path):
@@ -66,8 +81,11 @@ def test_yaml_that_would_run_code_is_refused(tmp_path):
 
 
 def test_train_command_completes_a_tiny_run(tmp_path, synthetic_fashion_mnist):
-    config = {"dataset": {"root": str(synthetic_fashion_mnist)}, "model": {"z_dim": 8, "g_width": 8, "d_width": 8},
-              "train": {"steps": 4, "checkpoints": [], "log_every": 2}}
+    config = {
+        "dataset": {"root": str(synthetic_fashion_mnist)},
+        "model": {"z_dim": 8, "g_width": 8, "d_width": 8},
+        "train": {"steps": 4, "checkpoints": [], "log_every": 2},
+    }
     result = _ganablate(*TRAIN, "--config-json", json.dumps(config), "--out", str(tmp_path / "run"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"dataset fashion-mnist: from dataset.root {synthetic_fashion_mnist}\n")

@@ -8,19 +8,48 @@ from ganablate.cli import main
 from ganablate.config import ConfigError, validate_config
 
 
-@pytest.mark.parametrize(("config", "message"), [
-    ({"train": {"steps": 10, "checkpoints": [5, 20]}},
-     "config: train.checkpoints: step 20 is beyond train.steps=10; allowed: steps from 1 to 10"),
-    ({"stats": {"primary_extractor": "inception-v3-compat"}},
-     "config: stats.primary_extractor: inception-v3-compat is not in eval.extractors; allowed: domain"),
-    ({"study": {"feeds": ["joint", "joint_consistent"]}},
-     "config: stats.reference_feed: split is not in study.feeds; allowed: joint, joint_consistent"),
-    ({"dataset": {"name": "imagefolder"}},
-     "config: dataset.root: imagefolder needs dataset.root set to a folder of class subfolders of images"),
-    ({"eval": {"extractors": ["domain", "inception-v3-compat"], "inception_weights": "/nonexistent/pt_inception.pth"}},
-     "config: eval.inception_weights: /nonexistent/pt_inception.pth: no such file"),
-], ids=["checkpoints-within-steps", "primary-extractor-scored", "reference-feed-trained", "imagefolder-root",
-        "inception-weights-exist"])
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"train": {"steps": 10, "checkpoints": [5, 20]}},
+            "config: train.checkpoints: step 20 is beyond train.steps=10; allowed: steps from 1 to 10",
+        ),
+        (
+            {"stats": {"primary_extractor": "inception-v3-compat"}},
+            "config: stats.primary_extractor: inception-v3-compat is not in eval.extractors; allowed: domain",
+        ),
+        (
+            {
+                "study": {"axes": {"feed": {"levels": ["split", "joint"]}}},
+                "stats": {"confirmatory": [{"compare": {"feed": "joint"}, "within": {"norm": "batch"}}]},
+            },
+            "config: stats.confirmatory.0.within: unknown axis 'norm'; allowed: feed",
+        ),
+        ({"model": {"d_norm": "weight"}}, "config: model.d_norm: unknown 'weight'; allowed: none, batch"),
+        (
+            {"dataset": {"name": "imagefolder"}},
+            "config: dataset.root: imagefolder needs dataset.root set to a folder of class subfolders of images",
+        ),
+        (
+            {
+                "eval": {
+                    "extractors": ["domain", "inception-v3-compat"],
+                    "inception_weights": "/nonexistent/pt_inception.pth",
+                }
+            },
+            "config: eval.inception_weights: /nonexistent/pt_inception.pth: no such file",
+        ),
+    ],
+    ids=[
+        "checkpoints-within-steps",
+        "primary-extractor-scored",
+        "family-names-the-axes",
+        "registry-norm",
+        "imagefolder-root",
+        "inception-weights-exist",
+    ],
+)
 def test_a_constraint_between_keys_is_one_error_naming_the_key(config, message):
     with pytest.raises(ConfigError) as error:
         validate_config(config)
@@ -30,25 +59,34 @@ def test_a_constraint_between_keys_is_one_error_naming_the_key(config, message):
 def test_consistent_settings_of_the_same_keys_pass(tmp_path):
     weights = tmp_path / "pt_inception.pth"
     weights.write_bytes(b"")
-    validate_config({
-        "study": {"feeds": ["joint", "joint_consistent"]},
-        "stats": {"primary_extractor": "inception-v3-compat", "reference_feed": "joint"},
-        "eval": {"extractors": ["inception-v3-compat"], "inception_weights": str(weights)},
-        "dataset": {"name": "imagefolder", "root": str(tmp_path)},
-    })
+    validate_config(
+        {
+            "study": {"axes": {"feed": {"levels": ["joint", "joint_consistent"]}}},
+            "stats": {
+                "primary_extractor": "inception-v3-compat",
+                "confirmatory": [{"compare": {"feed": "joint_consistent"}}],
+            },
+            "eval": {"extractors": ["inception-v3-compat"], "inception_weights": str(weights)},
+            "dataset": {"name": "imagefolder", "root": str(tmp_path)},
+        }
+    )
     # inception_weights is read only by inception-v3-compat: a stale path is harmless without it.
     validate_config({"eval": {"inception_weights": "/nonexistent/pt_inception.pth"}})
 
 
 def test_a_partial_config_is_checked_only_against_the_sections_it_holds():
     # The workflow hands each rule only its sections (--config-json); the Snakefile checked the whole config.
-    stats_rule = {"stats": {"primary_extractor": "inception-v3-compat", "reference_feed": "joint"},
-                  "study": {"feeds": ["split", "joint"]}}
+    stats_rule = {
+        "stats": {"primary_extractor": "inception-v3-compat"},
+        "study": {"axes": {"feed": {"levels": ["split", "joint"]}}},
+    }
     assert validate_config(stats_rule, whole=False)["stats"]["primary_extractor"] == "inception-v3-compat"
     with pytest.raises(ConfigError, match="stats.primary_extractor"):
         validate_config(stats_rule)
-    with pytest.raises(ConfigError, match="stats.reference_feed: joint is not in study.feeds"):
-        validate_config({"stats": {"reference_feed": "joint"}, "study": {"feeds": ["split"]}}, whole=False)
+    family = {"confirmatory": [{"compare": {"feed": "joint"}}]}
+    partial = {"stats": family, "study": {"axes": {"feed": {"levels": ["split"]}}}, "model": {}, "train": {}}
+    with pytest.raises(ConfigError, match="stats.confirmatory.0.compare.feed: unknown level 'joint'"):
+        validate_config(partial, whole=False)
 
 
 def test_the_cli_reports_a_constraint_between_keys_in_one_line_before_any_work(tmp_path, capsys):

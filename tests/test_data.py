@@ -10,7 +10,15 @@ import yaml
 from ganablate import data as data_module
 from ganablate.config import ConfigError, validate_config
 from ganablate.data import (
-    DATA_CACHE_ENV, DATASETS, SYSTEM_DATA_ENV, DataError, ImageData, load_dataset, read_idx, to_model_range, to_uint8,
+    DATA_CACHE_ENV,
+    DATASETS,
+    SYSTEM_DATA_ENV,
+    DataError,
+    ImageData,
+    load_dataset,
+    read_idx,
+    to_model_range,
+    to_uint8,
 )
 from ganablate.vocab import DATASETS as DATASET_NAMES
 from tests.conftest import REPO
@@ -82,7 +90,12 @@ def test_idx_reader_rejects_items_of_the_wrong_shape(tmp_path, images):
 
 
 def test_a_corrupt_file_in_dataset_root_is_reported_not_skipped(tmp_path):
-    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+    for stem in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         (tmp_path / stem).write_bytes(b"\x00\x00\x08\x03junk")
     with pytest.raises(DataError, match="train-images-idx3-ubyte"):
         load_dataset({"name": "fashion-mnist", "root": str(tmp_path), "download": False})
@@ -143,7 +156,9 @@ def test_the_system_copy_comes_before_the_cache_and_a_download(synthetic_fashion
 
 
 @pytest.mark.parametrize("download", ["auto", True, False])
-def test_a_root_without_the_files_is_an_error_never_a_fallback(synthetic_fashion_mnist, tmp_path, monkeypatch, download):
+def test_a_root_without_the_files_is_an_error_never_a_fallback(
+    synthetic_fashion_mnist, tmp_path, monkeypatch, download
+):
     # A system copy and a download cache that would both load: a root that is set must still be the only place.
     (tmp_path / "system").mkdir()
     (tmp_path / "system" / "fashion-mnist").symlink_to(synthetic_fashion_mnist)
@@ -187,8 +202,13 @@ def test_the_dataset_registry_names_the_datasets_of_vocab_and_the_schema():
 
 
 def test_prepared_dataset_round_trips_through_a_weights_only_file(tmp_path):
-    data = ImageData("toy", torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.arange(4),
-                     torch.ones(2, 1, 28, 28, dtype=torch.uint8), torch.arange(2))
+    data = ImageData(
+        "toy",
+        torch.zeros(4, 1, 28, 28, dtype=torch.uint8),
+        torch.arange(4),
+        torch.ones(2, 1, 28, 28, dtype=torch.uint8),
+        torch.arange(2),
+    )
     data.save(tmp_path / "toy.pt")
     loaded = ImageData.load(tmp_path / "toy.pt")
     assert loaded.name == "toy" and torch.equal(loaded.test_images, data.test_images)

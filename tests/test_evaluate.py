@@ -11,14 +11,25 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 import torch
+import torch_fidelity
 import yaml
 from PIL import Image
+from torch_fidelity.metric_prc import calculate_precision_recall_part
 
 from ganablate import evaluate
 from ganablate.cli import main
 from ganablate.config import UsageError
 from ganablate.data import DataError
-from ganablate.evaluate import COLUMNS, METRICS, evaluate_run, floor, generate, resolve_extractor, score
+from ganablate.evaluate import (
+    COLUMNS,
+    METRICS,
+    evaluate_run,
+    floor,
+    generate,
+    load_generator,
+    resolve_extractor,
+    score,
+)
 from ganablate.extractor import DomainFeatureExtractor, train_extractor
 from ganablate.models import build_generator
 from tests.eval_fakes import fake_run, small_config, synthetic_data
@@ -42,8 +53,9 @@ def _evaluate(domain, config, run_dir, cache_root):
 
 def test_fid_of_real_images_is_near_the_floor_and_far_below_uniform_noise(domain, tmp_path):
     config = small_config(n_samples=500)
-    floor_result = floor(config, "domain", tmp_path / "floor.json", domain.extractor, tmp_path / "cache",
-                         domain.data_path)
+    floor_result = floor(
+        config, "domain", tmp_path / "floor.json", domain.extractor, tmp_path / "cache", domain.data_path
+    )
     assert json.loads((tmp_path / "floor.json").read_text()) == floor_result
     extractor = resolve_extractor("domain", domain.data, config["eval"], domain.extractor)
     other_real = synthetic_data(seed=1).train_images  # another draw, as many images as the floor's
@@ -109,8 +121,21 @@ def test_cli_evaluate_writes_tidy_metrics_csv_and_sample_grids(domain, tmp_path)
     config = small_config()
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     run = fake_run(tmp_path / "run", config)
-    code = main(["evaluate", "--config", str(tmp_path / "config.yaml"), "--run", str(run), "--domain-extractor",
-                 str(domain.extractor), "--cache-root", str(tmp_path / "cache"), "--data", domain.data_path])
+    code = main(
+        [
+            "evaluate",
+            "--config",
+            str(tmp_path / "config.yaml"),
+            "--run",
+            str(run),
+            "--domain-extractor",
+            str(domain.extractor),
+            "--cache-root",
+            str(tmp_path / "cache"),
+            "--data",
+            domain.data_path,
+        ]
+    )
     assert code == 0
     table = pd.read_csv(run / "metrics.csv")
     assert list(table.columns) == COLUMNS
@@ -173,8 +198,21 @@ def test_cli_reports_a_corrupt_checkpoint_in_one_line_with_exit_code_2(domain, t
     config = small_config()
     run = fake_run(tmp_path / "run", config)
     (run / "checkpoints" / "step_3.pt").write_bytes(b"junk")
-    code = main(["evaluate", "--config-json", json.dumps(config), "--run", str(run), "--domain-extractor",
-                 str(domain.extractor), "--cache-root", str(tmp_path / "cache"), "--data", domain.data_path])
+    code = main(
+        [
+            "evaluate",
+            "--config-json",
+            json.dumps(config),
+            "--run",
+            str(run),
+            "--domain-extractor",
+            str(domain.extractor),
+            "--cache-root",
+            str(tmp_path / "cache"),
+            "--data",
+            domain.data_path,
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "step_3.pt" in err
 
@@ -206,8 +244,9 @@ def test_inception_extractor_scores_offline_with_weights_from_the_config(tmp_pat
     _random_inception_weights(tmp_path / "inception.pth", monkeypatch)
     data = synthetic_data(n_train=20, n_test=12)
     data.save(tmp_path / "data.pt")
-    config = small_config(n_samples=12, extractors=["inception-v3-compat"],
-                          inception_weights=str(tmp_path / "inception.pth"))
+    config = small_config(
+        n_samples=12, extractors=["inception-v3-compat"], inception_weights=str(tmp_path / "inception.pth")
+    )
     config["train"] = {**config["train"], "steps": 1, "checkpoints": []}
     run = fake_run(tmp_path / "run", config, steps_saved=(1,))
     with pytest.warns(UserWarning, match="KID uses subsets of 12"):
@@ -236,3 +275,86 @@ def test_inception_weights_path_that_does_not_exist_is_an_error_naming_it(tmp_pa
     config["eval"]["inception_weights"] = str(tmp_path / "nope.pth")
     with pytest.raises(DataError, match="nope.pth"):
         evaluate.inception_weights(config["eval"])
+
+
+def _calculate_metrics_as_before(images, data, extractor, eval_cfg, cache_root):
+    """evaluate.score as of a664a1f: one torch_fidelity.calculate_metrics call, which caches the test split's
+    features and FID statistics in cache_root and recomputes everything else (its k-NN radii too) per call."""
+    result = torch_fidelity.calculate_metrics(
+        input1=evaluate._RGBImages(images),
+        input2=evaluate._RGBImages(data.test_images),
+        input2_cache_name=extractor.reference_cache_name,
+        cache_root=str(cache_root),
+        feature_extractor=extractor.fidelity_name,
+        feature_extractor_weights_path=str(extractor.weights),
+        isc=True,
+        fid=True,
+        kid=True,
+        prc=True,
+        kid_subset_size=min(eval_cfg["kid_subset_size"], len(images), len(data.test_images)),
+        batch_size=eval_cfg["batch_size"],
+        cuda=False,
+        save_cpu_ram=True,
+        verbose=False,
+    )
+    return {metric: float(result[key]).hex() for metric, key in METRICS.items()}
+
+
+def _checkpoint_images(run, step, config):
+    """The samples evaluate_run scores for `step`, made the way it makes them."""
+    G = load_generator(run / "checkpoints" / f"step_{step}.pt", (1, 28, 28), config["model"])
+    G = G.to(CPU, memory_format=torch.channels_last)
+    return generate(G, config["eval"]["n_samples"], config["eval"]["batch_size"], config["eval"]["g_mode"], CPU)
+
+
+def test_every_metric_is_bitwise_what_one_calculate_metrics_call_gave(domain, tmp_path):
+    config = small_config()
+    run = fake_run(tmp_path / "run", config)
+    # As the workflow runs them: the floor computes the test split's side into the cache, evaluate reads it.
+    floor(config, "domain", tmp_path / "floor.json", domain.extractor, tmp_path / "cache", domain.data_path)
+    warm = _evaluate(domain, config, run, tmp_path / "cache")
+    cold = _evaluate(domain, config, run, tmp_path / "cold-cache")  # no floor first: evaluate computes it
+    extractor = resolve_extractor("domain", domain.data, config["eval"], domain.extractor)
+    for step in (1, 2, 3):
+        images = _checkpoint_images(run, step, config)
+        # Step 1 fills torch-fidelity's own cache, as the floor did; steps 2 and 3 read it, as evaluate did.
+        before = _calculate_metrics_as_before(images, domain.data, extractor, config["eval"], tmp_path / "old-cache")
+        for table in (warm, cold):
+            now = table[table["step"] == step].set_index("metric")["value"]
+            assert {metric: value.hex() for metric, value in now.items()} == before, f"step {step}"
+    # Untrained generators' samples are nowhere near the test split (precision 0): real images put the radii to use.
+    real = synthetic_data(seed=1).train_images[:200]
+    now = score(real, domain.data, extractor, config["eval"], tmp_path / "cache", CPU)
+    assert 0 < now["precision"] < 1 and 0 < now["recall"] < 1
+    before = _calculate_metrics_as_before(real, domain.data, extractor, config["eval"], tmp_path / "old-cache")
+    assert {metric: value.hex() for metric, value in now.items()} == before
+
+
+def test_precision_recall_from_cached_radii_is_bitwise_torch_fidelitys_over_several_batches():
+    rng = torch.Generator().manual_seed(0)
+    generated, real = torch.randn(300, 16, generator=rng), torch.randn(500, 16, generator=rng) + 0.3
+    kwargs = {"prc_batch_size": 128}  # several batches each way, as more samples than its default 10000 would be
+    reference = evaluate.Reference({"layer": real}, {}, evaluate.knn_radii(real, kwargs))
+    ours = evaluate.precision_recall(generated, reference, "layer", kwargs)
+    assert (ours["precision"], ours["recall"]) == calculate_precision_recall_part(generated, real, 3, 128)
+    assert 0 < ours["precision"] < 1 and 0 < ours["recall"] < 1
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "pickled_code", "other_content"])
+def test_damaged_reference_cache_is_one_line_naming_the_file_and_the_remedy(domain, tmp_path, damage):
+    config = small_config()
+    floor(config, "domain", tmp_path / "floor.json", domain.extractor, tmp_path / "cache", domain.data_path)
+    [path] = (tmp_path / "cache").glob("*-reference.pt")
+    if damage == "garbage":
+        path.write_bytes(b"\x00not a cache file")
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:500])
+    elif damage == "pickled_code":
+        torch.save({"format": _RunsCode(tmp_path / "pwned")}, path)
+    else:
+        torch.save({"format": evaluate.REFERENCE_FORMAT, "features": {}}, path)
+    run = fake_run(tmp_path / "run", config)
+    with pytest.raises(UsageError, match=rf"{re.escape(path.name)}: .*; remove it, and the next") as error:
+        _evaluate(domain, config, run, tmp_path / "cache")
+    assert "\n" not in str(error.value)
+    assert not (run / "metrics.csv").exists() and not (tmp_path / "pwned").exists()

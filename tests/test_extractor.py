@@ -10,7 +10,11 @@ from ganablate.config import ConfigError, UsageError, validate_config
 from ganablate.data import ImageData, load_dataset, to_model_range
 from ganablate.evaluate import floor, resolve_extractor, score
 from ganablate.extractor import (
-    ACCURACY_BARS, FEATURE_DIM, load_extractor_file, register, train_extractor,
+    ACCURACY_BARS,
+    FEATURE_DIM,
+    load_extractor_file,
+    register,
+    train_extractor,
 )
 from tests.eval_fakes import small_config, synthetic_data
 
@@ -92,14 +96,17 @@ def test_real_fashion_mnist_scores_near_its_floor_and_far_from_noise(real_extrac
     config, folder, _ = real_extractor
     config["eval"]["n_samples"] = 5000
     data = ImageData.load(folder / "data.pt")
-    floor_fid = floor(config, "domain", folder / "floor.json", folder / "domain.pt", folder / "cache",
-                      str(folder / "data.pt"))["fid"]
+    floor_fid = floor(
+        config, "domain", folder / "floor.json", folder / "domain.pt", folder / "cache", str(folder / "data.pt")
+    )["fid"]
     extractor = resolve_extractor("domain", data, config["eval"], folder / "domain.pt")
     other_real = data.train_images[-5000:]  # the floor uses its own draw of 5000 train images
     noise = torch.randint(0, 256, (5000, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     real = score(other_real, data, extractor, config["eval"], folder / "cache", torch.device("cpu"))
     noisy = score(noise, data, extractor, config["eval"], folder / "cache", torch.device("cpu"))
-    test_is = score(data.test_images[:5000], data, extractor, config["eval"], folder / "cache", torch.device("cpu"))["is"]
+    test_is = score(data.test_images[:5000], data, extractor, config["eval"], folder / "cache", torch.device("cpu"))[
+        "is"
+    ]
     assert real["fid"] < floor_fid + 1.0  # another draw of as many images: the same FID bias
     assert noisy["fid"] > 100 * real["fid"]
     assert test_is > 3 * noisy["is"]

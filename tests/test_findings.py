@@ -1,4 +1,5 @@
-"""findings.md: formatted from the tables, every verdict a table cell, every number a table's, thin evidence said."""
+"""findings.md: formatted from the tables and plan.json, every verdict a table cell, every number a table's, and
+every axis and level name plan.json's (tables from tests/synthetic_tables.py, not from the statistics)."""
 
 from __future__ import annotations
 
@@ -9,151 +10,307 @@ import shutil
 import pandas as pd
 import pytest
 
-from ganablate import cli, stats
-from ganablate.findings import write_findings
-from tests.synthetic_runs import make_runs, study_config
+from ganablate import vocab
+from ganablate.config import UsageError
+from ganablate.findings import fmt, write_findings
+from ganablate.report_tables import Study
+from tests.synthetic_tables import Synthetic, axis
 
-CONFIG = study_config(seeds=6)
+FEED = axis(["split", "joint", "joint_consistent"])
+BATCH = axis(["16", "64"], reference="64", values=[16, 64], ordered=True, sets="train.batch_size")
+MECHANISM = {"axis": "feed", "reference": "split", "broken": "joint", "repaired": "joint_consistent"}
 
 
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory):
-    """6 seeds; under batch norm joint is worse than split and joint_consistent equals split; one joint run diverged."""
-    root = tmp_path_factory.mktemp("study")
-    make_runs(root / "runs", seeds=range(6), diverged={("joint", "batch", 1)}, images=False)
-    stats.write_aggregate([root / "runs"], root / "tables")
-    stats.write_stats(CONFIG, root / "tables")
-    return root / "tables"
+    """feed x batch, 6 seeds: joint is worse than split at batch 16 (one of its runs diverged); two confirmatory
+    contrasts; a mechanism declared."""
+    study = Synthetic({"feed": FEED, "batch": BATCH}, seeds=range(6), diverged={(("joint", "16"), 1)})
+    return study.write(tmp_path_factory.mktemp("study"), confirmatory=2, mechanism=MECHANISM, images=False)
 
 
-def _section(text: str, norm: str) -> str:
-    return text.split(f"## norm = {norm}\n")[1].split("\n## ")[0]
+def _findings(tables, tmp_path) -> str:
+    return write_findings({}, tables, tmp_path / "findings.md")[0].read_text()
 
 
-def _findings(tables, tmp_path, config=CONFIG) -> str:
-    return write_findings(config, tables, tmp_path / "findings.md")[0].read_text()
+def _section(text: str, heading: str) -> str:
+    return text.split(f"\n## {heading}\n")[1].split("\n## ")[0]
 
 
-def _line(text: str, start: str) -> str:
-    return next(li for li in text.splitlines() if li.startswith(start))
+def _line(text: str, contrast: str) -> str:
+    return next(li for li in text.splitlines() if f"**{contrast}**:" in li)
 
 
-def _edit(tables, tmp_path, name: str, **where_set) -> object:
-    """A copy of the tables with one row of `name`.csv changed: where_set = {'where': {...}, 'set': {...}}."""
+def _contrasts(tables) -> pd.DataFrame:
+    table = Study(tables).table("contrasts")
+    return table[(table["metric"] == "fid") & (table["step"] == 500)]
+
+
+def _copy(tables, tmp_path):
     copy = tmp_path / "tables"
     shutil.copytree(tables, copy)
-    table = pd.read_csv(copy / f"{name}.csv")
+    return copy
+
+
+def _edit(tables, tmp_path, name: str, where: dict, changes: dict):
+    """A copy of the tables with the one row of name.csv that matches `where` changed."""
+    copy = _copy(tables, tmp_path)
+    table = Study(copy).table(name)
     mask = pd.Series(True, index=table.index)
-    for key, value in where_set["where"].items():
+    for key, value in where.items():
         mask &= table[key] == value
     assert mask.sum() == 1
-    for key, value in where_set["set"].items():
+    for key, value in changes.items():
         table.loc[mask, key] = value
     table.to_csv(copy / f"{name}.csv", index=False)
     return copy
 
 
-def test_findings_open_with_the_analysis_plan_and_its_hash(tables, tmp_path):
+def _edit_plan(tables, tmp_path, **changes):
+    copy = _copy(tables, tmp_path)
+    plan = json.loads((copy / "plan.json").read_text())
+    (copy / "plan.json").write_text(json.dumps(plan | changes))
+    return copy
+
+
+def test_the_page_opens_with_the_plan_its_hash_axes_and_rules(tables, tmp_path):
+    plan = _section(_findings(tables, tmp_path), "Analysis plan (hash 3f9a0c1e)")
+    assert (
+        "**feed** (sets train.some_key): split (reference), joint, joint_consistent; **batch** (sets "
+        "train.batch_size, ordered): 16, 64 (reference)"
+    ) in plan
+    assert "full, 6 cells; seeds 0, 1, 2, 3, 4, 5 in every cell" in plan
+    assert "FID on domain features at the final step 500 (lower is better); secondary: KID" in plan
+    assert f"- Primary test: {vocab.TESTS['paired_t_log']}; effects are ratios" in plan
+    assert "Holm-adjusted at alpha 0.05: feed: joint vs split | batch=16; feed: joint vs split | batch=64" in plan
+    assert "- Further declared contrasts (outside the family): none." in plan
+    assert "within ±10% of a ratio of 1. Why this margin: a tenth of the metric" in plan
+    assert "a ratio of 1.25" in plan and "a diverged run leaves its seed pair out" in plan
+
+
+def test_plan_changed_after_launch_is_said_exactly_when_plan_json_says_so(tables, tmp_path):
+    assert "plan changed after launch" not in _findings(tables, tmp_path).lower()
+    changed = _edit_plan(tables, tmp_path, plan_changed_after_launch=True, launch_hashes=["0badc0de"])
+    head = _findings(changed, tmp_path).split("\n## ")[0]
+    assert "**Warning: analysis plan changed after launch.**" in head and "0badc0de" in head
+
+
+def test_the_confirmatory_answer_prints_every_number_of_its_rows(tables, tmp_path):
+    answer = _section(_findings(tables, tmp_path), "The confirmatory answer")
+    rows = _contrasts(tables)
+    rows = rows[rows["role"] == "confirmatory"]
+    power = Study(tables).table("power").set_index("contrast")
+    assert len(rows) == 2
+    for _, r in rows.iterrows():
+        line = _line(answer, r["contrast"])
+        assert (
+            f"ratio (joint / split) {fmt(r['ratio'])} (95% CI {fmt(r['ratio_ci_low'])}–{fmt(r['ratio_ci_high'])}, "
+            f"paired over {r['n_pairs']} seeds, pair correlation {fmt(r['pair_correlation'])})"
+        ) in line
+        holm = "Holm p < 0.001" if r["p_holm"] < 0.001 else f"Holm p = {fmt(r['p_holm'])}"
+        assert holm in line
+        p = power.loc[r["contrast"]]
+        assert f"({p['rule']}) with {p['n_pairs']} seeds: {fmt(p['power'])}; {p['seeds_needed']} seeds" in line
+        verdict = {
+            "worse": "joint is **worse** than split",
+            "equivalent": "**equivalent** within ±10%",
+            "inconclusive": "**inconclusive**",
+        }[r["verdict"]]
+        assert verdict in line
+    assert "joint is **worse** than split" in _line(answer, "feed: joint vs split | batch=16")
+
+
+def test_without_seeds_needed_the_power_clause_names_the_largest_count_simulated(tables, tmp_path):
+    where = {"contrast": "feed: joint vs split | batch=16"}
+    edited = _edit(tables, tmp_path, "power", where, {"seeds_needed": float("nan"), "power": 0.29})
+    line = _line(_section(_findings(edited, tmp_path), "The confirmatory answer"), where["contrast"])
+    assert ": 0.29; more than 40 seeds would be needed for 80%." in line
+
+
+@pytest.mark.parametrize(
+    ("verdict", "said"),
+    [
+        ("inconclusive", "**inconclusive**, neither a difference nor equivalence could be shown"),
+        ("better", "joint is **better** than split"),
+    ],
+)
+def test_the_sentence_follows_the_verdict_column(tables, tmp_path, verdict, said):
+    where = {"contrast": "feed: joint vs split | batch=16", "metric": "fid", "step": 500}
+    edited = _edit(tables, tmp_path, "contrasts", where, {"verdict": verdict})
+    line = _line(_section(_findings(edited, tmp_path), "The confirmatory answer"), where["contrast"])
+    assert said in line and "**worse**" not in line
+
+
+def test_equivalent_is_said_only_of_rows_whose_verdict_is_equivalent(tables, tmp_path):
     text = _findings(tables, tmp_path)
-    plan = json.loads((tables / "plan.json").read_text())
-    header = text.split("## Study")[0]
-    assert f"hash {plan['hash']}" in header
-    assert "FID on domain features at the final step 500 (lower is better); secondary: KID" in header
-    assert "two-sided paired t-test on log(metric), runs paired by seed" in header
-    assert ("Confirmatory family, Holm-adjusted at alpha 0.05: batch: joint vs split; batch: joint_consistent vs "
-            "split; batch: joint_consistent vs joint") in header
-    assert "within ±10%" in header and "a ratio of 1.25" in header and "ranks worst" in header
+    rows = _contrasts(tables)
+    rows = rows[rows["role"].isin(["confirmatory", "control"]) | rows["kind"].isin(["interaction", "trend"])]
+    assert {"equivalent", "worse"} <= set(rows["verdict"])
+    for _, r in rows.iterrows():
+        assert ("**equivalent**" in _line(text, r["contrast"])) == (r["verdict"] == "equivalent"), r["contrast"]
 
 
-def test_findings_state_the_study_size_steps_and_failure_rule(tables, tmp_path):
+def test_controls_are_counted_and_printed_with_their_tost_interval(tables, tmp_path):
+    controls = _section(_findings(tables, tmp_path), "Controls")
+    rows = _contrasts(tables)
+    rows = rows[rows["role"] == "control"]
+    n_equivalent = (rows["verdict"] == "equivalent").sum()
+    assert f"- {n_equivalent} of {len(rows)} controls are **equivalent** within ±10%" in controls
+    assert "0 gave identical runs" in controls
+    for _, r in rows.iterrows():
+        line = _line(controls, r["contrast"])
+        assert f"TOST interval {fmt(r['equivalence_ci_low'])}–{fmt(r['equivalence_ci_high'])}" in line
+        assert f"the data meet a margin of ±{fmt(r['equivalence_bound'])}" in line
+
+
+def test_an_identical_control_is_listed_apart_and_not_counted_as_equivalent(tables, tmp_path):
+    rows = _contrasts(tables)
+    rows = rows[rows["role"] == "control"]
+    name = rows.loc[rows["verdict"] == "equivalent", "contrast"].iloc[0]
+    edited = _edit(
+        tables, tmp_path, "contrasts", {"contrast": name, "metric": "fid", "step": 500}, {"verdict": "identical"}
+    )
+    controls = _section(_findings(edited, tmp_path), "Controls")
+    n_equivalent = (rows["verdict"] == "equivalent").sum() - 1
+    assert f"- {n_equivalent} of {len(rows)} controls are **equivalent**" in controls
+    assert "1 gave identical runs and are listed apart" in controls
+    apart = controls.split("Identical runs:")[1]
+    assert f"**{name}**: **identical** runs" in apart and "**equivalent**" not in _line(controls, name)
+
+
+def test_interactions_and_trends_are_exploratory_unless_confirmatory(tables, tmp_path):
+    section = _section(_findings(tables, tmp_path), "Interactions and trends")
+    assert "- (exploratory) **feed: joint vs split x batch: 16 vs 64**:" in section
+    assert "- (exploratory) **fid per doubling of batch**: " in section and "per doubling of batch)" in section
+    where = {"contrast": "fid per doubling of batch"}
+    edited = _edit(tables, tmp_path, "contrasts", where, {"role": "confirmatory"})
+    assert "- (confirmatory) **fid per doubling of batch**" in _findings(edited, tmp_path)
+
+
+def test_the_trend_over_training_is_exploratory_and_read_from_trend_csv(tables, tmp_path):
+    section = _section(_findings(tables, tmp_path), "Over training (exploratory)")
+    t = Study(tables).table("trend").iloc[0]
+    line = _line(section, t["contrast"])
+    assert (
+        f"ratio {fmt(t['ratio_first'])} at step 250, {fmt(t['ratio_last'])} at step 500; log-ratio slope "
+        f"{fmt(t['slope_per_1000'])} per 1000 steps (95% CI {fmt(t['slope_ci_low'])}–{fmt(t['slope_ci_high'])}" in line
+    )
+    assert line.endswith(": **no detectable change**.")
+
+
+def test_the_mechanism_is_given_on_both_scales_and_a_null_association_with_its_ci(tables, tmp_path):
+    section = _section(_findings(tables, tmp_path), "Mechanism")
+    m = Study(tables).table("mechanism").set_index(["batch", "step"]).loc[("16", 500)]
+    line = next(li for li in section.splitlines() if li.startswith("- batch = 16:"))
+    assert (
+        f"joint_consistent recovers {fmt(m['recovered'])} of joint's gap to split on the log scale (95% CI "
+        f"{fmt(m['recovered_ci_low'])}–{fmt(m['recovered_ci_high'])}, Fieller) and {fmt(m['recovered_raw'])} on "
+        f"the raw scale (95% CI {fmt(m['recovered_raw_ci_low'])}–{fmt(m['recovered_raw_ci_high'])})"
+    ) in line
+    assert m["gap_slope_ci_low"] < 0 < m["gap_slope_ci_high"]
+    assert (
+        f"No detectable association between the context gap and log FID within levels of feed: slope "
+        f"{fmt(m['gap_slope'])} per logit of gap (95% CI {fmt(m['gap_slope_ci_low'])}–"
+        f"{fmt(m['gap_slope_ci_high'])}"
+    ) in line
+    assert "no association" not in section.lower()
+    edited = _edit(tables, tmp_path, "mechanism", {"batch": "16", "step": 500}, {"gap_slope_ci_low": 0.05})
+    line = next(
+        li for li in _section(_findings(edited, tmp_path), "Mechanism").splitlines() if li.startswith("- batch = 16:")
+    )
+    assert "No detectable" not in line and f"log FID changes by {fmt(m['gap_slope'])} per logit of gap" in line
+
+
+def test_no_detectable_is_never_said_without_a_ci_beside_it(tables, tmp_path):
+    lines = [li for li in _findings(tables, tmp_path).splitlines() if "no detectable" in li.lower()]
+    assert lines and all(re.search(r"95% CI -?[\d.]+–", li) for li in lines)
+
+
+def test_without_a_mechanism_the_page_says_none_was_declared(tmp_path):
+    tables = Synthetic({"feed": FEED, "batch": BATCH}, seeds=range(3)).write(tmp_path, images=False)
+    assert "- No mechanism was declared (mechanism.csv is empty)." in _findings(tables, tmp_path)
+
+
+def test_failures_and_the_mixed_model_are_read_from_their_tables(tables, tmp_path):
     text = _findings(tables, tmp_path)
-    assert "6 seeds per variant (6 variants, 36 runs); scored at steps 250, 500" in text
-    assert stats.failure_rule(CONFIG) in text
-    assert "mixed model on log FID" in text
+    failures = _section(text, "Failures")
+    assert (
+        "- feed = joint, batch = 16: 1 of 6 runs failed (1 diverged, 0 beyond the threshold, 0 without a "
+        "value); rate 0.167 (95% CI 0–0.6)"
+    ) in failures
+    mixed = _section(text, "Mixed model (exploratory sensitivity analysis)")
+    assert "`log(fid) ~ feed * batch` on the log scale, 36 runs of 6 seeds, converged" in mixed
+    assert "- feed:batch: Wald χ²(2) = 14.5, p = 0.0021." in mixed
 
 
-def test_the_confirmatory_answer_carries_the_ratio_ci_holm_p_and_verdict_of_the_table(tables, tmp_path):
-    answer = _findings(tables, tmp_path).split("## The confirmatory answer")[1].split("\n## ")[0]
-    effects = pd.read_csv(tables / "feed_effects.csv")
-    e = effects[(effects["role"] == "confirmatory") & (effects["feed_ref"] == "split")
-                & (effects["feed"] == "joint")].iloc[0]
-    line = _line(answer, "- batch: **joint vs split**")
-    assert e["verdict"] == "worse" and "joint is **worse** than split" in line
-    assert (f"FID ratio {e['ratio']:.3g} (95% CI {e['ratio_ci_low']:.3g}–{e['ratio_ci_high']:.3g}, paired over 5 seeds)"
-            in line)
-    assert "Holm p < 0.001" in line and "Secondary KID" in line
-    assert "**joint_consistent vs joint**" in answer and "joint_consistent is **better** than joint" in answer
-    mechanism = pd.read_csv(tables / "mechanism.csv").set_index(["norm", "step"]).loc[("batch", 500)]
-    assert f"joint_consistent recovers {mechanism['recovered']:.3g} of joint's gap to split" in answer
-
-
-def test_negative_controls_are_called_equivalent_only_by_the_tost(tables, tmp_path):
-    none = _section(_findings(tables, tmp_path), "none")
-    line = _line(none, "- **joint vs split**")
-    assert "**equivalent** within ±10%" in line and "TOST ±10% p < 0.001" in line
-    assert "no detectable difference" not in none and "overlap" not in none
-
-
-def test_findings_format_the_verdict_column_and_compute_none(tables, tmp_path):
-    # The same runs, but tables whose verdicts say otherwise: the page follows the tables.
-    where = {"norm": "none", "feed_ref": "split", "feed": "joint", "step": 500, "metric": "fid"}
-    edited = _edit(tables, tmp_path, "feed_effects", where=where, set={"verdict": "inconclusive", "p_equivalence": 0.31})
-    line = _line(_section(_findings(edited, tmp_path), "none"), "- **joint vs split**")
-    assert "**inconclusive**, neither a difference nor equivalence could be shown" in line
-    assert "TOST ±10% p = 0.31" in line
-
-
-def test_the_power_of_the_rule_used_is_quoted_from_the_power_table(tables, tmp_path):
-    where = {"norm": "batch", "feed_ref": "split", "feed": "joint"}
-    edited = _edit(tables, tmp_path, "power", where=where, set={"power": 0.29, "seeds_needed": 17})
-    line = _line(_section(_findings(edited, tmp_path), "batch"), "- **joint vs split**")
-    assert "with 5 seeds: 0.29; about 17 seeds per variant give 80%" in line
-
-
-def test_findings_hold_no_number_that_is_not_in_a_table(tables, tmp_path):
-    text = _findings(tables, tmp_path)
-    # The legend of `recovered`, POWER, the level, the margin, the p floor and the trend's unit (per 1000 steps).
-    allowed = {"0", "1", "80", "95", "10", "0.001", "1000"}
+def _numbers_allowed(tables) -> set[str]:
+    """Every number of every table and of plan.json, as the page may print it (3 significant digits, a count, a
+    percentage of a fraction), and the legend's 0 and 1, the slope's unit (1000) and the p floor."""
+    allowed = {"0", "1", "1000", "0.001"}
     for csv in tables.glob("*.csv"):
         for value in pd.read_csv(csv).select_dtypes("number").to_numpy().ravel():
             if pd.notna(value):
-                allowed |= {f"{value:.3g}", str(int(value)) if float(value).is_integer() else ""}
-    plan = json.loads((tables / "plan.json").read_text())
-    allowed |= {f"{v:.3g}" for v in [*plan.values(), *plan["design"].values(), *plan["design"]["steps"]]
-                if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    body = re.sub(r"\(tables in [^)]*\)|tables in \S+|hash \w+|log2|χ²", "", text)
-    numbers = re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[+-]?\d+)?", body)
-    assert numbers and not [n for n in numbers if n.lstrip("-") not in allowed and n not in allowed]
+                allowed |= {fmt(value), str(int(value)) if float(value).is_integer() else ""}
+
+    def walk(x):
+        if isinstance(x, dict | list):
+            for v in x.values() if isinstance(x, dict) else x:
+                walk(v)
+        elif isinstance(x, int | float) and not isinstance(x, bool):
+            allowed.update({fmt(x), str(x), f"{x:.0%}".rstrip("%")})
+        elif isinstance(x, str):
+            allowed.add(x)
+
+    walk(json.loads((tables / "plan.json").read_text()))
+    return allowed
 
 
-def test_the_context_gap_is_related_to_the_metric_within_feeds_never_pooled(tables, tmp_path):
+def test_the_page_holds_no_number_that_is_not_in_a_table(tables, tmp_path):
     text = _findings(tables, tmp_path)
-    assert "Kendall" not in text and "pooled" not in text
-    assert "Within feeds (OLS log FID ~ gap + feed" in _section(text, "batch")
+    body = re.sub(r"tables in \S+|hash \w+|log2|χ²", "", text)
+    numbers = re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[+-]?\d+)?", body)
+    rows = _contrasts(tables)
+    counts = {str(n) for n in range(len(rows) + 1)}  # how many controls are equivalent, identical, in all
+    allowed = _numbers_allowed(tables) | counts
+    assert numbers and [n for n in numbers if n.lstrip("-") not in allowed and n not in allowed] == []
 
 
-def test_findings_say_the_evidence_is_insufficient_with_a_single_seed(tmp_path):
-    make_runs(tmp_path / "runs", seeds=range(1), images=False)
-    stats.write_aggregate([tmp_path / "runs"], tmp_path / "tables")
-    config = study_config(seeds=1)
-    stats.write_stats(config, tmp_path / "tables")
-    batch = _section(_findings(tmp_path / "tables", tmp_path, config), "batch")
-    line = _line(batch, "- **joint vs split**")
-    assert "**inconclusive**" in line and "1 usable seed pair(s)" in line
+def test_the_page_names_only_the_axes_and_levels_of_plan_json(tmp_path):
+    """Axes alpha and beta: no word of another study's design appears, and labels stay strings ('nan' too)."""
+    study = Synthetic({"alpha": axis(["a1", "a2"]), "beta": axis(["nan", "16"], reference="16")}, seeds=range(3))
+    tables = study.write(
+        tmp_path, mechanism={"axis": "alpha", "reference": "a1", "broken": "a2", "repaired": "a2"}, images=False
+    )
+    text = _findings(tables, tmp_path)
+    for word in ("feed", "norm", "split", "joint", "batch", "instance", "spectral"):
+        assert word not in text.lower(), word
+    assert (
+        "**alpha** (sets train.some_key): a1 (reference), a2; **beta** (sets train.some_key): nan, 16 (reference)"
+        in text
+    )
+    assert "**alpha: a2 vs a1 | beta=nan**: " in text and "- beta = nan: a2 recovers" in text
+    assert set(Study(tables).table("contrasts")["beta"]) == {"nan", "16", "*"}
 
 
-def test_findings_with_one_feed_only_say_there_is_nothing_to_compare(tmp_path):
-    make_runs(tmp_path / "runs", feeds=("split",), seeds=range(3), images=False)
-    stats.write_aggregate([tmp_path / "runs"], tmp_path / "tables")
-    config = study_config(feeds=("split",), seeds=3)
-    stats.write_stats(config, tmp_path / "tables")
-    text = _findings(tmp_path / "tables", tmp_path, config)
-    assert "No comparison: the study holds one feed of this norm." in _section(text, "batch")
-    assert "## The confirmatory answer" not in text
+def test_a_single_axis_study_has_no_interaction_and_the_rst_is_beside_the_md(tmp_path):
+    tables = Synthetic({"alpha": axis(["a1", "a2", "a3"])}, seeds=range(3)).write(tmp_path, images=False)
+    md, rst = write_findings({}, tables, tmp_path / "out" / "findings.md")
+    text = md.read_text()
+    assert rst == md.with_suffix(".rst") and "**alpha: a2 vs a1**: a2 is **worse** than a1" in text
+    assert "- None in contrasts.csv (an interaction needs two axes, a trend an ordered axis)." in text
+    assert "The confirmatory answer\n-----------------------\n" in rst.read_text()
 
 
-def test_cli_findings_writes_the_page(tables, tmp_path):
-    out = tmp_path / "findings.md"
-    assert cli.main(["findings", "--config-json", json.dumps({"study": {"seeds": 6}}), "--tables", str(tables),
-                     "--out", str(out)]) == 0
-    assert out.read_text().startswith("# Findings")
+def test_the_rst_page_is_valid_restructuredtext(tables, tmp_path):
+    from docutils.core import publish_doctree
+
+    changed = _edit_plan(tables, tmp_path, plan_changed_after_launch=True)
+    rst = write_findings({}, changed, tmp_path / "findings.md")[1].read_text()
+    publish_doctree(rst, settings_overrides={"halt_level": 2, "report_level": 2})  # raises on a warning
+
+
+def test_findings_need_plan_json(tables, tmp_path):
+    copy = _copy(tables, tmp_path)
+    (copy / "plan.json").unlink()
+    with pytest.raises(UsageError, match="plan.json not found"):
+        write_findings({}, copy, tmp_path / "findings.md")

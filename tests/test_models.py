@@ -5,7 +5,13 @@ from torch.nn.utils import parametrize
 from ganablate.models import NORMS, build_discriminator, build_generator
 from ganablate.train import buffers_restored
 
-MODEL = {"z_dim": 16, "g_width": 8, "d_width": 8}
+MODEL = {"z_dim": 16, "g_width": 8, "d_width": 8, "reference_size": 4}
+
+
+def _discriminator(shape, norm):
+    """D of a norm, with a reference batch for the norms that take one (as the run draws it from its seed)."""
+    reference = torch.rand(MODEL["reference_size"], *shape) * 2 - 1 if NORMS[norm].reference else None
+    return build_discriminator(shape, MODEL, norm, reference)
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
@@ -17,13 +23,13 @@ def test_generator_maps_z_to_images_in_tanh_range(shape):
 @pytest.mark.parametrize("norm", list(NORMS))
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
 def test_discriminator_gives_one_logit_per_image(norm, shape):
-    assert build_discriminator(shape, MODEL, norm)(torch.randn(6, *shape)).shape == (6,)
+    assert _discriminator(shape, norm)(torch.randn(6, *shape)).shape == (6,)
 
 
 @pytest.mark.parametrize("norm", list(NORMS))
 def test_joint_batch_equals_split_batches_exactly_when_the_norm_is_per_sample(norm):
     torch.manual_seed(0)
-    D = build_discriminator((1, 28, 28), MODEL, norm).train()
+    D = _discriminator((1, 28, 28), norm).train()
     a, b = torch.randn(8, 1, 28, 28), torch.randn(8, 1, 28, 28) * 3 + 1  # different statistics
     # One cached() block = one training step's view of D (one spectral-norm power iteration).
     with torch.no_grad(), buffers_restored(D), parametrize.cached():
@@ -40,7 +46,8 @@ def test_spectral_norm_wraps_every_weight_and_adds_no_activation_norm():
     D = build_discriminator((1, 28, 28), MODEL, "spectral")
     convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs and all(hasattr(m, "parametrizations") for m in convs)
-    assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm, torch.nn.InstanceNorm2d)) for m in D.modules())
+    norms = (torch.nn.BatchNorm2d, torch.nn.GroupNorm, torch.nn.InstanceNorm2d)
+    assert not any(isinstance(m, norms) for m in D.modules())
 
 
 def test_unknown_norm_is_rejected_with_the_allowed_names():

@@ -1,61 +1,125 @@
-"""Every figure is written, as PNG and PDF, non-empty, also for the edge cases of the study."""
+"""Every figure of outputs.FIGURES is written, as PNG and PDF, non-empty, for designs of one to four axes (tables
+from tests/synthetic_tables.py, not from the statistics); the panels follow the axes of plan.json."""
 
 from __future__ import annotations
+
+import itertools
+from pathlib import Path
 
 import pytest
 from matplotlib import image
 
-from ganablate import cli, stats
+from ganablate import outputs, plots
 from ganablate.config import UsageError
-from ganablate.plots import write_figures
-from tests.synthetic_runs import make_runs, study_config
+from ganablate.plots import Facets, write_figures
+from ganablate.report_tables import Study
+from tests.synthetic_tables import DATASET, Synthetic, axis
 
-NAMES = ["primary_per_seed", "primary_over_steps", "interaction", "effects_heatmap", "mechanism", "samples_final"]
-
-
-def _study(root, config, **runs):
-    make_runs(root / "runs", **runs)
-    stats.write_aggregate([root / "runs"], root / "tables")
-    stats.write_stats(config, root / "tables")
-    return root
+FEED = axis(["split", "joint", "joint_consistent"])
+BATCH = axis(["16", "64"], reference="64", values=[16, 64], ordered=True)
+NORM = axis(["none", "batch"])
+FOUR = {"feed": FEED, "batch": BATCH, "norm": NORM, "width": axis(["32", "64"])}
+MECHANISM = {"axis": "feed", "reference": "split", "broken": "joint", "repaired": "joint_consistent"}
 
 
-def _assert_figures(out_dir):
-    for name in NAMES:
+def _assert_figures(paths, out_dir):
+    assert sorted(p.name for p in paths) == sorted(f"{n}.{e}" for n in outputs.FIGURES for e in ("png", "pdf"))
+    for name in outputs.FIGURES:
         png, pdf = out_dir / f"{name}.png", out_dir / f"{name}.pdf"
         assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 1000, name
         pixels = image.imread(png)
-        assert pixels.shape[0] > 200 and pixels.shape[1] > 200, name
+        assert pixels.shape[0] > 150 and pixels.shape[1] > 150, name
         assert pixels[..., :3].std() > 0.01, f"{name}.png is blank"
 
 
-def test_every_figure_is_written_as_png_and_pdf_also_when_all_runs_of_a_variant_failed(tmp_path):
-    config = study_config(seeds=3, failure_threshold=55.0)
-    root = _study(tmp_path, config, seeds=range(3), diverged={("joint", "batch", s) for s in range(3)})
-    paths = write_figures(config, root / "tables", root / "runs", root / "figures")
-    assert sorted(p.name for p in paths) == sorted(f"{n}.{e}" for n in NAMES for e in ("png", "pdf"))
-    _assert_figures(root / "figures")
+def _ofat(axes: dict) -> list[tuple]:
+    """One axis at a time around the references: most panels of a grid hold no cell."""
+    reference = tuple(a["reference"] for a in axes.values())
+    return [reference] + [
+        reference[:i] + (x,) + reference[i + 1 :]
+        for i, a in enumerate(axes.values())
+        for x in a["levels"]
+        if x != a["reference"]
+    ]
 
 
-@pytest.mark.parametrize("case", ["single_seed", "one_feed_only"])
-def test_figures_are_drawn_for_the_edge_cases(tmp_path, case):
-    runs = {"single_seed": {"seeds": range(1)},
-            "one_feed_only": {"seeds": range(2), "feeds": ("split",)}}[case]
-    config = study_config(seeds=len(runs["seeds"]), feeds=runs.get("feeds", ("split", "joint", "joint_consistent")))
-    root = _study(tmp_path, config, steps=(100,), **runs)
-    write_figures(config, root / "tables", root / "runs", root / "figures")
-    _assert_figures(root / "figures")
+DESIGNS = {
+    "one axis, one seed": (Synthetic({"alpha": axis(["a1", "a2"])}, seeds=range(1)), {}),
+    "two axes, every run of a cell diverged": (
+        Synthetic({"feed": FEED, "batch": BATCH}, seeds=range(3), diverged={(("joint", "16"), s) for s in range(3)}),
+        {"mechanism": MECHANISM},
+    ),
+    "three axes": (
+        Synthetic({"feed": FEED, "batch": BATCH, "norm": NORM}, seeds=range(3)),
+        {"mechanism": MECHANISM, "confirmatory": 2},
+    ),
+    "four axes, OFAT": (Synthetic(FOUR, seeds=range(2), cells=_ofat(FOUR)), {}),
+}
 
 
-def test_cli_figures_needs_the_stats_tables(tmp_path, capsys):
-    make_runs(tmp_path / "runs", seeds=range(1), images=False)
-    stats.write_aggregate([tmp_path / "runs"], tmp_path / "tables")
-    args = ["figures", "--config-json", "{}", "--tables", str(tmp_path / "tables"), "--runs-root", str(tmp_path / "runs"),
-            "--out-dir", str(tmp_path / "figures")]
-    assert cli.main(args) == 2
-    assert "summary.csv" in capsys.readouterr().err
+@pytest.mark.parametrize("design", DESIGNS)
+def test_every_figure_is_written_as_png_and_pdf(tmp_path, design):
+    study, options = DESIGNS[design]
+    tables = study.write(tmp_path, **options)
+    paths = write_figures({}, tables, tmp_path / "runs", tmp_path / "figures")
+    _assert_figures(paths, tmp_path / "figures")
 
 
-def test_figures_reject_a_missing_runs_root(tmp_path):
+def test_figures_are_drawn_when_no_contrast_exists(tmp_path):
+    """One level of the compared axis and one seed: contrasts.csv is empty of confirmatory and control rows."""
+    tables = Synthetic({"feed": axis(["split"]), "alpha": axis(["a1"])}, seeds=range(1)).write(tmp_path)
+    _assert_figures(write_figures({}, tables, tmp_path / "runs", tmp_path / "figures"), tmp_path / "figures")
+
+
+def test_the_panels_follow_the_declared_axes(tmp_path):
+    tables = Synthetic(FOUR, seeds=range(1)).write(tmp_path, images=False)
+    facets = Facets(Study(tables))
+    assert facets.compared.name == "feed" and facets.levels == ["split", "joint", "joint_consistent"]
+    assert facets.rows == [("16",), ("64",)]
+    assert facets.cols == list(itertools.product(["none", "batch"], ["32", "64"]))
+    assert facets.title(("16",), ("batch", "32")) == "batch = 16, norm = batch, width = 32"
+
+
+def test_an_ofat_design_leaves_the_panels_without_a_cell_empty(tmp_path):
+    axes = {"feed": FEED, "batch": BATCH, "norm": NORM}
+    tables = Synthetic(axes, seeds=range(1), cells=_ofat(axes)).write(tmp_path, images=False)
+    facets = Facets(Study(tables))
+    held = {(r, c) for r, c in itertools.product(facets.rows, facets.cols) if facets.held(r, c)}
+    assert held == {(("64",), ("none",)), (("16",), ("none",)), (("64",), ("batch",))}
+
+
+def test_the_sample_grid_shows_each_cells_first_seed_from_its_run_path(tmp_path, monkeypatch):
+    study = Synthetic({"feed": FEED, "batch": BATCH}, seeds=[3, 5], diverged={(("joint", "16"), 3)})
+    tables = study.write(tmp_path)
+    read = []
+    imread = plots.plt.imread
+    monkeypatch.setattr(plots.plt, "imread", lambda path: read.append(path) or imread(path))
+    write_figures({}, tables, tmp_path / "runs", tmp_path / "figures")
+    root = tmp_path / "runs" / DATASET
+    # The diverged run has no final sample: its panel says so rather than show another seed's.
+    expected = {
+        root / study.run_path(cell, 3) / "samples" / "step_500.png" for cell in study.cells if cell != ("joint", "16")
+    }
+    assert set(read) == expected
+
+
+def test_figures_need_the_stats_tables_and_the_runs_root(tmp_path):
+    tables = Synthetic({"alpha": axis(["a1", "a2"])}, seeds=range(1)).write(tmp_path, images=False)
     with pytest.raises(UsageError, match="--runs-root"):
-        write_figures(study_config(), tmp_path, tmp_path / "nowhere", tmp_path / "figures")
+        write_figures({}, tables, tmp_path / "nowhere", tmp_path / "figures")
+    (tables / "summary.csv").unlink()
+    with pytest.raises(UsageError, match="summary.csv not found"):
+        write_figures({}, tables, tmp_path, tmp_path / "figures")
+
+
+def test_every_table_and_figure_has_a_caption_and_every_caption_an_output():
+    report = Path(__file__).parents[1] / "workflow/report"
+    expected = {
+        *(f"{t}.rst" for t in outputs.TABLES),
+        *(f"fig_{f}.rst" for f in outputs.FIGURES),
+        "runs.rst",
+        "samples.rst",
+        "findings.rst",
+        "workflow.rst",
+    }
+    assert {p.name for p in report.glob("*.rst")} == expected

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from ganablate.train import train_run
+from tests.cells import at
 
 
 @pytest.mark.realdata
@@ -16,7 +17,7 @@ def test_joint_batchnorm_saturates_d_accuracy_while_split_does_not(real_tiny_con
     config["train"].update(steps=400, batch_size=64, checkpoints=[], log_every=20, state_every=1000)
     late_acc = {}
     for feed in ("split", "joint"):
-        assert train_run(config, feed, "batch", seed, tmp_path / feed)["status"] == "completed"
+        assert train_run(at(config, feed, "batch"), seed, tmp_path / feed)["status"] == "completed"
         log = pd.read_csv(tmp_path / feed / "train_log.csv")
         late_acc[feed] = log.d_acc[log.step > 200].mean()
     # Measured on this data: joint stays at about 1.00, split settles near 0.88.

@@ -32,10 +32,28 @@ def slurm_study(slurm_cluster, tmp_path_factory, synthetic_fashion_mnist):
     # --workflow-profile none: profiles/default (local) must not override the SLURM profile.
     # timeout -k: the executor plugin can keep polling after a cluster failure; never hang CI.
     result = subprocess.run(
-        ["timeout", "-k", "10", "1500", *SNAKEMAKE,
-         "--directory", str(workdir), "--workflow-profile", "none", "--profile", str(REPO / "profiles/slurm"),
-         "--jobs", "2", "--cores", "2", "--slurm-init-seconds-before-status-checks", "2"],
-        cwd=REPO, capture_output=True, text=True,
+        [
+            "timeout",
+            "-k",
+            "10",
+            "1500",
+            *SNAKEMAKE,
+            "--directory",
+            str(workdir),
+            "--workflow-profile",
+            "none",
+            "--profile",
+            str(REPO / "profiles/slurm"),
+            "--jobs",
+            "2",
+            "--cores",
+            "2",
+            "--slurm-init-seconds-before-status-checks",
+            "2",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         pytest.fail(f"the SLURM run failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
@@ -54,7 +72,7 @@ def test_jobs_really_went_through_sbatch(slurm_study):
 
 
 @pytest.mark.slurm
-@pytest.mark.parametrize("table", ["runs.csv", "summary.csv", "feed_effects.csv", "failures.csv"])
+@pytest.mark.parametrize("table", ["runs.csv", "summary.csv", "contrasts.csv", "failures.csv"])
 def test_slurm_tables_equal_those_of_a_local_run(slurm_study, tiny_study, table):
     workdir, _ = slurm_study
     local = pd.read_csv(tiny_study / "results/default/tables" / table)

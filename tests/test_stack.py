@@ -18,14 +18,26 @@ from ganablate.data import ImageData
 from ganablate.feed import FEEDS
 from ganablate.models import NORMS, build_generator
 from ganablate.stack import Stack
-from ganablate.train import (LOG_COLUMNS, Solo, build_networks, run_hash, stack_groups, stack_size, train_run,
-                             train_stack, train_step)
+from ganablate.train import (
+    LOG_COLUMNS,
+    Solo,
+    build_networks,
+    run_hash,
+    stack_groups,
+    stack_size,
+    train_run,
+    train_stack,
+    train_step,
+)
+from tests.cells import at, label
 
 SHAPE = (1, 28, 28)
 MODEL = {"z_dim": 8, "g_width": 8, "d_width": 8}
 BATCH = 8
-TINY = {"model": MODEL, "train": {"steps": 12, "batch_size": BATCH, "checkpoints": [6], "state_every": 4,
-                                  "log_every": 3, "threads": 1}}
+TINY = {
+    "model": MODEL,
+    "train": {"steps": 12, "batch_size": BATCH, "checkpoints": [6], "state_every": 4, "log_every": 3, "threads": 1},
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +46,9 @@ def data_file(tmp_path_factory) -> str:
     g = torch.Generator().manual_seed(0)
     images = [torch.randint(0, 256, (n, *SHAPE), dtype=torch.uint8, generator=g) for n in (256, 32)]
     path = tmp_path_factory.mktemp("synthetic") / "synthetic.pt"
-    ImageData("synthetic", images[0], torch.zeros(256, dtype=torch.long), images[1], torch.zeros(32, dtype=torch.long)).save(path)
+    ImageData(
+        "synthetic", images[0], torch.zeros(256, dtype=torch.long), images[1], torch.zeros(32, dtype=torch.long)
+    ).save(path)
     return str(path)
 
 
@@ -46,8 +60,15 @@ def config() -> dict:
 # --- one step: a stack against its seeds' solo steps -------------------------------------------
 
 
+# The reference and virtual norms draw their reference batch from the training images.
+IMAGES = torch.randint(0, 256, (64, *SHAPE), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+
+
 def _networks(norm, seeds, dtype, device="cpu"):
-    return [tuple(net.to(device, dtype) for net in build_networks(SHAPE, MODEL, norm, seed)) for seed in seeds]
+    return [
+        tuple(net.to(device, dtype) for net in build_networks(SHAPE, MODEL | {"d_norm": norm}, seed, IMAGES))
+        for seed in seeds
+    ]
 
 
 def _adams(nets):
@@ -81,8 +102,10 @@ def _solo_and_stack_steps(feed, norm, seeds, dtype, steps=1, device="cpu"):
     solo_opts, stack_opts = [_adams(solo) for solo in solos], _adams(stack)
     for step in range(steps):
         real, z = _batch(len(seeds), dtype, seed=step, device=device)
-        solo_out = [train_step(solo, *opts, FEEDS[feed], real[j : j + 1], z[j : j + 1])
-                    for j, (solo, opts) in enumerate(zip(solos, solo_opts))]
+        solo_out = [
+            train_step(solo, *opts, FEEDS[feed], real[j : j + 1], z[j : j + 1])
+            for j, (solo, opts) in enumerate(zip(solos, solo_opts))
+        ]
         stack_out = train_step(stack, *stack_opts, FEEDS[feed], real, z)
     return (solos, solo_opts, solo_out), (stack, stack_opts, stack_out)
 
@@ -95,8 +118,13 @@ def _assert_stack_equals_solo(solo_side, stack_side, atol=1e-10):
         for key in expected:
             torch.testing.assert_close(got[key], expected[key], rtol=0, atol=atol, msg=f"seed {j}: {key}")
         for field in ("loss_d", "loss_g", "d_real", "d_fake", "fake"):
-            torch.testing.assert_close(getattr(stack_out, field)[j], getattr(solo_out[j], field)[0], rtol=0, atol=atol,
-                                       msg=f"seed {j}: {field}")
+            torch.testing.assert_close(
+                getattr(stack_out, field)[j],
+                getattr(solo_out[j], field)[0],
+                rtol=0,
+                atol=atol,
+                msg=f"seed {j}: {field}",
+            )
 
 
 @pytest.mark.parametrize(("feed", "norm"), list(itertools.product(FEEDS, NORMS)))
@@ -182,28 +210,35 @@ def _load(path):
 def _same_run_outputs(a, b) -> bool:
     """Bitwise equal checkpoints and train_log.csv."""
     names = sorted(p.name for p in (a / "checkpoints").iterdir())
-    return (names == sorted(p.name for p in (b / "checkpoints").iterdir())
-            and all(_load(a / "checkpoints" / n).keys() == _load(b / "checkpoints" / n).keys() for n in names)
-            and all(torch.equal(x, y) for n in names
-                    for x, y in zip(_load(a / "checkpoints" / n).values(), _load(b / "checkpoints" / n).values()))
-            and (a / "train_log.csv").read_bytes() == (b / "train_log.csv").read_bytes())
+    return (
+        names == sorted(p.name for p in (b / "checkpoints").iterdir())
+        and all(_load(a / "checkpoints" / n).keys() == _load(b / "checkpoints" / n).keys() for n in names)
+        and all(
+            torch.equal(x, y)
+            for n in names
+            for x, y in zip(_load(a / "checkpoints" / n).values(), _load(b / "checkpoints" / n).values())
+        )
+        and (a / "train_log.csv").read_bytes() == (b / "train_log.csv").read_bytes()
+    )
 
 
 def _variant(root, feed, norm):
-    return root / "fashion-mnist" / feed / norm
+    return root / "fashion-mnist" / f"feed~{feed}" / f"norm~{norm}"
 
 
 def test_a_stack_writes_each_seed_a_solo_runs_folder(config, data_file, tmp_path):
     seeds = [0, 2, 5]
-    summaries = train_stack(config, "split", "batch", seeds, tmp_path / "stack", data_file)
-    solo = train_run(config, "split", "batch", 2, tmp_path / "solo", data_file)
+    summaries = train_stack(
+        at(config, "split", "batch"), seeds, tmp_path / "stack", data_file, label=label("split", "batch")
+    )
+    solo = train_run(at(config, "split", "batch"), 2, tmp_path / "solo", data_file)
     assert [s["seed"] for s in summaries] == seeds
     for seed, summary in zip(seeds, summaries):
         out = _variant(tmp_path / "stack", "split", "batch") / f"seed{seed}"
         assert summary["status"] == "completed" and summary["steps_done"] == 12 and summary["stack"] == seeds
         assert json.loads((out / "summary.json").read_text()) == summary
-        assert summary["config_hash"] == run_hash(config, "split", "batch", seed, seeds)
-        assert summary["config_hash"] != run_hash(config, "split", "batch", seed)
+        assert summary["config_hash"] == run_hash(at(config, "split", "batch"), seed, seeds)
+        assert summary["config_hash"] != run_hash(at(config, "split", "batch"), seed)
         assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_12.pt", "step_6.pt"]
         log = pd.read_csv(out / "train_log.csv")
         assert list(log.columns) == LOG_COLUMNS and log.step.tolist() == [3, 6, 9, 12]
@@ -218,22 +253,30 @@ def test_a_stack_writes_each_seed_a_solo_runs_folder(config, data_file, tmp_path
 
 
 def test_a_stack_of_one_seed_is_its_solo_run_bitwise(config, data_file, tmp_path):
-    [summary] = train_stack(config, "joint", "spectral", [4], tmp_path / "stack", data_file)
-    solo = train_run(config, "joint", "spectral", 4, tmp_path / "solo", data_file)
+    [summary] = train_stack(
+        at(config, "joint", "spectral"), [4], tmp_path / "stack", data_file, label=label("joint", "spectral")
+    )
+    solo = train_run(at(config, "joint", "spectral"), 4, tmp_path / "solo", data_file)
     assert "stack" not in summary and summary["config_hash"] == solo["config_hash"]
     assert _same_run_outputs(_variant(tmp_path / "stack", "joint", "spectral") / "seed4", tmp_path / "solo")
 
 
 def test_a_stack_repeats_bitwise(config, data_file, tmp_path):
     for root in ("a", "b"):
-        train_stack(config, "joint", "batch", [1, 3], tmp_path / root, data_file)
+        train_stack(at(config, "joint", "batch"), [1, 3], tmp_path / root, data_file, label=label("joint", "batch"))
     for seed in (1, 3):
         a, b = (_variant(tmp_path / root, "joint", "batch") / f"seed{seed}" for root in ("a", "b"))
         assert _same_run_outputs(a, b)
 
 
 def test_a_killed_stack_resumes_to_the_same_bits_as_an_uninterrupted_one(config, data_file, tmp_path, monkeypatch):
-    train_stack(config, "joint_consistent", "batch", [0, 1], tmp_path / "whole", data_file)
+    train_stack(
+        at(config, "joint_consistent", "batch"),
+        [0, 1],
+        tmp_path / "whole",
+        data_file,
+        label=label("joint_consistent", "batch"),
+    )
 
     steps, original = 0, train.train_step
 
@@ -246,23 +289,36 @@ def test_a_killed_stack_resumes_to_the_same_bits_as_an_uninterrupted_one(config,
 
     monkeypatch.setattr(train, "train_step", killed_in_step_10)
     with pytest.raises(KeyboardInterrupt):
-        train_stack(config, "joint_consistent", "batch", [0, 1], tmp_path / "killed", data_file)
+        train_stack(
+            at(config, "joint_consistent", "batch"),
+            [0, 1],
+            tmp_path / "killed",
+            data_file,
+            label=label("joint_consistent", "batch"),
+        )
     monkeypatch.undo()
     variant = _variant(tmp_path / "killed", "joint_consistent", "batch")
     assert not list(variant.glob("seed*/summary.json"))
     for checkpoint in variant.glob("seed*/checkpoints/*.pt"):  # a workflow manager removes an incomplete job's outputs
         checkpoint.unlink()
 
-    summaries = train_stack(config, "joint_consistent", "batch", [0, 1], tmp_path / "killed", data_file)
+    summaries = train_stack(
+        at(config, "joint_consistent", "batch"),
+        [0, 1],
+        tmp_path / "killed",
+        data_file,
+        label=label("joint_consistent", "batch"),
+    )
     assert [s["resumed_from"] for s in summaries] == [8, 8]
     for seed in (0, 1):
-        assert _same_run_outputs(_variant(tmp_path / "whole", "joint_consistent", "batch") / f"seed{seed}",
-                                 variant / f"seed{seed}")
+        assert _same_run_outputs(
+            _variant(tmp_path / "whole", "joint_consistent", "batch") / f"seed{seed}", variant / f"seed{seed}"
+        )
 
 
 def test_a_diverged_seed_is_recorded_and_retired_and_the_others_go_on_bitwise(config, data_file, tmp_path, monkeypatch):
     seeds = [0, 1, 2]
-    train_stack(config, "split", "batch", seeds, tmp_path / "clean", data_file)
+    train_stack(at(config, "split", "batch"), seeds, tmp_path / "clean", data_file, label=label("split", "batch"))
 
     draws, original = 0, train.draw
 
@@ -275,23 +331,33 @@ def test_a_diverged_seed_is_recorded_and_retired_and_the_others_go_on_bitwise(co
         return real, z
 
     monkeypatch.setattr(train, "draw", nan_in_seed_1s_fifth_batch)
-    summaries = train_stack(config, "split", "batch", seeds, tmp_path / "nan", data_file)
+    summaries = train_stack(
+        at(config, "split", "batch"), seeds, tmp_path / "nan", data_file, label=label("split", "batch")
+    )
     variant = _variant(tmp_path / "nan", "split", "batch")
 
-    assert [(s["status"], s["steps_done"]) for s in summaries] == [("completed", 12), ("diverged", 5), ("completed", 12)]
+    assert [(s["status"], s["steps_done"]) for s in summaries] == [
+        ("completed", 12),
+        ("diverged", 5),
+        ("completed", 12),
+    ]
     log = pd.read_csv(variant / "seed1/train_log.csv")
     assert log.step.tolist() == [3, 5] and not math.isfinite(log.loss_d.iloc[-1])
     assert not list((variant / "seed1/checkpoints").iterdir())
     for seed in (0, 2):
-        assert _same_run_outputs(_variant(tmp_path / "clean", "split", "batch") / f"seed{seed}", variant / f"seed{seed}")
+        assert _same_run_outputs(
+            _variant(tmp_path / "clean", "split", "batch") / f"seed{seed}", variant / f"seed{seed}"
+        )
     # The state saved after the divergence holds no NaN: seed 1 sits parked at its initial weights.
     state = _load(variant / "stack-0-1-2/state.pt")
     assert state["step"] == 8 and state["status"] == ["running", "diverged", "running"]
     tensors = [*state["G"].values(), *state["D"].values()]
     tensors += [v for opt in ("opt_g", "opt_d") for s in state[opt]["state"].values() for v in s.values()]
     assert all(torch.isfinite(t).all() for t in tensors if t.is_floating_point())
-    initial_g = build_networks(SHAPE, MODEL, "batch", 1)[0].state_dict()
-    assert all(torch.equal(state["G"][key][1], initial_g[key]) for key, p in build_generator(SHAPE, MODEL).named_parameters())
+    initial_g = build_networks(SHAPE, MODEL | {"d_norm": "batch"}, 1)[0].state_dict()
+    assert all(
+        torch.equal(state["G"][key][1], initial_g[key]) for key, p in build_generator(SHAPE, MODEL).named_parameters()
+    )
 
 
 # --- configuration and command line ------------------------------------------------------------
@@ -304,30 +370,44 @@ def test_train_stack_is_an_execution_setting_but_a_stacks_seeds_are_identity(con
         with pytest.raises(ConfigError, match=f"train.stack: .*{message}"):
             validate_config({"train": {"stack": bad}})
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert [stack_size("auto", 6, cpu), stack_size("auto", 6, cuda), stack_size(4, 6, cpu), stack_size(8, 3, cpu)] == [1, 6, 4, 3]
+    assert [stack_size("auto", 6, cpu), stack_size("auto", 6, cuda), stack_size(4, 6, cpu), stack_size(8, 3, cpu)] == [
+        1,
+        6,
+        4,
+        3,
+    ]
     assert stack_groups([5, 0, 1, 2, 3], 2) == [[5, 0], [1, 2], [3]]
 
     other = copy.deepcopy(config)
     other["train"]["stack"] = 4
-    assert run_hash(other, "split", "batch", 0) == run_hash(config, "split", "batch", 0) == run_hash(config, "split", "batch", 0, [0])
-    hashes = {run_hash(config, "split", "batch", 0, stack) for stack in (None, [0, 1], [0, 2], [0, 1, 2])}
+    assert (
+        run_hash(at(other, "split", "batch"), 0)
+        == run_hash(at(config, "split", "batch"), 0)
+        == run_hash(at(config, "split", "batch"), 0, [0])
+    )
+    hashes = {run_hash(at(config, "split", "batch"), 0, stack) for stack in (None, [0, 1], [0, 2], [0, 1, 2])}
     assert len(hashes) == 4
 
 
 def test_the_command_line_trains_seeds_stack_by_stack(config, data_file, tmp_path, capsys):
-    args = ["train", "--config-json", json.dumps(config), "--data", data_file, "--feed", "joint", "--norm", "layer"]
+    args = ["train", "--config-json", json.dumps(config), "--data", data_file, "--cell", "feed=joint,norm=layer"]
     assert main([*args, "--seeds", "3,1,4", "--stack", "2", "--out-root", str(tmp_path / "root")]) == 0
     variant = _variant(tmp_path / "root", "joint", "layer")
     summaries = {s: json.loads((variant / f"seed{s}/summary.json").read_text()) for s in (3, 1, 4)}
     assert summaries[3]["stack"] == summaries[1]["stack"] == [3, 1] and "stack" not in summaries[4]
     finals = [line for line in capsys.readouterr().out.splitlines() if "completed after" in line]
     assert [line.endswith("(stack of seeds 3,1)") for line in finals] == [True, True, False]
-    train_run(config, "joint", "layer", 4, tmp_path / "solo", data_file)
+    train_run(at(config, "joint", "layer"), 4, tmp_path / "solo", data_file)
     assert _same_run_outputs(variant / "seed4", tmp_path / "solo")
 
     assert main([*args, "--seeds", "0", "--out", str(tmp_path / "x")]) == 2
     assert "--out-root" in capsys.readouterr().err
-    for bad in (["--seeds", "1,1"], ["--seeds", "a"], ["--seeds", "0,1", "--stack", "0"], ["--seed", "0", "--seeds", "1"]):
+    for bad in (
+        ["--seeds", "1,1"],
+        ["--seeds", "a"],
+        ["--seeds", "0,1", "--stack", "0"],
+        ["--seed", "0", "--seeds", "1"],
+    ):
         with pytest.raises(SystemExit) as exit_:
             main([*args, *bad, "--out-root", str(tmp_path)])
         assert exit_.value.code == 2
@@ -358,8 +438,10 @@ def test_on_cuda_a_float32_stack_steps_as_its_seeds_solo_steps(device, feed, nor
 def test_on_cuda_a_stacked_run_writes_each_seed_a_finished_solo_runs_folder(device, config, data_file, tmp_path):
     config["train"]["device"] = device
     seeds = [0, 1, 2, 3]
-    summaries = train_stack(config, "joint", "batch", seeds, tmp_path / "stack", data_file)
-    solo = train_run(config, "joint", "batch", 1, tmp_path / "solo", data_file)
+    summaries = train_stack(
+        at(config, "joint", "batch"), seeds, tmp_path / "stack", data_file, label=label("joint", "batch")
+    )
+    solo = train_run(at(config, "joint", "batch"), 1, tmp_path / "solo", data_file)
     assert solo["device"].startswith(device)
     for seed, summary in zip(seeds, summaries):
         out = _variant(tmp_path / "stack", "joint", "batch") / f"seed{seed}"

@@ -17,6 +17,7 @@ from ganablate.cli import main
 from ganablate.config import ConfigError, validate_config
 from ganablate.models import NORMS
 from ganablate.train import LOG_COLUMNS, train_run
+from tests.cells import at
 
 
 def _load(path):
@@ -28,7 +29,7 @@ def _same_state(a: dict, b: dict) -> bool:
 
 
 def test_run_writes_the_layout_evaluation_relies_on(tiny_config, tmp_path):
-    summary = train_run(tiny_config, "split", "batch", 0, tmp_path)
+    summary = train_run(at(tiny_config, "split", "batch"), 0, tmp_path)
     assert summary["status"] == "completed" and summary["steps_done"] == 20
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_10.pt", "step_20.pt"]
     log = pd.read_csv(tmp_path / "train_log.csv")
@@ -37,8 +38,8 @@ def test_run_writes_the_layout_evaluation_relies_on(tiny_config, tmp_path):
 
 
 def test_same_seed_gives_bitwise_identical_checkpoints_and_logs(tiny_config, tmp_path):
-    train_run(tiny_config, "joint", "batch", 3, tmp_path / "a")
-    train_run(tiny_config, "joint", "batch", 3, tmp_path / "b")
+    train_run(at(tiny_config, "joint", "batch"), 3, tmp_path / "a")
+    train_run(at(tiny_config, "joint", "batch"), 3, tmp_path / "b")
     for name in ("checkpoints/step_10.pt", "checkpoints/step_20.pt"):
         assert _same_state(_load(tmp_path / "a" / name), _load(tmp_path / "b" / name))
     assert (tmp_path / "a/train_log.csv").read_bytes() == (tmp_path / "b/train_log.csv").read_bytes()
@@ -49,36 +50,49 @@ def test_a_seed_fixes_g_init_and_z_stream_for_every_feed_and_norm(tiny_config, t
     # An lr far below float32 resolution leaves G's weights at their init; G's BN running stats
     # still move with the z it saw, so equal checkpoints mean equal init and equal z.
     config["train"].update(steps=3, checkpoints=[], lr_g=1e-30)
-    runs = {(feed, norm, seed): tmp_path / f"{feed}-{norm}-{seed}"
-            for feed, norm, seed in [("split", "batch", 5), ("joint_consistent", "spectral", 5), ("split", "batch", 6)]}
+    runs = {
+        (feed, norm, seed): tmp_path / f"{feed}-{norm}-{seed}"
+        for feed, norm, seed in [("split", "batch", 5), ("joint_consistent", "spectral", 5), ("split", "batch", 6)]
+    }
     for (feed, norm, seed), out in runs.items():
-        train_run(config, feed, norm, seed, out)
+        train_run(at(config, feed, norm), seed, out)
     # (BN biases start at 0, where even 1e-30 is representable: they are left out.)
-    g = {key: {k: v for k, v in _load(out / "checkpoints/step_3.pt").items() if not k.endswith("bias")}
-         for key, out in runs.items()}
+    g = {
+        key: {k: v for k, v in _load(out / "checkpoints/step_3.pt").items() if not k.endswith("bias")}
+        for key, out in runs.items()
+    }
     assert _same_state(g["split", "batch", 5], g["joint_consistent", "spectral", 5])
     assert not _same_state(g["split", "batch", 5], g["split", "batch", 6])
 
 
 @pytest.mark.parametrize("norm", [name for name, norm in NORMS.items() if norm.per_sample])
 def test_split_and_joint_are_the_same_math_for_per_sample_norms(tiny_config, tmp_path, norm):
-    train_run(tiny_config, "split", norm, 1, tmp_path / "split")
-    train_run(tiny_config, "joint", norm, 1, tmp_path / "joint")
+    train_run(at(tiny_config, "split", norm), 1, tmp_path / "split")
+    train_run(at(tiny_config, "joint", norm), 1, tmp_path / "joint")
     split, joint = _load(tmp_path / "split/checkpoints/step_20.pt"), _load(tmp_path / "joint/checkpoints/step_20.pt")
     for key in split:
         torch.testing.assert_close(split[key].float(), joint[key].float(), atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("norm", ["none", "instance", "layer", "group", "spectral"])
+def test_joint_consistent_and_joint_are_one_computation_under_per_sample_norms_to_the_bit(tiny_config, tmp_path, norm):
+    """Why contrasts.csv calls this pair `identical` rather than equivalent: the same bits, not an estimate."""
+    train_run(at(tiny_config, "joint", norm), 1, tmp_path / "joint")
+    train_run(at(tiny_config, "joint_consistent", norm), 1, tmp_path / "consistent")
+    for name in ("train_log.csv", "checkpoints/step_20.pt"):
+        assert (tmp_path / "joint" / name).read_bytes() == (tmp_path / "consistent" / name).read_bytes(), name
+
+
 def test_batchnorm_makes_split_and_joint_differ(tiny_config, tmp_path):
-    train_run(tiny_config, "split", "batch", 1, tmp_path / "split")
-    train_run(tiny_config, "joint", "batch", 1, tmp_path / "joint")
+    train_run(at(tiny_config, "split", "batch"), 1, tmp_path / "split")
+    train_run(at(tiny_config, "joint", "batch"), 1, tmp_path / "joint")
     split, joint = _load(tmp_path / "split/checkpoints/step_20.pt"), _load(tmp_path / "joint/checkpoints/step_20.pt")
     assert max((split[k].float() - joint[k].float()).abs().max() for k in split) > 1e-3
 
 
 @pytest.mark.parametrize("norm", list(NORMS))
 def test_context_gap_is_zero_for_per_sample_norms_and_large_for_batchnorm(tiny_config, tmp_path, norm):
-    train_run(tiny_config, "split", norm, 0, tmp_path)
+    train_run(at(tiny_config, "split", norm), 0, tmp_path)
     gap = pd.read_csv(tmp_path / "train_log.csv").context_gap
     if NORMS[norm].per_sample:
         assert gap.max() < 1e-5
@@ -89,10 +103,22 @@ def test_context_gap_is_zero_for_per_sample_norms_and_large_for_batchnorm(tiny_c
 def test_a_killed_run_resumes_to_the_same_bits_as_an_uninterrupted_one(tiny_config, tmp_path):
     config = copy.deepcopy(tiny_config)
     config["train"].update(steps=400, checkpoints=[40, 200], state_every=20, log_every=10)
-    train_run(config, "split", "batch", 2, tmp_path / "whole")
+    train_run(at(config, "split", "batch"), 2, tmp_path / "whole")
 
-    cmd = [sys.executable, "-m", "ganablate.cli", "train", "--config-json", json.dumps(config),
-           "--feed", "split", "--norm", "batch", "--seed", "2", "--out", str(tmp_path / "killed")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ganablate.cli",
+        "train",
+        "--config-json",
+        json.dumps(config),
+        "--cell",
+        "feed=split,norm=batch",
+        "--seed",
+        "2",
+        "--out",
+        str(tmp_path / "killed"),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     state = tmp_path / "killed/state/state.pt"
     deadline = time.monotonic() + 120
@@ -114,30 +140,33 @@ def test_a_killed_run_resumes_to_the_same_bits_as_an_uninterrupted_one(tiny_conf
 
 
 def test_a_state_from_another_config_is_not_resumed(tiny_config, tmp_path):
-    train_run(tiny_config, "split", "batch", 0, tmp_path)
+    train_run(at(tiny_config, "split", "batch"), 0, tmp_path)
     changed = copy.deepcopy(tiny_config)
     changed["train"]["lr_d"] = 1e-3
-    summary = train_run(changed, "split", "batch", 0, tmp_path)
+    summary = train_run(at(changed, "split", "batch"), 0, tmp_path)
     assert summary["resumed_from"] is None
 
 
 def test_a_nan_loss_ends_the_run_as_diverged_data_not_a_crash(tiny_config, tmp_path):
     config = copy.deepcopy(tiny_config)
     config["train"].update(lr_g=1e30, lr_d=1e30)
-    summary = train_run(config, "split", "none", 0, tmp_path)
+    summary = train_run(at(config, "split", "none"), 0, tmp_path)
     assert summary["status"] == "diverged" and summary["steps_done"] < 20
     log = pd.read_csv(tmp_path / "train_log.csv")
     assert log.step.iloc[-1] == summary["steps_done"]
     assert not math.isfinite(log.loss_d.iloc[-1] + log.loss_g.iloc[-1])
 
 
-@pytest.mark.parametrize(("section", "change", "message"), [
-    ("train", {"steps": 0}, "train.steps: 0 is less than the minimum of 1"),
-    ("train", {"batch_size": -4}, "train.batch_size: -4 is less than the minimum of 1"),
-    ("train", {"checkpoints": [10, 50]}, "train.checkpoints: step 50 is beyond train.steps=20"),
-    ("dataset", {"name": "svhn"}, "dataset.name: 'svhn' is not one of"),
-    ("train", {"stepz": 3}, "train: Additional properties are not allowed ('stepz' was unexpected)"),
-])
+@pytest.mark.parametrize(
+    ("section", "change", "message"),
+    [
+        ("train", {"steps": 0}, "train.steps: 0 is less than the minimum of 1"),
+        ("train", {"batch_size": -4}, "train.batch_size: -4 is less than the minimum of 1"),
+        ("train", {"checkpoints": [10, 50]}, "train.checkpoints: step 50 is beyond train.steps=20"),
+        ("dataset", {"name": "svhn"}, "dataset.name: 'svhn' is not one of"),
+        ("train", {"stepz": 3}, "train: Additional properties are not allowed ('stepz' was unexpected)"),
+    ],
+)
 def test_bad_config_values_name_the_key(tiny_config, section, change, message):
     config = copy.deepcopy(tiny_config)
     config[section].update(change)
@@ -171,14 +200,24 @@ def _damage_state(path: Path, damage: str, marker: Path) -> None:
         torch.save(state | {"G": {"not": torch.zeros(1)}}, path)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "random_bytes", "torch_pickled_code", "plain_pickled_code",
-                                    "foreign", "wrong_content"])
+@pytest.mark.parametrize(
+    "damage", ["truncated", "random_bytes", "torch_pickled_code", "plain_pickled_code", "foreign", "wrong_content"]
+)
 def test_a_damaged_resume_state_is_one_line_naming_it_and_exit_code_2(tiny_config, tmp_path, capsys, damage):
     config = copy.deepcopy(tiny_config)
     config["train"].update(steps=10, checkpoints=[], state_every=5)
     out = tmp_path / "run"
-    args = ["train", "--config-json", json.dumps(config), "--feed", "split", "--norm", "batch", "--seed", "0",
-            "--out", str(out)]
+    args = [
+        "train",
+        "--config-json",
+        json.dumps(config),
+        "--cell",
+        "feed=split,norm=batch",
+        "--seed",
+        "0",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0  # leaves state/state.pt of step 5 behind
     state = out / "state" / "state.pt"
     _damage_state(state, damage, tmp_path / "pwned")
@@ -195,4 +234,3 @@ def test_a_damaged_resume_state_is_one_line_naming_it_and_exit_code_2(tiny_confi
         path.unlink()
     (out / "state").rmdir()
     assert main(args) == 0
-

@@ -9,13 +9,16 @@ import pandas as pd
 import pytest
 import yaml
 
+from ganablate.outputs import FIGURES, TABLES
 from tests.conftest import REPO, SNAKEMAKE
 
 
 def snakemake(workdir, *args, check=True):
     result = subprocess.run(
         [*SNAKEMAKE, "--directory", str(workdir), *args],
-        cwd=workdir, capture_output=True, text=True,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
     )
     if check and result.returncode != 0:
         pytest.fail(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
@@ -38,23 +41,49 @@ def study_dir(tiny_study):
 
 def test_tiny_study_produces_every_table_and_figure(study_dir):
     tables = study_dir / "results/default/tables"
-    for name in ("runs.csv", "summary.csv", "summary.md", "summary.tex", "feed_effects.csv", "mixed.csv",
-                 "power.csv", "trend.csv", "plan.json"):
+    for name in (
+        "runs.csv",
+        "summary.csv",
+        "summary.md",
+        "summary.tex",
+        "contrasts.csv",
+        "mixed.csv",
+        "power.csv",
+        "trend.csv",
+        "plan.json",
+    ):
         assert (tables / name).stat().st_size > 0, name
-    runs = pd.read_csv(tables / "runs.csv")
-    assert runs.groupby(["feed", "norm", "seed"]).ngroups == 8
+    runs = pd.read_csv(tables / "runs.csv", dtype={"lr": str})
+    assert runs.groupby(["feed", "lr", "seed"]).ngroups == 8 and set(runs["lr"]) == {"base", "fast"}
     assert set(runs.metric) >= {"fid", "is", "kid", "precision", "recall"}
-    for name in ("primary_per_seed", "primary_over_steps", "interaction", "effects_heatmap", "mechanism", "samples_final"):
+    for name in FIGURES:
         assert (study_dir / f"results/default/figures/{name}.png").stat().st_size > 1000, name
         assert (study_dir / f"results/default/figures/{name}.pdf").stat().st_size > 1000, name
+    contrasts = pd.read_csv(tables / "contrasts.csv")
+    family = contrasts[contrasts["role"] == "confirmatory"]
+    assert sorted(family["kind"]) == ["interaction", "simple"] and family["p_holm"].notna().all()
     findings = (study_dir / "results/default/findings.md").read_text()
-    assert "## norm = batch" in findings and "## norm = layer" in findings and "Median FID" in findings
+    for name in ("feed", "lr", "split", "joint", "base", "fast"):  # the axes and levels, named from the config
+        assert name in findings, name
     assert (study_dir / "results/default/findings.rst").read_text().startswith("Findings")
 
 
-def test_every_file_the_stats_step_writes_is_a_declared_output(study_dir):
-    from ganablate.stats import TABLES
+def test_each_run_records_its_cell_its_config_and_the_plan_frozen_at_launch(study_dir):
+    plan = json.loads((study_dir / "results/default/plan.json").read_text())
+    runs = list((study_dir / "results/default/runs/fashion-mnist").glob("lr~*/feed~*/seed*"))  # declared order
+    assert len(runs) == 8
+    for run in runs:
+        summary = json.loads((run / "summary.json").read_text())
+        lr, feed = (part.split("~")[1] for part in run.parts[-3:-1])
+        assert summary["cell"] == {"lr": lr, "feed": feed} and summary["plan_hash"] == plan["hash"]
+        assert summary["config"]["train"]["lr_d"] == {"base": 0.0002, "fast": 0.0005}[lr]
+        assert summary["config"]["train"]["feed"] == feed
+    tables_plan = json.loads((study_dir / "results/default/tables/plan.json").read_text())
+    assert tables_plan["plan_changed_after_launch"] is False and tables_plan["hash"] == plan["hash"]
+    assert [axis["name"] for axis in tables_plan["axes"]] == ["lr", "feed"]  # the declared order, not sorted
 
+
+def test_every_file_the_stats_step_writes_is_a_declared_output(study_dir):
     written = {p.name for p in (study_dir / "results/default/tables").iterdir()}
     declared = {"runs.csv", "train_logs.csv", "plan.json"} | {f"{t}.{e}" for t in TABLES for e in ("csv", "md", "tex")}
     assert written == declared
@@ -70,7 +99,7 @@ def edited_copy(study_dir, tmp_path, section: str, key: str, value):
     shutil.copytree(study_dir, edited, symlinks=True)
     config = yaml.safe_load((edited / "config.yaml").read_text())
     config[section][key] = value
-    (edited / "config.yaml").write_text(yaml.safe_dump(config))
+    (edited / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))  # keep the axes in declared order
     return edited
 
 
@@ -81,13 +110,31 @@ def test_editing_only_stats_reruns_no_training_or_evaluation(study_dir, tmp_path
 
 
 def test_editing_train_reruns_training_and_everything_after(study_dir, tmp_path):
-    jobs = planned_jobs(snakemake(edited_copy(study_dir, tmp_path, "train", "lr_d", 0.0001), "-n"))
+    jobs = planned_jobs(snakemake(edited_copy(study_dir, tmp_path, "train", "lr_g", 0.0001), "-n"))
     assert jobs.get("train") == 8 and jobs.get("evaluate") == 8
     assert not jobs.keys() & {"prepare_data", "train_extractor", "reference"}
 
 
-@pytest.mark.parametrize(("section", "key", "value"), [("train", "threads", 2), ("eval", "threads", 2),
-                                                     ("train", "device", "auto"), ("eval", "device", "auto")])
+def test_editing_one_level_of_an_axis_reruns_only_that_levels_runs(study_dir, tmp_path):
+    axes = yaml.safe_load((study_dir / "config.yaml").read_text())["study"]["axes"]
+    axes["lr"]["levels"]["fast"] = 0.0008
+    edited = edited_copy(study_dir, tmp_path, "study", "axes", axes)
+    result = snakemake(edited, "-n", "-p")
+    assert planned_jobs(result).get("train") == 4
+    assert set(re.findall(r"--cell lr=(\w+),feed=\w+", result.stdout)) == {"fast"}
+
+
+def test_stats_says_when_the_plan_changed_after_launch(study_dir, tmp_path):
+    edited = edited_copy(study_dir, tmp_path, "stats", "equivalence_margin", 0.05)
+    snakemake(edited, "--cores", "1", "results/default/tables/summary.csv")
+    plan = json.loads((edited / "results/default/tables/plan.json").read_text())
+    assert plan["plan_changed_after_launch"] is True and plan["launch_hashes"] != [plan["hash"]]
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [("train", "threads", 2), ("eval", "threads", 2), ("train", "device", "auto"), ("eval", "device", "auto")],
+)
 def test_execution_settings_never_trigger_a_rerun(study_dir, tmp_path, section, key, value):
     assert planned_jobs(snakemake(edited_copy(study_dir, tmp_path, section, key, value), "-n")) == {}
 
@@ -95,13 +142,21 @@ def test_execution_settings_never_trigger_a_rerun(study_dir, tmp_path, section, 
 def test_a_second_named_study_shares_the_data_and_reference_and_overwrites_nothing(study_dir, tmp_path):
     both = tmp_path / "two"
     shutil.copytree(study_dir, both, symlinks=True)
-    shared = {p: p.stat().st_mtime_ns for p in [*(both / "results/data").iterdir(), *(both / "results/reference").iterdir()]}
+    shared = {
+        p: p.stat().st_mtime_ns for p in [*(both / "results/data").iterdir(), *(both / "results/reference").iterdir()]
+    }
     first = {p: p.read_bytes() for p in (both / "results/default").rglob("*") if p.is_file() and "logs" not in p.parts}
     config = yaml.safe_load((both / "config.yaml").read_text())
-    config["study"] |= {"name": "other", "feeds": ["split", "joint"], "norms": ["layer"], "seeds": 2}
+    config["study"] |= {
+        "name": "other",
+        "axes": {"feed": {"levels": ["split", "joint"]}, "norm": {"levels": ["layer"]}},
+        "seeds": 2,
+    }
+    config["stats"]["confirmatory"] = []
     config["train"]["steps"] = 20
     (both / "other.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_jobs(snakemake(both, "--configfile", "other.yaml", "-n"))
+    assert jobs["train"] == 4  # its own axes only: a --configfile study is not merged into config.yaml's
     assert not jobs.keys() & {"prepare_data", "train_extractor", "reference"}
     snakemake(both, "--configfile", "other.yaml", "--cores", "2")
     assert {p: p.stat().st_mtime_ns for p in shared} == shared
@@ -116,10 +171,11 @@ def test_report_opens_on_the_question_design_and_findings_and_collects_every_res
     html = (study_dir / "results/default/report.html").read_text(errors="replace")
     categories = json.JSONDecoder().raw_decode(html.split("var categories = ", 1)[1])[0]
     files = {c: {f for sub in subs.values() for f in sub} for c, subs in categories.items()}
-    assert {"results/default/tables/summary.csv", "results/default/tables/feed_effects.csv",
-            "results/default/tables/mixed.csv", "results/default/tables/trend.csv"} <= files["tables"]
-    assert "results/default/figures/primary_per_seed.png" in files["figures"]
-    assert "results/default/figures/mechanism.png" in files["diagnostics"]
+    for name, category in TABLES.items():
+        assert f"results/default/tables/{name}.csv" in files[category], name
+    for name, category in FIGURES.items():
+        if category != "samples":
+            assert f"results/default/figures/{name}.png" in files[category], name
     assert any(f.endswith("samples_final.png") for f in files["samples"])
     assert files["findings"] == {"results/default/findings.md"}
 
@@ -128,31 +184,44 @@ def test_report_opens_on_the_question_design_and_findings_and_collects_every_res
 def test_the_rendered_report_shows_the_question_the_design_and_the_findings(study_dir):
     snakemake(study_dir, "--report", "results/default/report.html")
     dom = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000", "--dump-dom",
-         (study_dir / "results/default/report.html").as_uri()], capture_output=True, text=True, timeout=120).stdout
-    assert "The question." in dom and "The design." in dom and "feed modes split, joint" in dom
-    findings = (study_dir / "results/default/findings.md").read_text()
-    plan_hash = re.search(r"hash (\w+)", findings)[1]
-    assert f"hash {plan_hash}" in dom and "norm = batch" in dom
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            (study_dir / "results/default/report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert "The question." in dom and "The design." in dom
+    plan_hash = json.loads((study_dir / "results/default/plan.json").read_text())["hash"]
+    assert plan_hash in dom and "fast" in dom
 
 
-def test_default_config_dry_run_plans_one_training_job_per_feed_norm_seed(tmp_path):
+def test_default_config_dry_run_plans_one_training_job_per_cell_and_seed(tmp_path):
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
     jobs = planned_jobs(snakemake(tmp_path, "-n"))
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    study = config["study"]
-    expected = len(study["feeds"]) * len(study["norms"]) * study["seeds"]
-    assert jobs["train"] == expected and jobs["evaluate"] == expected
+    study = yaml.safe_load((REPO / "config.yaml").read_text())["study"]
+    expected = len(study["axes"]["feed"]["levels"]) * len(study["axes"]["norm"]["levels"]) * study["seeds"]
+    assert jobs["train"] == expected == 108 and jobs["evaluate"] == expected and jobs["plan"] == 1
 
 
-@pytest.mark.parametrize(("edit", "key"), [
-    ({"train": {"steps": -1}}, "train.steps"),
-    ({"study": {"norms": ["batch", "weight"]}}, "study.norms.1"),
-    ({"eval": {"extractors": ["inception"]}}, "eval.extractors.0"),
-    ({"stats": {"primary_extractor": "inception-v3-compat"}}, "stats.primary_extractor"),
-    ({"study": {"feeds": ["joint", "joint_consistent"]}}, "stats.reference_feed"),
-    ({"dataset": {"name": "imagefolder"}}, "dataset.root"),
-])
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        ({"train": {"steps": -1}}, "train.steps"),
+        ({"study": {"axes": {"norm": {"levels": ["batch", "weight"]}}}}, "study.axes.norm.levels"),
+        ({"study": {"axes": {"bs": {"sets": "train.batch_size", "levels": [0]}}}}, "study.axes.bs.levels.0"),
+        ({"eval": {"extractors": ["inception"]}}, "eval.extractors.0"),
+        ({"stats": {"primary_extractor": "inception-v3-compat"}}, "stats.primary_extractor"),
+        ({"stats": {"confirmatory": [{"compare": {"feed": "mixed"}}]}}, "stats.confirmatory.0.compare.feed"),
+        ({"dataset": {"name": "imagefolder"}}, "dataset.root"),
+    ],
+)
 def test_a_bad_config_stops_the_workflow_before_any_job_naming_the_key(tmp_path, edit, key):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(edit))
     result = snakemake(tmp_path, "-n", check=False)
@@ -164,17 +233,21 @@ def test_a_bad_config_stops_the_workflow_before_any_job_naming_the_key(tmp_path,
 # --- stacked training (train.stack, issue 13) ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("train", "seeds", "expected"), [
-    ({"stack": 2}, 2, {"train_stack_0_1": 4}),
-    ({"stack": 2}, 3, {"train_stack_0_1": 4, "train_stack_2": 4}),
-    ({"stack": 8}, 3, {"train_stack_0to2": 4}),
-    ({"stack": "auto", "device": "cuda"}, 2, {"train_stack_0_1": 4}),
-    ({"stack": "auto", "device": "cpu"}, 2, {"train": 8}),
-    ({"stack": "auto", "device": "auto"}, 2, {"train": 8}),
-    ({"stack": 1}, 2, {"train": 8}),
-])
-def test_train_stack_plans_one_training_job_per_variant_and_block_of_seeds(tmp_path, synthetic_fashion_mnist,
-                                                                              train, seeds, expected):
+@pytest.mark.parametrize(
+    ("train", "seeds", "expected"),
+    [
+        ({"stack": 2}, 2, {"train_stack_0_1": 4}),
+        ({"stack": 2}, 3, {"train_stack_0_1": 4, "train_stack_2": 4}),
+        ({"stack": 8}, 3, {"train_stack_0to2": 4}),
+        ({"stack": "auto", "device": "cuda"}, 2, {"train_stack_0_1": 4}),
+        ({"stack": "auto", "device": "cpu"}, 2, {"train": 8}),
+        ({"stack": "auto", "device": "auto"}, 2, {"train": 8}),
+        ({"stack": 1}, 2, {"train": 8}),
+    ],
+)
+def test_train_stack_plans_one_training_job_per_variant_and_block_of_seeds(
+    tmp_path, synthetic_fashion_mnist, train, seeds, expected
+):
     from tests.conftest import write_tiny_study_config
 
     write_tiny_study_config(tmp_path, synthetic_fashion_mnist)
@@ -185,7 +258,7 @@ def test_train_stack_plans_one_training_job_per_variant_and_block_of_seeds(tmp_p
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "-n", "-p")
     jobs = planned_jobs(result)
-    n_variants = len(config["study"]["feeds"]) * len(config["study"]["norms"])
+    n_variants = 4
     assert {rule: n for rule, n in jobs.items() if rule.startswith("train") and rule != "train_extractor"} == expected
     assert jobs["evaluate"] == n_variants * seeds
     # Device and threads stay flags; the stack size is a flag too, and a stack's seeds are its job's.
@@ -215,7 +288,7 @@ def test_a_stacked_study_gives_the_solo_studys_tables_within_its_seed_to_seed_sp
         solo, other = pd.read_csv(path), pd.read_csv(stacked_tables / path.name)
         assert other.shape == solo.shape and list(other.columns) == list(solo.columns), path.name
 
-    keys = ["feed", "norm", "seed"]
+    keys = ["feed", "lr", "seed"]
     solo_runs, stacked_runs = (pd.read_csv(tables / "runs.csv") for tables in (solo_tables, stacked_tables))
     assert set(map(tuple, stacked_runs[keys].values)) == set(map(tuple, solo_runs[keys].values))
     assert set(stacked_runs.status) == {"completed"}
@@ -225,11 +298,11 @@ def test_a_stacked_study_gives_the_solo_studys_tables_within_its_seed_to_seed_sp
         return fid[fid.step == fid.step.max()].set_index(keys).value
 
     solo_fid, stacked_fid = final_fid(solo_runs), final_fid(stacked_runs)
-    for (feed, norm), solo in solo_fid.groupby(level=["feed", "norm"]):
+    for (feed, lr), solo in solo_fid.groupby(level=["feed", "lr"]):
         low, high = solo.min(), solo.max()
         spread = high - low
-        for value in stacked_fid.loc[(feed, norm)]:
-            assert low - spread <= value <= high + spread, (feed, norm, value, solo.tolist())
+        for value in stacked_fid.loc[(feed, lr)]:
+            assert low - spread <= value <= high + spread, (feed, lr, value, solo.tolist())
 
     for run in (stacked / "results/default/runs/fashion-mnist").glob("*/*/seed*"):
         summary = json.loads((run / "summary.json").read_text())
@@ -237,3 +310,11 @@ def test_a_stacked_study_gives_the_solo_studys_tables_within_its_seed_to_seed_sp
         solo_summary = json.loads((study_dir / run.relative_to(stacked) / "summary.json").read_text())
         assert "stack" not in solo_summary and summary["config_hash"] != solo_summary["config_hash"]
         assert (run.parent / "stack-0-1/state.pt").is_file()
+
+
+def test_snakemake_lint_finds_nothing_but_the_conda_lint_the_snakefile_explains(tmp_path):
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    result = snakemake(tmp_path, "--lint", check=False)
+    lints = re.findall(r"^\s+\* (.+?):?$", result.stdout + result.stderr, re.M)
+    assert lints, result.stdout + result.stderr  # the conda lint, once per rule: the parser found the lints
+    assert {lint for lint in lints if "conda environment or container" not in lint} == set()

@@ -47,11 +47,14 @@ def _cmd_prepare_data(args: argparse.Namespace) -> None:
     config = config_from_args(args)
     data = load_dataset(config["dataset"])
     data.save(args.out)
-    print(f"{data.name}: {len(data.train_images)} train, {len(data.test_images)} test images {data.image_shape} -> {args.out}")
+    print(
+        f"{data.name}: {len(data.train_images)} train, {len(data.test_images)} test images {data.image_shape}"
+        f" -> {args.out}"
+    )
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from ganablate.train import run_dir, train_run, train_seeds
+    from ganablate.train import Label, run_dir, train_run, train_seeds
 
     # --seed goes with --out, --seeds with --out-root (argparse's groups cannot say so).
     if args.seed is not None and (args.out is None or args.out_root is not None):
@@ -59,17 +62,60 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.seeds is not None and (args.out_root is None or args.out is not None):
         raise UsageError("--out-root: a root of run directories is required with --seeds (--out goes with --seed)")
     config = config_from_args(args)
+    cell = _cell_arg(args.cell)
+    config = _with_cell(config, cell, whole=not args.config_json)
     if args.steps is not None:  # fewer steps asked for: the checkpoints beyond them go too
         config["train"]["checkpoints"] = [s for s in config["train"]["checkpoints"] if s <= args.steps]
     config = _with_overrides(config, "train", args, ("steps", "device", "threads", "stack"))
+    label = Label(cell, _plan_hash(args.plan))
     if args.seed is not None:
-        summary = train_run(config, feed=args.feed, norm=args.norm, seed=args.seed, out=Path(args.out), data_path=args.data)
+        summary = train_run(config, args.seed, Path(args.out), data_path=args.data, label=label)
         print(f"{args.out}: {summary['status']} after {summary['steps_done']} steps in {summary['wall_seconds']:.1f} s")
         return
-    for summary in train_seeds(config, args.feed, args.norm, args.seeds, Path(args.out_root), data_path=args.data):
-        print(f"{run_dir(Path(args.out_root), config, args.feed, args.norm, summary['seed'])}: {summary['status']} after "
-              f"{summary['steps_done']} steps in {summary['wall_seconds']:.1f} s"
-              + (f" (stack of seeds {','.join(map(str, summary['stack']))})" if "stack" in summary else ""))
+    for summary in train_seeds(config, args.seeds, Path(args.out_root), data_path=args.data, label=label):
+        print(
+            f"{run_dir(Path(args.out_root), config, cell, summary['seed'])}: {summary['status']} after "
+            f"{summary['steps_done']} steps in {summary['wall_seconds']:.1f} s"
+            + (f" (stack of seeds {','.join(map(str, summary['stack']))})" if "stack" in summary else "")
+        )
+
+
+def _cell_arg(text: str | None) -> dict[str, str]:
+    from ganablate.design import DesignError, parse_cell
+
+    try:
+        return parse_cell(text or "")
+    except DesignError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _with_cell(config: dict, cell: dict[str, str], whole: bool) -> dict:
+    """config with the levels of `cell` applied: feed and norm labels are their registry names, so they always set
+    train.feed and model.d_norm; another axis's value is known from study.axes only in a whole config (the
+    workflow's --config-json holds the cell's own sections already, its labels are only recorded)."""
+    from ganablate.design import REGISTRY_AXES, design_of
+
+    axes = {a.name: a for a in design_of(config).axes} if whole else {}
+    for name, label in cell.items():
+        if name in REGISTRY_AXES:
+            section, key = REGISTRY_AXES[name][0].split(".")
+            config[section][key] = label
+        elif whole and name in axes and label in axes[name].labels:
+            section, key = axes[name].sets.split(".")
+            config[section][key] = axes[name].value(label)
+        elif whole:
+            allowed = ", ".join(f"{a.name}={'|'.join(a.labels)}" for a in axes.values())
+            raise UsageError(f"--cell: {name}={label} is not a level of study.axes; allowed: {allowed}")
+    return validate_config(config, source="--cell", whole=whole)
+
+
+def _plan_hash(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return json.loads(Path(path).read_text())["hash"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--plan: {path}: not a plan.json from `ganablate plan` ({type(exc).__name__})") from None
 
 
 def _seed_list(text: str) -> list[int]:
@@ -107,16 +153,19 @@ def _cmd_train_extractor(args: argparse.Namespace) -> None:
     from ganablate.extractor import train_extractor
 
     record = train_extractor(_eval_config(args), Path(args.out), data_path=args.data)
-    print(f"{args.out}: {record['dataset']} extractor, test accuracy {record['test_accuracy']:.4f} "
-          f"after {record['epochs']} epochs in {record['train_seconds']:.1f} s")
+    print(
+        f"{args.out}: {record['dataset']} extractor, test accuracy {record['test_accuracy']:.4f} "
+        f"after {record['epochs']} epochs in {record['train_seconds']:.1f} s"
+    )
 
 
 def _cmd_floor(args: argparse.Namespace) -> None:
     from ganablate.evaluate import floor
 
     result = floor(_eval_config(args), args.extractor, args.out, args.domain_extractor, args.cache_root, args.data)
-    print(f"{args.out}: {result['dataset']} {result['extractor']} floor: fid={result['fid']:.4g} "
-          f"kid={result['kid']:.4g}")
+    print(
+        f"{args.out}: {result['dataset']} {result['extractor']} floor: fid={result['fid']:.4g} kid={result['kid']:.4g}"
+    )
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -126,15 +175,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"{Path(args.run) / 'metrics.csv'}: {table['step'].nunique()} checkpoints, {len(table)} rows")
 
 
+def _cmd_plan(args: argparse.Namespace) -> None:
+    from ganablate.analysis.plan import write_plan
+
+    print(write_plan(config_from_args(args), args.out))
+
+
 def _cmd_aggregate(args: argparse.Namespace) -> None:
-    from ganablate.stats import write_aggregate
+    from ganablate.analysis.aggregate import write_aggregate
 
     for path in write_aggregate(args.runs, args.out_dir):
         print(path)
 
 
 def _cmd_stats(args: argparse.Namespace) -> None:
-    from ganablate.stats import write_stats
+    from ganablate.analysis.tables import write_stats
 
     config = config_from_args(args)
     for path in write_stats(config, args.tables or study_dir(config) / "tables"):
@@ -146,8 +201,9 @@ def _cmd_figures(args: argparse.Namespace) -> None:
 
     config = config_from_args(args)
     folder = study_dir(config)
-    for path in write_figures(config, args.tables or folder / "tables", args.runs_root or folder / "runs",
-                              args.out_dir or folder / "figures"):
+    for path in write_figures(
+        config, args.tables or folder / "tables", args.runs_root or folder / "runs", args.out_dir or folder / "figures"
+    ):
         print(path)
 
 
@@ -160,9 +216,6 @@ def _cmd_findings(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ganablate.feed import FEEDS
-    from ganablate.models import NORMS
-
     parser = _OneLineParser(prog="ganablate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
 
@@ -171,16 +224,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .pt file")
     p.set_defaults(func=_cmd_prepare_data)
 
-    p = sub.add_parser("train", help="train one run (dataset, feed, norm, seed), or several seeds of one (feed, norm)")
+    p = sub.add_parser("train", help="train one run (a cell and a seed), or several seeds of one cell")
     _add_config_args(p)
-    p.add_argument("--feed", required=True, choices=list(FEEDS))
-    p.add_argument("--norm", required=True, choices=list(NORMS))
+    p.add_argument(
+        "--cell",
+        help="the run's cell, axis=label,... (with --config: its levels are applied; with "
+        "--config-json the config is taken as the cell's own, and the labels are recorded)",
+    )
+    p.add_argument("--plan", help="the study's plan.json, frozen at launch: its hash is recorded in summary.json")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--seed", type=int, help="one run's seed (with --out)")
-    which.add_argument("--seeds", type=_seed_list,
-                       help="comma-separated seeds trained in this process, train.stack at a time (with --out-root)")
+    which.add_argument(
+        "--seeds",
+        type=_seed_list,
+        help="comma-separated seeds trained in this process, train.stack at a time (with --out-root)",
+    )
     p.add_argument("--out", help="run directory (with --seed)")
-    p.add_argument("--out-root", help="root of run directories <root>/<dataset>/<feed>/<norm>/seed<S>/ (with --seeds)")
+    p.add_argument(
+        "--out-root", help="root of run directories <root>/<dataset>/<axis>~<label>/.../seed<S>/ (with --seeds)"
+    )
     p.add_argument("--data", help="a dataset file from `ganablate prepare-data` (default: load from the config)")
     p.add_argument("--steps", type=int)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
@@ -195,15 +257,21 @@ def build_parser() -> argparse.ArgumentParser:
     eval_args.add_argument("--threads", type=int)
     scoring_args = argparse.ArgumentParser(add_help=False)
     scoring_args.add_argument("--domain-extractor", help="the file from `ganablate train-extractor`")
-    scoring_args.add_argument("--cache-root", default="results/cache/fidelity",
-                              help="torch-fidelity's cache of reference statistics (default: results/cache/fidelity)")
+    scoring_args.add_argument(
+        "--cache-root",
+        default="results/cache/fidelity",
+        help="torch-fidelity's cache of reference statistics (default: results/cache/fidelity)",
+    )
 
     p = sub.add_parser("train-extractor", parents=[eval_args], help="train the domain feature extractor")
     p.add_argument("--out", required=True, help="output .pt file")
     p.set_defaults(func=_cmd_train_extractor)
 
-    p = sub.add_parser("floor", parents=[eval_args, scoring_args],
-                       help="score real train images against the test split; warms the reference cache")
+    p = sub.add_parser(
+        "floor",
+        parents=[eval_args, scoring_args],
+        help="score real train images against the test split; warms the reference cache",
+    )
     p.add_argument("--extractor", required=True, choices=["domain", "inception-v3-compat"])
     p.add_argument("--out", required=True, help="output .json file")
     p.set_defaults(func=_cmd_floor)
@@ -212,13 +280,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="run directory from `ganablate train`")
     p.set_defaults(func=_cmd_evaluate)
 
+    p = sub.add_parser("plan", help="freeze the analysis plan at launch: plan.json, whose hash every run records")
+    _add_config_args(p)
+    p.add_argument("--out", required=True, help="output file, e.g. results/default/plan.json")
+    p.set_defaults(func=_cmd_plan)
+
     tables_help = "folder of the tables (default: results/<study.name>/tables)"
     p = sub.add_parser("aggregate", help="collect run folders into runs.csv and train_logs.csv")
     p.add_argument("--runs", required=True, nargs="+", help="run folders, or folders above them")
     p.add_argument("--out-dir", required=True, help="folder of the tables, e.g. results/default/tables")
     p.set_defaults(func=_cmd_aggregate)
 
-    p = sub.add_parser("stats", help="summary, feed effects, interaction, failures and power tables from runs.csv")
+    p = sub.add_parser(
+        "stats", help="summary, contrasts, trend, mechanism, mixed model, failures and power tables from runs.csv"
+    )
     _add_config_args(p)
     p.add_argument("--tables", help=tables_help)
     p.set_defaults(func=_cmd_stats)
@@ -233,20 +308,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("findings", help="the findings page, generated from the tables")
     _add_config_args(p)
     p.add_argument("--tables", help=tables_help)
-    p.add_argument("--out", help="output file (default: results/<study.name>/findings.md), and the same as .rst beside it")
+    p.add_argument(
+        "--out", help="output file (default: results/<study.name>/findings.md), and the same as .rst beside it"
+    )
     p.set_defaults(func=_cmd_findings)
 
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ganablate.data import DataError
+def _data_error() -> tuple[type[Exception], ...]:
+    """DataError where the command imported ganablate.data, the only way it can have been raised: importing it
+    here would cost every command torch's import, which the analysis commands never need."""
+    data = sys.modules.get("ganablate.data")
+    return (data.DataError,) if data else ()
 
+
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, DataError, UsageError) as exc:
+    except (ConfigError, UsageError, *_data_error()) as exc:
         print(f"ganablate {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

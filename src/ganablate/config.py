@@ -46,8 +46,6 @@ def validate_config(config: dict | None, source: str = "config", whole: bool = T
     Snakefile checked the whole config); constraints between sections then apply only to the sections given."""
     config = copy.deepcopy(config) if config is not None else {}
     given = set(config) if isinstance(config, dict) else set()
-    stats = config.get("stats")
-    explicit_family = isinstance(stats, dict) and "confirmatory" in stats
     schema = _schema()
     validator = _with_defaults(jsonschema.validators.validator_for(schema))(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
@@ -55,24 +53,43 @@ def validate_config(config: dict | None, source: str = "config", whole: bool = T
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         raise ConfigError(f"{source}: {key}: {error.message}")
     _check_consistency(config, source, given if not whole else None)
-    _check_plan(config, source, explicit_family)
+    if whole or {"study", "stats", "model", "train"} <= given:
+        _check_design(config, source, validator)
     return config
 
 
-def _check_plan(config: dict, source: str, explicit_family: bool) -> None:
-    """The confirmatory family names comparisons the study runs. The default family (the BatchNorm comparisons)
-    keeps those the study runs; a family the user wrote must name only comparisons that exist."""
-    study, family = config["study"], config["stats"]["confirmatory"]
-    runs = [c for c in family if c["norm"] in study["norms"] and {c["feed"], c["feed_ref"]} <= set(study["feeds"])]
-    for i, c in enumerate(family):
-        if c["feed"] == c["feed_ref"]:
-            raise ConfigError(f"{source}: stats.confirmatory.{i}: compares {c['feed']} with itself; "
-                              f"allowed: two different feeds of study.feeds")
-        if explicit_family and c not in runs:
-            raise ConfigError(
-                f"{source}: stats.confirmatory.{i}: {c['norm']}: {c['feed']} vs {c['feed_ref']} is not in the study; "
-                f"allowed: norms {', '.join(study['norms'])} and feeds {', '.join(study['feeds'])}")
-    config["stats"]["confirmatory"] = runs
+def _check_design(config: dict, source: str, validator) -> None:
+    """The axes, the cells and every declared contrast name keys, levels and values that exist: checked here, before
+    any job, as one line naming the key."""
+    from ganablate import design as design_module
+    from ganablate.vocab import FEEDS, NORMS
+
+    for field, value, known in (
+        ("train.feed", config["train"]["feed"], FEEDS),
+        ("model.d_norm", config["model"]["d_norm"], NORMS),
+    ):
+        if value not in known:
+            raise ConfigError(f"{source}: {field}: unknown {value!r}; allowed: {', '.join(known)}")
+
+    def schema_check(section: str, values: dict) -> str | None:
+        error = jsonschema.exceptions.best_match(validator.iter_errors({section: copy.deepcopy(values)}))
+        return None if error is None else error.message
+
+    try:
+        design = design_module.design_of(config, schema_check)
+        for name in ("confirmatory", "contrasts"):
+            design_module.declared_contrasts(design, config["stats"][name], f"stats.{name}")
+        mechanism = config["stats"]["mechanism"]
+        if mechanism is not None:
+            spec = {
+                "compare": {mechanism["axis"]: mechanism["broken"]},
+                "against": {mechanism["axis"]: mechanism["reference"]},
+            }
+            design_module.declared_contrasts(
+                design, [spec, spec | {"compare": {mechanism["axis"]: mechanism["repaired"]}}], "stats.mechanism"
+            )
+    except design_module.DesignError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def _check_consistency(config: dict, source: str, given: set[str] | None = None) -> None:
@@ -82,7 +99,7 @@ def _check_consistency(config: dict, source: str, given: set[str] | None = None)
     def has(*sections: str) -> bool:
         return given is None or set(sections) <= given
 
-    train, study, ev, stats, dataset = (config[k] for k in ("train", "study", "eval", "stats", "dataset"))
+    train, ev, stats, dataset = (config[k] for k in ("train", "eval", "stats", "dataset"))
     beyond = sorted(s for s in train["checkpoints"] if s > train["steps"])
     if beyond:
         raise ConfigError(
@@ -94,10 +111,11 @@ def _check_consistency(config: dict, source: str, given: set[str] | None = None)
             f"{source}: stats.primary_extractor: {stats['primary_extractor']} is not in eval.extractors; "
             f"allowed: {', '.join(ev['extractors'])} (or add it to eval.extractors)"
         )
-    if has("stats", "study") and stats["reference_feed"] not in study["feeds"]:
-        raise ConfigError(  # else every feed would be compared with a feed that was never trained
-            f"{source}: stats.reference_feed: {stats['reference_feed']} is not in study.feeds; "
-            f"allowed: {', '.join(study['feeds'])} (or add it to study.feeds)"
+    chunk = config["model"]["ghost_chunk"]
+    if has("model", "train") and chunk is not None and train["batch_size"] % chunk:
+        raise ConfigError(  # else the ghost norm stops the run at its first step
+            f"{source}: model.ghost_chunk: {chunk} does not divide train.batch_size={train['batch_size']}; "
+            f"allowed: a divisor of the batch size, or null for one chunk per source"
         )
     if dataset["name"] == "imagefolder" and not dataset["root"]:
         raise ConfigError(  # it has no system copy and no download: the data job would fail
@@ -127,11 +145,6 @@ def load_config(path: str | Path) -> dict:
 def study_dir(config: dict) -> Path:
     """Where a study's own outputs live; data, extractors and reference statistics are shared under results/."""
     return Path("results") / config["study"]["name"]
-
-
-def seeds_of(study: dict) -> list[int]:
-    seeds = study["seeds"]
-    return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
 
 
 def checkpoint_steps(train: dict) -> list[int]:

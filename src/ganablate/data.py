@@ -50,8 +50,13 @@ class ImageData:
 
     def save(self, path: str | Path) -> None:
         atomic_save(
-            {"name": self.name, "train_images": self.train_images, "train_labels": self.train_labels,
-             "test_images": self.test_images, "test_labels": self.test_labels},
+            {
+                "name": self.name,
+                "train_images": self.train_images,
+                "train_labels": self.train_labels,
+                "test_images": self.test_images,
+                "test_labels": self.test_labels,
+            },
             path,
         )
 
@@ -59,7 +64,9 @@ class ImageData:
     def load(cls, path: str | Path) -> ImageData:
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
-            return cls(blob["name"], blob["train_images"], blob["train_labels"], blob["test_images"], blob["test_labels"])
+            return cls(
+                blob["name"], blob["train_images"], blob["train_labels"], blob["test_images"], blob["test_labels"]
+            )
         except (OSError, RuntimeError, KeyError, TypeError) as exc:
             raise DataError(f"{path}: not a prepared ganablate dataset ({type(exc).__name__}: {exc})") from None
 
@@ -140,11 +147,13 @@ def _read_imagefolder(name: str, root: Path, dataset_cfg: dict) -> ImageData:
     from torchvision.transforms import v2
 
     image_size, channels = dataset_cfg["image_size"], dataset_cfg["channels"]
-    transform = v2.Compose([
-        v2.PILToTensor(),
-        v2.Resize((image_size, image_size), antialias=True),
-        v2.Grayscale(1) if channels == 1 else v2.RGB(),
-    ])
+    transform = v2.Compose(
+        [
+            v2.PILToTensor(),
+            v2.Resize((image_size, image_size), antialias=True),
+            v2.Grayscale(1) if channels == 1 else v2.RGB(),
+        ]
+    )
     folder = torchvision.datasets.ImageFolder(str(root), transform=transform)
     if len(folder) < 6:
         raise DataError(f"dataset.root={root}: imagefolder needs at least 6 images, found {len(folder)}")
@@ -175,7 +184,9 @@ class DatasetSpec:
 
     def locate(self, root: Path) -> Path | None:
         """The first of `folders` under root that holds every file, else None."""
-        return next((root / sub for sub in self.folders if (root / sub).is_dir() and not self.missing(root / sub)), None)
+        return next(
+            (root / sub for sub in self.folders if (root / sub).is_dir() and not self.missing(root / sub)), None
+        )
 
 
 _CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
@@ -184,17 +195,31 @@ _CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", 
 # (tests/test_data.py checks that the three agree).
 DATASETS: dict[str, DatasetSpec] = {
     "fashion-mnist": DatasetSpec(
-        read=_read_idx, what="the four Fashion-MNIST IDX files", files=tuple(_IDX_FILES.values()),
-        folders=(".", "FashionMNIST/raw"), torchvision_class="FashionMNIST", debian_package="dataset-fashion-mnist",
-        system_folder="fashion-mnist", image_shape=(1, 28, 28), accuracy_bar=0.90,
+        read=_read_idx,
+        what="the four Fashion-MNIST IDX files",
+        files=tuple(_IDX_FILES.values()),
+        folders=(".", "FashionMNIST/raw"),
+        torchvision_class="FashionMNIST",
+        debian_package="dataset-fashion-mnist",
+        system_folder="fashion-mnist",
+        image_shape=(1, 28, 28),
+        accuracy_bar=0.90,
     ),
     "mnist": DatasetSpec(
-        read=_read_idx, what="the four MNIST IDX files", files=tuple(_IDX_FILES.values()),
-        folders=(".", "MNIST/raw"), torchvision_class="MNIST", image_shape=(1, 28, 28),
+        read=_read_idx,
+        what="the four MNIST IDX files",
+        files=tuple(_IDX_FILES.values()),
+        folders=(".", "MNIST/raw"),
+        torchvision_class="MNIST",
+        image_shape=(1, 28, 28),
     ),
     "cifar10": DatasetSpec(
-        read=_read_cifar10, what="CIFAR-10's python batches (cifar-10-batches-py/)", files=_CIFAR10_FILES,
-        folders=("cifar-10-batches-py",), torchvision_class="CIFAR10", image_shape=(3, 32, 32),
+        read=_read_cifar10,
+        what="CIFAR-10's python batches (cifar-10-batches-py/)",
+        files=_CIFAR10_FILES,
+        folders=("cifar-10-batches-py",),
+        torchvision_class="CIFAR10",
+        image_shape=(3, 32, 32),
     ),
     "imagefolder": DatasetSpec(read=_read_imagefolder, what="a folder of class subfolders of images"),
 }
@@ -246,10 +271,14 @@ def _not_found(name: str, spec: DatasetSpec, cache: Path, why: str) -> DataError
     looked = ["dataset.root is not set"]
     if spec.debian_package:
         system = system_data() / spec.system_folder
-        ways.append(f"install the Debian package {spec.debian_package} (apt-get install {spec.debian_package}; "
-                    f"it provides {system})")
+        ways.append(
+            f"install the Debian package {spec.debian_package} (apt-get install {spec.debian_package}; "
+            f"it provides {system})"
+        )
         looked.append(f"no copy in {system}")
-    ways.append(f"allow the download with dataset.download: auto or true (torchvision, needs the network; into {cache})")
+    ways.append(
+        f"allow the download with dataset.download: auto or true (torchvision, needs the network; into {cache})"
+    )
     looked.append(f"none in the download cache {cache}")
     return DataError(
         f"dataset.name={name}: no data found ({', '.join(looked)}; {why}); provide it in one of these "
@@ -286,7 +315,9 @@ def load_dataset(dataset_cfg: dict) -> ImageData:
             raise _missing_in_root(name, spec, root)
         return _read(name, spec, folder, dataset_cfg, f"dataset.root {folder}")
     if spec.system_folder and (folder := spec.locate(system_data() / spec.system_folder)) is not None:
-        return _read(name, spec, folder, dataset_cfg, f"the system copy {folder} (Debian package {spec.debian_package})")
+        return _read(
+            name, spec, folder, dataset_cfg, f"the system copy {folder} (Debian package {spec.debian_package})"
+        )
     if spec.torchvision_class is None:
         raise DataError(f"dataset.root: {name} needs dataset.root set to {spec.what}; it is not set")
     cache = download_cache()

@@ -15,18 +15,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch_fidelity
 import torchvision
 from PIL import Image
 from threadpoolctl import threadpool_limits
 from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+from torch_fidelity.helpers import get_kwarg
+from torch_fidelity.metric_fid import fid_featuresdict_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_isc import isc_featuresdict_to_metric
+from torch_fidelity.metric_kid import kid_featuresdict_to_metric
+from torch_fidelity.metric_prc import calc_cdist_part
+from torch_fidelity.utils import (
+    create_feature_extractor,
+    get_featuresdict_from_dataset,
+    resolve_feature_layer_for_metric,
+)
 
 from ganablate import vocab
 from ganablate.config import ConfigError, UsageError, checkpoint_steps
 from ganablate.data import DataError, ImageData, load_study_data, to_uint8
 from ganablate.extractor import eval_device, load_extractor_file, register
-from ganablate.files import atomic_write_bytes, atomic_write_text, load_tensors
+from ganablate.files import atomic_save, atomic_write_bytes, atomic_write_text, load_tensors
 from ganablate.models import Generator, build_generator
 
 DEFAULT_CACHE_ROOT = Path("results/cache/fidelity")
@@ -38,6 +47,7 @@ GRID_SIZE = 64
 COLUMNS = ["step", "extractor", "metric", "value", "n_samples", "g_mode", "status"]
 # torch-fidelity's result key per metric, from the one vocabulary of the study.
 METRICS = {name: metric.fidelity_key for name, metric in vocab.METRICS.items()}
+REFERENCE_FORMAT = "ganablate-reference/1"
 
 
 class _RGBImages(Dataset):
@@ -125,51 +135,156 @@ def limited_threads(n: int):
         torch.set_num_threads(previous)
 
 
-# What torch-fidelity's FID statistics hold besides tensors: plain numpy arrays.
-_NUMPY_ARRAY_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype]
-
-
 def refuse_unless_plain_data(path: Path) -> None:
-    """torch-fidelity reads its cache files and Inception weights with torch.load(weights_only=False): read
-    them safely first, so that a file from someone else's results folder can never run code here."""
+    """torch-fidelity reads Inception weights with torch.load(weights_only=False): read them safely first, so that
+    a file from someone else's results folder can never run code here."""
     try:
-        with torch.serialization.safe_globals(_NUMPY_ARRAY_GLOBALS + [type(np.dtype(t)) for t in "fdiq"]):
-            torch.load(path, map_location="cpu", weights_only=True)
+        torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure means: not plain data
-        raise DataError(f"{path}: not plain tensor data; refusing to let torch-fidelity unpickle it "
-                        f"({type(exc).__name__})") from None
+        raise DataError(
+            f"{path}: not plain tensor data; refusing to let torch-fidelity unpickle it ({type(exc).__name__})"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The test split's side of every metric in one extractor's features: its features (KID's and precision/recall's
+    layers), FID's statistics of them, and each real sample's k-NN radius. It depends only on the test split and the
+    extractor, so it is computed once per study (by the floor job, the first to score) and read by every other."""
+
+    features: dict[str, torch.Tensor]
+    fid_stats: dict[str, np.ndarray]
+    prc_radii: torch.Tensor
+
+
+def knn_radii(features: torch.Tensor, kwargs: dict) -> torch.Tensor:
+    """Each sample's distance to its k-th nearest neighbour among `features`: the radius of its ball in precision and
+    recall. The steps of torch-fidelity's calculate_precision_recall_part, which has no function for this half alone."""
+    k, batch = get_kwarg("prc_neighborhood", kwargs), get_kwarg("prc_batch_size", kwargs)
+    return torch.cat([calc_cdist_part(part, features, batch).kthvalue(k + 1).values for part in features.split(batch)])
+
+
+def precision_recall(generated: torch.Tensor, reference: Reference, layer: str, kwargs: dict) -> dict[str, float]:
+    """torch-fidelity's calculate_precision_recall_part (the path calculate_metrics takes with save_cpu_ram) step for
+    step, the same distances in the same batches, but with the real samples' radii read instead of recomputed."""
+    real, batch = reference.features[layer], get_kwarg("prc_batch_size", kwargs)
+    radii = knn_radii(generated, kwargs)
+    recall = [(calc_cdist_part(part, generated, batch) <= radii).any(dim=1).float() for part in real.split(batch)]
+    precision = [
+        (calc_cdist_part(part, real, batch) <= reference.prc_radii).any(dim=1).float()
+        for part in generated.split(batch)
+    ]
+    return {"precision": torch.cat(precision).mean().item(), "recall": torch.cat(recall).mean().item()}
+
+
+class Scorer:
+    """One extractor's metrics against data's test split, through torch-fidelity's own functions in the order
+    calculate_metrics calls them. Built once per job: the extractor is loaded, and the test split's side read from
+    the cache (or computed into it), once rather than once per checkpoint."""
+
+    def __init__(
+        self, data: ImageData, extractor: Extractor, eval_cfg: dict, cache_root: str | Path, device: torch.device
+    ):
+        self.label = extractor.label
+        self.n_reference = len(data.test_images)
+        self.kid_subset_size = eval_cfg["kid_subset_size"]
+        # What calculate_metrics was called with; every other setting is torch-fidelity's default, as it was.
+        self.kwargs = {
+            "feature_extractor": extractor.fidelity_name,
+            "feature_extractor_weights_path": str(extractor.weights),
+            "batch_size": eval_cfg["batch_size"],
+            "cuda": device.type == "cuda",
+            "save_cpu_ram": True,  # no DataLoader worker processes: the images are in memory already
+            "verbose": False,
+        }
+        self.layers = {m: resolve_feature_layer_for_metric(m, **self.kwargs) for m in ("isc", "fid", "kid", "prc")}
+        self.model = create_feature_extractor(extractor.fidelity_name, sorted(set(self.layers.values())), **self.kwargs)
+        path = Path(cache_root) / f"{extractor.reference_cache_name}-{extractor.fidelity_name}-reference.pt"
+        self.reference = load_reference(path, self._reference_layers()) if path.is_file() else self._compute(data, path)
+
+    def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        kw = self.kwargs
+        return get_featuresdict_from_dataset(
+            _RGBImages(images), self.model, kw["batch_size"], kw["cuda"], kw["save_cpu_ram"], kw["verbose"]
+        )
+
+    def _reference_layers(self) -> set[str]:
+        return {self.layers["kid"], self.layers["prc"]}  # FID's side is its statistics, IS has none
+
+    def _compute(self, data: ImageData, path: Path) -> Reference:
+        features = self.features(data.test_images)
+        reference = Reference(
+            features={layer: features[layer] for layer in self._reference_layers()},
+            fid_stats=fid_featuresdict_to_statistics(features, self.layers["fid"]),
+            prc_radii=knn_radii(features[self.layers["prc"]], self.kwargs),
+        )
+        save_reference(reference, path)
+        return reference
+
+    def score(self, images: torch.Tensor) -> dict[str, float]:
+        """Every metric of uint8 `images` (N, C, H, W) against the test split."""
+        subset = min(self.kid_subset_size, len(images), self.n_reference)
+        if subset < self.kid_subset_size:
+            warnings.warn(
+                f"eval.kid_subset_size={self.kid_subset_size} exceeds the samples at hand ({len(images)} scored, "
+                f"{self.n_reference} reference); KID uses subsets of {subset}",
+                stacklevel=2,
+            )
+        kwargs, layers, reference = self.kwargs | {"kid_subset_size": subset}, self.layers, self.reference
+        generated = self.features(images)
+        result = isc_featuresdict_to_metric(generated, layers["isc"], **kwargs)
+        stats = fid_featuresdict_to_statistics(generated, layers["fid"])
+        result |= fid_statistics_to_metric(stats, reference.fid_stats, False)
+        result |= kid_featuresdict_to_metric(generated, reference.features, layers["kid"], **kwargs)
+        result |= precision_recall(generated[layers["prc"]], reference, layers["prc"], kwargs)
+        return {metric: float(result[key]) for metric, key in METRICS.items()}
+
+
+def save_reference(reference: Reference, path: Path) -> None:
+    """Plain tensors only (FID's numpy statistics as tensors, bit for bit), so that it loads with weights_only."""
+    atomic_save(
+        {
+            "format": REFERENCE_FORMAT,
+            "features": reference.features,
+            "prc_radii": reference.prc_radii,
+            "fid_stats": {name: torch.from_numpy(value) for name, value in reference.fid_stats.items()},
+        },
+        path,
+    )
+
+
+def load_reference(path: Path, layers: set[str]) -> Reference:
+    """The cached test split's side, read as plain tensor data (never code); a file that does not load, or does not
+    hold `layers`' features, is a UsageError of one line naming it, why, and the remedy."""
+    remedy = "remove it, and the next `ganablate floor` or `ganablate evaluate` computes it again"
+    record = load_tensors(path, remedy)
+    try:
+        if record["format"] != REFERENCE_FORMAT:
+            raise ValueError(f"format {record['format']!r}, expected {REFERENCE_FORMAT!r}")
+        reference = Reference(
+            {layer: record["features"][layer] for layer in layers},
+            {name: record["fid_stats"][name].numpy() for name in ("mu", "sigma")},
+            record["prc_radii"],
+        )
+        if not all(f.dim() == 2 and len(f) == len(reference.prc_radii) for f in reference.features.values()):
+            raise ValueError("its features are not one row per radius")
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise UsageError(
+            f"{path}: not a reference cache of `ganablate floor` ({type(exc).__name__}: {exc}); {remedy}"
+        ) from None
+    return reference
 
 
 def score(
-    images: torch.Tensor, data: ImageData, extractor: Extractor, eval_cfg: dict, cache_root: str | Path,
+    images: torch.Tensor,
+    data: ImageData,
+    extractor: Extractor,
+    eval_cfg: dict,
+    cache_root: str | Path,
     device: torch.device,
 ) -> dict[str, float]:
     """Every metric of uint8 `images` (N, C, H, W) against data's test split, in one extractor's features."""
-    wanted = eval_cfg["kid_subset_size"]
-    subset = min(wanted, len(images), len(data.test_images))
-    if subset < wanted:
-        warnings.warn(
-            f"eval.kid_subset_size={wanted} exceeds the samples at hand ({len(images)} scored, "
-            f"{len(data.test_images)} reference); KID uses subsets of {subset}",
-            stacklevel=2,
-        )
-    for cached in Path(cache_root).glob(f"{extractor.reference_cache_name}-*.pt"):
-        refuse_unless_plain_data(cached)
-    result = torch_fidelity.calculate_metrics(
-        input1=_RGBImages(images),
-        input2=_RGBImages(data.test_images),
-        input2_cache_name=extractor.reference_cache_name,
-        cache_root=str(cache_root),
-        feature_extractor=extractor.fidelity_name,
-        feature_extractor_weights_path=str(extractor.weights),
-        isc=True, fid=True, kid=True, prc=True,
-        kid_subset_size=subset,
-        batch_size=eval_cfg["batch_size"],
-        cuda=device.type == "cuda",
-        save_cpu_ram=True,  # no DataLoader worker processes: the images are in memory already
-        verbose=False,
-    )
-    return {metric: float(result[key]) for metric, key in METRICS.items()}
+    return Scorer(data, extractor, eval_cfg, cache_root, device).score(images)
 
 
 def eval_z(n: int, z_dim: int) -> torch.Tensor:
@@ -224,8 +339,11 @@ def _checkpoint_files(run_dir: Path) -> dict[int, Path]:
 
 
 def evaluate_run(
-    config: dict, run_dir: str | Path, domain_extractor: str | Path | None = None,
-    cache_root: str | Path = DEFAULT_CACHE_ROOT, data_path: str | None = None,
+    config: dict,
+    run_dir: str | Path,
+    domain_extractor: str | Path | None = None,
+    cache_root: str | Path = DEFAULT_CACHE_ROOT,
+    data_path: str | None = None,
 ) -> pd.DataFrame:
     """Score every checkpoint of a training run into run_dir/metrics.csv and run_dir/samples/; returns the table."""
     run_dir = Path(run_dir)
@@ -251,34 +369,44 @@ def evaluate_run(
         if summary.get("dataset") != data.name:
             raise DataError(f"{run_dir / 'summary.json'}: the run trained on {summary.get('dataset')}, not {data.name}")
         extractors = [resolve_extractor(label, data, eval_cfg, domain_extractor) for label in eval_cfg["extractors"]]
+        scorers = [Scorer(data, e, eval_cfg, cache_root, device) for e in extractors]
         (run_dir / "samples").mkdir(exist_ok=True)  # the workflow's output, even when no checkpoint exists
         # Every checkpoint is loaded before any is scored, so that a damaged one fails the job at once.
         generators = {step: load_generator(path, data.image_shape, config["model"]) for step, path in files.items()}
         rows = []
         for step in sorted(expected | set(files)):
             if step not in generators:
-                rows += [(step, e.label, m, math.nan, 0, eval_cfg["g_mode"], status)
-                         for e in extractors for m in METRICS]
+                rows += [
+                    (step, e.label, m, math.nan, 0, eval_cfg["g_mode"], status) for e in extractors for m in METRICS
+                ]
                 continue
             G = generators[step].to(device, memory_format=torch.channels_last)  # a quarter faster on the CPU
             images = generate(G, eval_cfg["n_samples"], eval_cfg["batch_size"], eval_cfg["g_mode"], device)
             write_grid(images, run_dir / "samples" / f"step_{step}.png")
-            for e in extractors:
-                values = score(images, data, e, eval_cfg, cache_root, device)
-                rows += [(step, e.label, m, v, len(images), eval_cfg["g_mode"], status) for m, v in values.items()]
-                print(f"{run_dir}: step {step} {e.label}: fid={values['fid']:.4g} is={values['is']:.4g} "
-                      f"kid={values['kid']:.4g}", flush=True)
+            for scorer in scorers:
+                values = scorer.score(images)
+                rows += [(step, scorer.label, m, v, len(images), eval_cfg["g_mode"], status) for m, v in values.items()]
+                print(
+                    f"{run_dir}: step {step} {scorer.label}: fid={values['fid']:.4g} is={values['is']:.4g} "
+                    f"kid={values['kid']:.4g}",
+                    flush=True,
+                )
     table = pd.DataFrame(rows, columns=COLUMNS)
     atomic_write_text(run_dir / "metrics.csv", table.to_csv(index=False))
     return table
 
 
 def floor(
-    config: dict, label: str, out: str | Path, domain_extractor: str | Path | None = None,
-    cache_root: str | Path = DEFAULT_CACHE_ROOT, data_path: str | None = None,
+    config: dict,
+    label: str,
+    out: str | Path,
+    domain_extractor: str | Path | None = None,
+    cache_root: str | Path = DEFAULT_CACHE_ROOT,
+    data_path: str | None = None,
 ) -> dict:
     """eval.n_samples real train images scored against the test split: the best a G's scores could be at the
-    same sample count (FID is biased, and its bias depends on N). Scoring them also fills the reference cache, so the evaluations that follow find it warm."""
+    same sample count (FID is biased, and its bias depends on N). Scoring them also computes the test split's side
+    of every metric into the reference cache, so that the evaluations that follow only read it."""
     eval_cfg = config["eval"]
     device = eval_device(eval_cfg["device"])
     with limited_threads(eval_cfg["threads"]):

@@ -38,9 +38,17 @@ class DomainClassifier(nn.Module):
         channels, height, width = image_shape
         # Narrow on purpose: scoring pushes 10k images per checkpoint through it on one CPU thread.
         self.body = nn.Sequential(
-            nn.Conv2d(channels, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * (height // 4) * (width // 4), FEATURE_DIM), nn.ReLU(),
+            nn.Conv2d(channels, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32 * (height // 4) * (width // 4), FEATURE_DIM),
+            nn.ReLU(),
         )
         self.head = nn.Linear(FEATURE_DIM, num_classes)
 
@@ -88,8 +96,12 @@ def train_extractor(config: dict, out: Path, data_path: str | None = None) -> di
     t0 = time.perf_counter()
     model = train_classifier(data, eval_cfg["extractor_epochs"], eval_device(eval_cfg["device"]))
     record = {
-        "format": FILE_FORMAT, "dataset": data.name, "image_shape": list(data.image_shape),
-        "num_classes": model.head.out_features, "epochs": eval_cfg["extractor_epochs"], "seed": SEED,
+        "format": FILE_FORMAT,
+        "dataset": data.name,
+        "image_shape": list(data.image_shape),
+        "num_classes": model.head.out_features,
+        "epochs": eval_cfg["extractor_epochs"],
+        "seed": SEED,
         "train_seconds": time.perf_counter() - t0,
         "test_accuracy": accuracy(model, data.test_images, data.test_labels),
         "torch_version": str(torch.__version__),
@@ -115,8 +127,10 @@ def load_extractor_file(path: str | Path) -> dict:
     record = load_tensors(path, remedy)
     if not isinstance(record, dict) or record.get("format") != FILE_FORMAT:
         found = record.get("format") if isinstance(record, dict) else type(record).__name__
-        raise UsageError(f"{path}: not a domain extractor from `ganablate train-extractor` (format {found!r}, "
-                         f"expected {FILE_FORMAT!r}); {remedy}")
+        raise UsageError(
+            f"{path}: not a domain extractor from `ganablate train-extractor` (format {found!r}, "
+            f"expected {FILE_FORMAT!r}); {remedy}"
+        )
     return record
 
 

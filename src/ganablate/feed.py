@@ -1,8 +1,11 @@
 """Feed modes: how real and fake images reach D in the D step and in the G step.
 
-This is the whole difference the study is about, side by side. With a per-sample D (every norm but
-batch; train.py runs spectral norm's power iteration once per step) the three modes are the same
-math; with BatchNorm in D they are not, because a batch's statistics depend on what else is in it.
+This is the whole difference the study is about, side by side: a 2x2 of the D step (reals and fakes scored apart,
+or in one mixed batch) by the G step (the fakes scored alone, or inside a mixed batch), and one more G step, the
+fakes alone but normalized as in a mixed batch. With a per-sample D (models.Norm.per_sample; train.py runs spectral
+norm's power iteration once per step) all feed modes are the same math; with BatchNorm in D they are not, because a
+batch's statistics depend on what else is in it. Every call of D says which of its rows are real and whether it is
+the D step (models.batch_rows), for the norms that normalize with the reals' statistics or learn from them.
 """
 
 from __future__ import annotations
@@ -13,24 +16,50 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ganablate.models import BatchStatistics, batch_rows
+
 Logits = torch.Tensor
 
 
-def _split(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[Logits, Logits]:
-    return D(real), D(fake)  # two batches: each normalized by its own statistics
+def _scored(D: nn.Module, batch: torch.Tensor, reals: int, d_step: bool = False) -> Logits:
+    with batch_rows(reals, d_step):  # the first `reals` rows of the batch are real images
+        return D(batch)
 
 
-def _joint(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[Logits, Logits]:
-    logits = D(torch.cat([real, fake]))  # one batch: real and fake share statistics
+# The D step: -> D(real), D(fake)
+
+
+def _apart(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[Logits, Logits]:
+    # two batches: each normalized by its own statistics
+    return _scored(D, real, len(real), d_step=True), _scored(D, fake, 0, d_step=True)
+
+
+def _mixed(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[Logits, Logits]:
+    logits = _scored(D, torch.cat([real, fake]), len(real), d_step=True)  # one batch: real and fake share statistics
     return logits[: len(real)], logits[len(real) :]
 
 
+# The G step: -> D(fake), gradients flowing to G
+
+
 def _fakes_alone(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> Logits:
-    return D(fake)
+    return _scored(D, fake, 0)
 
 
 def _fakes_in_mixed_batch(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> Logits:
-    return D(torch.cat([real, fake]))[len(real) :]
+    return _scored(D, torch.cat([real, fake]), len(real))[len(real) :]
+
+
+def _fakes_alone_with_mixed_statistics(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> Logits:
+    # The statistics are recomputed on the mixed batch at D's current weights, not kept from the D step: the D step
+    # took them before D's update, so they would normalize the updated D's activations with another D's. Recomputed,
+    # the fakes' forward pass is joint_consistent's G step's (to float rounding), and only the gradient differs: none
+    # flows through the statistics or the reals. The recording pass needs no gradient and leaves running statistics be.
+    statistics = BatchStatistics()
+    with torch.no_grad(), statistics.recording():
+        _scored(D, torch.cat([real, fake]), len(real))
+    with statistics.replaying():
+        return _scored(D, fake, 0)
 
 
 @dataclass(frozen=True)
@@ -39,11 +68,18 @@ class Feed:
     g_step: Callable[[nn.Module, torch.Tensor, torch.Tensor], Logits]  # -> D(fake), gradients flowing to G
 
 
-# A new feed mode of the study is one entry here.
+# A new feed mode of the study is one entry here. The first four are the 2x2: D step (_apart, _mixed) by G step
+# (_fakes_alone, _fakes_in_mixed_batch).
 FEEDS: dict[str, Feed] = {
-    "split": Feed(d_step=_split, g_step=_fakes_alone),  # the seed's working code
-    "joint": Feed(d_step=_joint, g_step=_fakes_alone),  # the seed's failing code
+    "split": Feed(d_step=_apart, g_step=_fakes_alone),  # the seed's working code
+    "joint": Feed(d_step=_mixed, g_step=_fakes_alone),  # the seed's failing code
     # Fakes see mixed-batch statistics in both steps: tells joint normalization as such apart
     # from the mismatch between the D step's mixed batch and the G step's fake-only batch.
-    "joint_consistent": Feed(d_step=_joint, g_step=_fakes_in_mixed_batch),
+    "joint_consistent": Feed(d_step=_mixed, g_step=_fakes_in_mixed_batch),
+    # The other mismatch: fakes scored apart in the D step and in a mixed batch in the G step.
+    "split_g_mixed": Feed(d_step=_apart, g_step=_fakes_in_mixed_batch),
+    # Fakes see mixed-batch statistics in both steps, as in joint_consistent, but with no reals in the G step's
+    # batch and no gradient through the statistics. Defined for D's BatchNorm layers (norms batch, batch_detached):
+    # with any other norm its G step is fakes alone, and the mode is joint.
+    "joint_cached_stats": Feed(d_step=_mixed, g_step=_fakes_alone_with_mixed_statistics),
 }

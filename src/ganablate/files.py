@@ -9,8 +9,6 @@ import re
 import warnings
 from pathlib import Path
 
-import torch
-
 from ganablate.config import UsageError
 
 
@@ -24,12 +22,16 @@ def _write_via_tmp(path: str | Path, write) -> None:
 
 def atomic_save(obj, path: str | Path) -> None:
     """torch.save to `path` atomically; the content must load with torch.load(weights_only=True)."""
+    import torch  # here, not at the top: the text writers below serve torch-free commands (plan, stats)
+
     _write_via_tmp(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_tensors(path: str | Path, remedy: str, map_location="cpu"):
     """torch.load(path, weights_only=True): nothing in the file can run code. A file that does not load (damaged,
     foreign, or a pickle of Python objects) is a UsageError of one line: the file, why, and `remedy`."""
+    import torch
+
     try:
         with warnings.catch_warnings():  # e.g. a foreign pickle protocol: the error says what matters, in one line
             warnings.simplefilter("ignore")

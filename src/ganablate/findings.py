@@ -1,24 +1,31 @@
-"""results/findings.md: the study's answer, formatted from the tables that `ganablate stats` wrote.
+"""results/<study>/findings.md: the study's answer, formatted from the tables and plan.json that `ganablate stats`
+wrote, and the same page as .rst beside it for the Snakemake report.
 
-Nothing here computes a statistic or decides a verdict: every number and every word that states a result
-(better, worse, equivalent, inconclusive, the share of the gap recovered) is a cell of a table.
+Nothing here computes a statistic or decides a verdict: every number is a cell of a table or a value of plan.json,
+and every word that states a result (better, worse, equivalent, identical, inconclusive, a trend) is a table's.
+Axis and level names come from plan.json and the tables, never from this module.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pandas as pd
 
-from ganablate import stats
+from ganablate import vocab
 from ganablate.files import atomic_write_text
+from ganablate.report_tables import Study
 
 
 def fmt(x) -> str:
     """Every number of the page: 3 significant digits (tests/test_findings.py reads them back from the tables)."""
     return "NA" if x is None or pd.isna(x) else f"{x:.3g}"
+
+
+def count(x) -> str:
+    """A count (seeds, runs, degrees of freedom) in full: 3 significant digits would round 1234 runs."""
+    return "NA" if x is None or pd.isna(x) else str(int(x))
 
 
 def fmt_p(p, name: str = "p") -> str:
@@ -29,209 +36,295 @@ def ci(low, high, level: str) -> str:
     return f"{level} CI NA" if pd.isna(low) or pd.isna(high) else f"{level} CI {fmt(low)}–{fmt(high)}"
 
 
-class Tables:
-    """The tables of one study, and the sentences they make."""
+def text(x) -> str:
+    """A text cell: pandas reads an empty one as NaN."""
+    return x if isinstance(x, str) else ""
 
-    def __init__(self, config: dict, tables: str | Path):
-        self.config, self.cfg, self.folder = config, config["stats"], Path(tables)
-        self.runs = stats.load_runs(tables)
-        path = self.folder / "plan.json"
-        if not path.is_file():
-            raise stats.UsageError(f"--tables: {path} not found (run `ganablate stats` first)")
-        self.plan = json.loads(path.read_text())
-        read = {name: stats.read_table(tables, name) for name in stats.TABLES}
-        self.summary, self.effects, self.anova, self.mixed = (read[n] for n in ("summary", "feed_effects",
-                                                                                "interaction", "mixed"))
-        self.failures, self.power, self.gaps, self.trend = (read[n] for n in ("failures", "power", "context_gap",
-                                                                              "trend"))
-        self.step, self.metric = self.plan["final_step"], self.plan["primary_metric"]
-        self.mechanism = read["mechanism"][read["mechanism"]["step"] == self.step]
-        self.name, self.ref = stats.NAMES[self.metric], self.plan["reference_feed"]
-        self.level = f"{self.cfg['confidence_level']:.0%}"
-        each = stats.ordered(self.runs[["feed", "norm"]].drop_duplicates(), config, ["norm", "feed"])
-        self.norms = list(dict.fromkeys(each["norm"]))
-        self.feeds = list(dict.fromkeys(stats.ordered(each, config, ["feed"])["feed"]))
 
-    # --- rows --------------------------------------------------------------------------------------
+class Page:
+    """The tables of one study and the page they make, section by section."""
 
-    def _primary(self, table: pd.DataFrame) -> pd.DataFrame:
-        return table[stats.primary_family(table, self.cfg, self.step)] if len(table) else table
+    def __init__(self, tables: str | Path):
+        self.study = study = Study(tables)
+        self.plan = study.plan
+        self.contrasts = study.table("contrasts")
+        self.power, self.trend, self.mechanism, self.failures, self.mixed = (
+            study.table(name) for name in ("power", "trend", "mechanism", "failures", "mixed")
+        )
+        self.dataset = study.table("runs", hint="run `ganablate aggregate` first")["dataset"].iloc[0]
+        self.margin = f"±{self.plan['equivalence_margin']:.0%}"
+        self.final = study.primary(self.contrasts)
 
-    def rows(self, norm: str, metric: str | None = None) -> pd.DataFrame:
-        """The comparisons of one norm at the final step (primary metric unless another is named)."""
-        e = self.effects
-        return e[(e["norm"] == norm) & (e["step"] == self.step) & (e["extractor"] == self.plan["extractor"])
-                 & (e["metric"] == (metric or self.metric))]
+    # --- pieces of sentences -----------------------------------------------------------------------
 
-    def _one(self, table: pd.DataFrame, **match) -> pd.Series | None:
-        for key, value in match.items():
-            table = table[table[key] == value]
-        return None if table.empty else table.iloc[0]
+    def verdict(self, r: pd.Series) -> str:
+        """The row's verdict in words; 'equivalent' only where the row's verdict is."""
+        v = r["verdict"]
+        if v in ("better", "worse") and r["kind"] == "simple":
+            return f"{r['level']} is **{v}** than {r['level_ref']}"
+        return {
+            "equivalent": f"**equivalent** within {self.margin}",
+            "identical": "**identical** runs (the same values in every seed pair; no test of equivalence)",
+            "inconclusive": "**inconclusive**, neither a difference nor equivalence could be shown",
+        }.get(v, f"**{v}**")
 
-    def median(self, feed: str, norm: str) -> str:
-        r = self._one(self._primary(self.summary), feed=feed, norm=norm)
-        if r is None or r["n"] == 0:
-            return f"{feed}: no usable run"
-        return f"{feed} {fmt(r['median'])} ({ci(r['median_ci_low'], r['median_ci_high'], self.level)})"
+    def ratio(self, r: pd.Series) -> str:
+        """The ratio with its CI, saying what it is a ratio of (kind simple, interaction or trend)."""
+        of = {
+            "simple": f"{r['level']} / {r['level_ref']}",
+            "interaction": f"{r['axis']} {r['level']} / {r['level_ref']} at {r['by_axis']} = {r['by_level']} over at "
+            f"{r['by_level_ref']}",
+            "trend": f"per doubling of {r['by_axis']}",
+        }.get(r["kind"], r["kind"])
+        return (
+            f"{self.study.metric_name} ratio ({of}) {fmt(r['ratio'])} "
+            f"({ci(r['ratio_ci_low'], r['ratio_ci_high'], self.study.level)}, paired over {count(r['n_pairs'])} "
+            f"seeds, pair correlation {fmt(r['pair_correlation'])})"
+        )
 
-    # --- sentences ---------------------------------------------------------------------------------
+    def tost(self, r: pd.Series) -> str:
+        return (
+            f"TOST interval {fmt(r['equivalence_ci_low'])}–{fmt(r['equivalence_ci_high'])}, "
+            f"{fmt_p(r['p_equivalence'], 'TOST p')}; the data meet a margin of ±{fmt(r['equivalence_bound'])}"
+        )
 
-    def comparison(self, e: pd.Series) -> str:
-        """One comparison: its verdict (a column of feed_effects) and the numbers behind it."""
-        what = f"**{e['feed']} vs {e['feed_ref']}**"
-        ratio = (f"{self.name} ratio {fmt(e['ratio'])} ({ci(e['ratio_ci_low'], e['ratio_ci_high'], self.level)}, "
-                 f"paired over {int(e['n_pairs'])} seeds)")
-        if e["role"] == "confirmatory":
-            test = fmt_p(e["p_holm"], "Holm p")
-        else:
-            test = fmt_p(e["p_holm_equivalence_family"], "Holm p (controls)")
-        tost = fmt_p(e["p_equivalence"], f"TOST ±{self.cfg['equivalence_margin']:.0%} p")
-        wins = (f"P({e['feed']} better within a seed) = {fmt(e['p_improve'])} "
-                f"({ci(e['p_improve_ci_low'], e['p_improve_ci_high'], self.level)})")
-        verdict = e["verdict"]
-        if verdict in ("better", "worse"):
-            text = f"{what}: {e['feed']} is **{verdict}** than {e['feed_ref']}: {ratio}; {test}; {wins}."
-        elif verdict == "equivalent":
-            text = (f"{what}: **equivalent** within ±{self.cfg['equivalence_margin']:.0%}: {ratio}; {tost}; "
-                    f"{wins}.")
-        else:
-            text = (f"{what}: **inconclusive**, neither a difference nor equivalence could be shown: {ratio}; "
-                    f"{test}; {tost}.")
-        if isinstance(e["note"], str) and e["note"]:
-            text += f" ({e['note']})"
-        return text + self.power_clause(e)
+    def test(self, r: pd.Series) -> str:
+        if r["role"] == "confirmatory":
+            return fmt_p(r["p_holm"], "Holm p")
+        if r["role"] == "control":
+            return self.tost(r)
+        return fmt_p(r["p"], "p (unadjusted)")
 
-    def power_clause(self, e: pd.Series) -> str:
-        p = self._one(self.power, norm=e["norm"], feed_ref=e["feed_ref"], feed=e["feed"])
+    def sentence(self, r: pd.Series) -> str:
+        note = f" ({text(r['note'])})" if text(r["note"]) else ""
+        return f"**{r['contrast']}**: {self.verdict(r)}: {self.ratio(r)}; {self.test(r)}.{note}"
+
+    def _match(self, table: pd.DataFrame, r: pd.Series, metric: str | None = None) -> pd.Series | None:
+        """The row of `table` for the contrast of r (its step and extractor; r's metric unless another is named)."""
+        hit = table[
+            (table["contrast"] == r["contrast"])
+            & (table["step"] == r["step"])
+            & (table["extractor"] == r["extractor"])
+            & (table["metric"] == (metric or r["metric"]))
+        ]
+        return None if hit.empty else hit.iloc[0]
+
+    def power_clause(self, r: pd.Series) -> str:
+        p = self._match(self.power, r)
         if p is None or pd.isna(p["power"]):
             return ""
-        need = (f"about {int(p['seeds_needed'])} seeds per variant give 80%" if pd.notna(p["seeds_needed"])
-                else f"more than {self.cfg['max_seeds']} seeds per variant would be needed for 80%")
-        return f" Power of this rule ({p['rule']}) with {int(p['n_pairs'])} seeds: {fmt(p['power'])}; {need}."
+        target = f"{self.plan['power_target']:.0%}"
+        need = (
+            f"{count(p['seeds_needed'])} seeds would reach {target}"
+            if pd.notna(p["seeds_needed"])
+            else f"more than {count(self.plan['max_seeds'])} seeds would be needed for {target}"
+        )
+        note = f" ({text(p['note'])})" if text(p["note"]) else ""
+        return f" Power of this rule ({p['rule']}) with {count(p['n_pairs'])} seeds: {fmt(p['power'])}; {need}.{note}"
 
-    def recovered(self, norm: str) -> str | None:
-        m = self._one(self.mechanism, norm=norm)
-        if m is None or pd.isna(m["recovered"]):
-            return None
-        return (f"**Mechanism.** joint_consistent recovers {fmt(m['recovered'])} of joint's gap to {m['feed_ref']} "
-                f"on the log scale ({ci(m['recovered_ci_low'], m['recovered_ci_high'], self.level)}, Fieller, "
-                f"{int(m['n_pairs'])} seeds; 1 = all of it, 0 = none).")
-
-    def over_training(self, e: pd.Series) -> str:
-        t = self._one(self.trend, norm=e["norm"], feed_ref=e["feed_ref"], feed=e["feed"])
-        if t is None or not isinstance(t["trend"], str) or not t["trend"]:
+    def secondary(self, r: pd.Series) -> str:
+        s = self._match(self.contrasts, r, self.plan["secondary_metric"])
+        if s is None:
             return ""
-        said = {"widens": "the gap **widens**", "closes": "the gap **closes**"}.get(t["trend"], f"**{t['trend']}**")
-        return (f" Over training (steps {int(t['first_step'])}–{int(t['last_step'])}): ratio {fmt(t['ratio_first'])} → "
-                f"{fmt(t['ratio_last'])}; {said} (log-ratio slope {fmt(t['slope_per_1000'])} per "
-                f"1000 steps, {ci(t['slope_ci_low'], t['slope_ci_high'], self.level)}, over {int(t['n_pairs'])} seeds).")
+        return (
+            f" Secondary {vocab.METRICS[s['metric']].label}: ratio {fmt(s['ratio'])} "
+            f"({ci(s['ratio_ci_low'], s['ratio_ci_high'], self.study.level)}), {s['verdict']} (exploratory)."
+        )
 
-    def context_gap(self, norm: str) -> str:
-        g = self.gaps[self.gaps["norm"] == norm]
-        if g.empty:
-            return "**Context gap.** Not logged."
-        gaps = ", ".join(f"{r['feed']} {fmt(r['context_gap_median'])}" for _, r in g.iterrows())
-        accs = ", ".join(f"{r['feed']} {fmt(r['d_acc_median'])}" for _, r in g.iterrows())
-        text = (f"**Context gap.** Median over runs of the late-training context gap (logits): {gaps}; "
-                f"D accuracy: {accs}.")
-        m = self._one(self.mechanism, norm=norm)
-        if m is None:
-            return text
-        if pd.isna(m["gap_slope"]):
-            return text + f" Its association with {self.name} within feeds: not estimated ({m['gap_note']})."
-        return (text + f" Within feeds (OLS log {self.name} ~ gap + feed, {int(m['gap_n_runs'])} runs), "
-                f"log {self.name} changes by {fmt(m['gap_slope'])} per logit of gap "
-                f"({ci(m['gap_slope_ci_low'], m['gap_slope_ci_high'], self.level)}, {fmt_p(m['gap_p_unadj'])}, "
-                f"unadjusted, exploratory).")
-
-    def failure_line(self, norm: str) -> str:
-        parts = [f"{r['feed']} {r['n_failed']}/{r['n_runs']} ({ci(r['rate_ci_low'], r['rate_ci_high'], self.level)})"
-                 for _, r in self.failures[self.failures["norm"] == norm].iterrows()]
-        return "**Failed runs.** " + "; ".join(parts) + "."
-
-    # --- page --------------------------------------------------------------------------------------
+    # --- sections ----------------------------------------------------------------------------------
 
     def header(self) -> list[str]:
-        plan, design = self.plan, self.plan["design"]
-        low, high = design["seeds_min"], design["seeds_max"]
-        seeds = f"{low}" if low == high else f"{low} to {high}"
-        steps = ", ".join(str(s) for s in design["steps"])
-        family = "; ".join(plan["confirmatory"]) or "none (no confirmatory comparison is in the study)"
-        return [
-            f"# Findings: feed mode × discriminator normalization ({design['dataset']})",
-            "",
-            f"Generated by `ganablate findings` from the tables in {self.folder}; every number and verdict is read "
-            "from them. Regenerate rather than edit.",
-            "",
-            f"## Analysis plan (declared in the config before the runs; hash {plan['hash']})",
-            "",
-            f"- Primary outcome: {self.name} on {plan['extractor']} features at the final step {plan['final_step']} "
-            f"({stats.BETTER[self.metric]} is better); secondary: {stats.NAMES[plan['secondary_metric']]}.",
-            f"- Primary test: {stats.TESTS[plan['test']][1]}; effects are ratios (feed / reference, geometric mean "
-            f"over seeds) with paired-t {self.level} CIs.",
-            f"- Confirmatory family, Holm-adjusted at alpha {fmt(plan['alpha'])}: {family}.",
-            f"- Every other comparison of the primary outcome is a negative control, judged by a paired TOST: "
-            f"equivalent when the ratio lies within ±{plan['equivalence_margin']:.0%} (alpha {fmt(plan['alpha'])}).",
-            f"- Smallest effect of interest (for power): a ratio of {plan['smallest_effect']:g}.",
-            f"- Diverged runs: {plan['diverged_runs']}.",
-            "",
-            "## Study",
-            "",
-            f"- Variants: feeds {', '.join(self.feeds)} × norms {', '.join(self.norms)}; {seeds} seeds per variant "
-            f"({design['variants']} variants, {design['runs']} runs); scored at steps {steps}.",
-            f"- Failure rule: {stats.failure_rule(self.config)}.",
-            f"- {self.interaction()}",
-        ]
-
-    def interaction(self) -> str:
-        t = self._one(self.mixed, term="feed:norm")
-        if t is None:
-            note = self.mixed["note"].fillna("").iloc[0] if len(self.mixed) else "no table"
-            return f"Feed × norm interaction: not estimated ({note})."
-        a = self._one(self.anova, term="feed:norm")
-        sensitivity = "" if a is None else (f"; unpaired OLS ANOVA (HC3) as a sensitivity analysis: "
-                                            f"F = {fmt(a['F'])}, {fmt_p(a['p'])}")
-        return (f"Feed × norm interaction (mixed model on {t['transform']} {self.name}, seed and seed × norm "
-                f"random effects, {int(t['n_runs'])} runs): Wald χ²({int(t['df'])}) = {fmt(t['chi2'])}, "
-                f"{fmt_p(t['p'])}; runs of one seed share {fmt(t['icc_seed'])} of the variance{sensitivity}.")
-
-    def answer(self) -> list[str]:
-        confirm = self._primary(self.effects)
-        confirm = confirm[confirm["role"] == "confirmatory"]
-        if confirm.empty:
-            return []
-        lines = ["", "## The confirmatory answer", ""]
-        for _, e in confirm.iterrows():
-            lines.append(f"- {e['norm']}: {self.comparison(e)}{self.over_training(e)}")
-            secondary = self.rows(e["norm"], self.plan["secondary_metric"])
-            s = self._one(secondary, feed_ref=e["feed_ref"], feed=e["feed"])
-            if s is not None:
-                lines[-1] += (f" Secondary {stats.NAMES[self.plan['secondary_metric']]}: ratio {fmt(s['ratio'])} "
-                              f"({ci(s['ratio_ci_low'], s['ratio_ci_high'], self.level)}), {s['verdict']} "
-                              f"(exploratory, unadjusted).")
-        for norm in dict.fromkeys(confirm["norm"]):
-            line = self.recovered(norm)
-            if line:
-                lines.append(f"- {norm}: {line}")
+        plan = self.plan
+        source = (
+            f"Generated by `ganablate findings` from the tables in {self.study.folder}; every number and "
+            f"verdict is read from them. Regenerate rather than edit."
+        )
+        lines = [f"# Findings: study {plan['study']} ({self.dataset})", "", source]
+        if plan["plan_changed_after_launch"]:
+            warning = (
+                f"**Warning: analysis plan changed after launch.** Its hash {plan['hash']} is not the one the "
+                f"runs were launched with (launch hashes {', '.join(plan['launch_hashes'])}): the confirmatory "
+                f"answer is not the one declared before the runs."
+            )
+            lines += ["", warning]
         return lines
 
-    def section(self, norm: str) -> list[str]:
-        medians = "; ".join(self.median(f, norm) for f in self.feeds)
-        lines = ["", f"## norm = {norm}", "", f"- **Median {self.name}.** {medians}.", f"- {self.failure_line(norm)}"]
-        rows = self.rows(norm)
-        lines += [f"- {self.comparison(e)}" for _, e in rows.iterrows()]
+    def plan_section(self) -> list[str]:
+        plan, study = self.plan, self.study
+        family = "; ".join(plan["confirmatory"]) or "none"
+        threshold = "none" if plan["failure_threshold"] is None else fmt(plan["failure_threshold"])
+        axes, seeds = "; ".join(self.axis_line(a) for a in plan["axes"]), ", ".join(str(s) for s in plan["seeds"])
+        secondary = vocab.METRICS[plan["secondary_metric"]].label
+        lines = [
+            f"- Axes (the first is compared in the figures): {axes}.",
+            f"- Design: {plan['design']}, {count(len(plan['cells']))} cells; seeds {seeds} in every cell.",
+            (
+                f"- Primary outcome: {study.metric_name} on {study.extractor} features at the final step {study.step} "
+                f"({study.better} is better); secondary: {secondary}."
+            ),
+            (
+                f"- Primary test: {vocab.TESTS[plan['test']]}; effects are ratios of a level to another (geometric "
+                f"mean over seeds) with {study.level} CIs."
+            ),
+            f"- Confirmatory family, Holm-adjusted at alpha {fmt(plan['alpha'])}: {family}.",
+            f"- Further declared contrasts (outside the family): {'; '.join(plan['contrasts']) or 'none'}.",
+            (
+                f"- Controls are judged by a paired TOST: equivalent when its interval lies within {self.margin} of a "
+                f"ratio of 1. Why this margin: {plan['equivalence_justification'].strip()}"
+            ),
+            f"- Smallest effect of interest (for power): a ratio of {fmt(plan['smallest_effect'])}.",
+            f"- Failure threshold: {threshold}; diverged runs: {plan['diverged_runs']}.",
+        ]
+        return ["", f"## Analysis plan (hash {plan['hash']})", "", *lines]
+
+    @staticmethod
+    def axis_line(a: dict) -> str:
+        levels = ", ".join(f"{x} (reference)" if x == a["reference"] else x for x in a["levels"])
+        return f"**{a['name']}** (sets {a['sets']}{', ordered' if a['ordered'] else ''}): {levels}"
+
+    def answer(self) -> list[str]:
+        rows = self.final[self.final["role"] == "confirmatory"]
+        body = [f"- {self.sentence(r)}{self.power_clause(r)}{self.secondary(r)}" for _, r in rows.iterrows()]
+        body += [
+            f"- **{name}**: no row in contrasts.csv."
+            for name in self.plan["confirmatory"]
+            if name not in set(rows["declared"])
+        ]
+        return ["", "## The confirmatory answer", "", *(body or ["- The plan declares no confirmatory contrast."])]
+
+    def controls(self) -> list[str]:
+        rows = self.final[self.final["role"] == "control"]
+        identical = rows[rows["verdict"] == "identical"]
+        tested = rows[rows["verdict"] != "identical"]
+        lines = ["", "## Controls", ""]
         if rows.empty:
-            lines.append("- No comparison: the study holds one feed of this norm.")
-        line = self.recovered(norm)
-        if line:
-            lines.append(f"- {line}")
-        lines.append(f"- {self.context_gap(norm)}")
+            return [*lines, "- The study has no control contrast."]
+        lines.append(
+            f"- {count((rows['verdict'] == 'equivalent').sum())} of {count(len(rows))} controls are "
+            f"**equivalent** within {self.margin}, each judged on the TOST interval beside it; "
+            f"{count(len(identical))} gave identical runs and are listed apart (not counted as equivalent)."
+        )
+        lines += [f"- {self.sentence(r)}{self.power_clause(r)}" for _, r in tested.iterrows()]
+        if not identical.empty:
+            lines += ["", "Identical runs:", ""]
+            lines += [f"- {self.sentence(r)}" for _, r in identical.iterrows()]
+        return lines
+
+    def interactions(self) -> list[str]:
+        rows = self.final[self.final["kind"].isin(["interaction", "trend"])]
+        lines = ["", "## Interactions and trends", ""]
+        if rows.empty:
+            return [*lines, "- None in contrasts.csv (an interaction needs two axes, a trend an ordered axis)."]
+        return lines + [
+            f"- ({'confirmatory' if r['role'] == 'confirmatory' else 'exploratory'}) {self.sentence(r)}"
+            for _, r in rows.iterrows()
+        ]
+
+    def over_training(self) -> list[str]:
+        rows = self.study.primary(self.trend, final=False) if len(self.trend) else self.trend
+        lines = ["", "## Over training (exploratory)", ""]
+        if rows.empty:
+            return [*lines, "- No trend over training in trend.csv (it needs two scored checkpoints)."]
+        for _, t in rows.iterrows():
+            trend = f"**{t['trend']}**" if text(t["trend"]) else "not estimated"
+            note = f" ({text(t['note'])})" if text(t["note"]) else ""
+            lines.append(
+                f"- **{t['contrast']}**: ratio {fmt(t['ratio_first'])} at step {count(t['first_step'])}, "
+                f"{fmt(t['ratio_last'])} at step {count(t['last_step'])}; log-ratio slope {fmt(t['slope_per_1000'])} "
+                f"per 1000 steps ({ci(t['slope_ci_low'], t['slope_ci_high'], self.study.level)}, "
+                f"{fmt_p(t['p_slope_unadj'], 'p (unadjusted)')}, {count(t['n_pairs'])} seeds): {trend}.{note}"
+            )
+        return lines
+
+    def mechanism_section(self) -> list[str]:
+        rows = self.study.primary(self.mechanism) if len(self.mechanism) else self.mechanism
+        lines = ["", "## Mechanism", ""]
+        if rows.empty:
+            return [*lines, "- No mechanism was declared (mechanism.csv is empty)."]
+        for _, m in self.study.ordered(rows).iterrows():
+            where = self.study.cell_text(m) or "all cells"
+            lines.append(f"- {where}: {self.recovered(m)} {self.gap(m)}")
+        return lines
+
+    def recovered(self, m: pd.Series) -> str:
+        note = f" ({text(m['recovered_note'])})" if text(m["recovered_note"]) else ""
+        if pd.isna(m["recovered"]) and pd.isna(m["recovered_raw"]):
+            return (
+                f"the share of {m['broken']}'s gap to {m['reference']} that {m['repaired']} recovers: not "
+                f"estimated{note}."
+            )
+        level = self.study.level
+        log, raw = (ci(m[f"{c}_ci_low"], m[f"{c}_ci_high"], level) for c in ("recovered", "recovered_raw"))
+        return (
+            f"{m['repaired']} recovers {fmt(m['recovered'])} of {m['broken']}'s gap to {m['reference']} on the "
+            f"log scale ({log}, Fieller) and {fmt(m['recovered_raw'])} on the raw scale ({raw}), over "
+            f"{count(m['n_pairs'])} seeds (1 = all of it, 0 = none).{note}"
+        )
+
+    def gap(self, m: pd.Series) -> str:
+        """The context gap's association with the metric: a CI that holds 0 is no detectable association, never
+        'no association'."""
+        what = f"the context gap and log {self.study.metric_name} within levels of {m['axis']}"
+        if pd.isna(m["gap_slope"]):
+            return f"Association of {what}: not estimated ({text(m['gap_note'])})."
+        interval = (
+            f"{ci(m['gap_slope_ci_low'], m['gap_slope_ci_high'], self.study.level)}, "
+            f"{fmt_p(m['gap_p_unadj'], 'p (unadjusted)')}, {count(m['gap_n_runs'])} runs, exploratory"
+        )
+        if m["gap_slope_ci_low"] <= 0 <= m["gap_slope_ci_high"]:
+            return (
+                f"No detectable association between {what}: slope {fmt(m['gap_slope'])} per logit of gap ({interval})."
+            )
+        return (
+            f"Between {what}: log {self.study.metric_name} changes by {fmt(m['gap_slope'])} per logit of gap "
+            f"({interval})."
+        )
+
+    def failures_section(self) -> list[str]:
+        failed = self.study.ordered(self.failures[self.failures["n_failed"] > 0])
+        lines = ["", "## Failures", ""]
+        if failed.empty:
+            return [*lines, "- No run failed."]
+        for _, f in failed.iterrows():
+            lines.append(
+                f"- {self.study.cell_text(f) or 'all'}: {count(f['n_failed'])} of {count(f['n_runs'])} runs failed "
+                f"({count(f['n_diverged'])} diverged, {count(f['n_beyond_threshold'])} beyond the threshold, "
+                f"{count(f['n_no_value'])} without a value); rate {fmt(f['failure_rate'])} "
+                f"({ci(f['rate_ci_low'], f['rate_ci_high'], self.study.level)})."
+            )
+        return [*lines, "- Every other cell: no failed run."]
+
+    def mixed_section(self) -> list[str]:
+        lines = ["", "## Mixed model (exploratory sensitivity analysis)", ""]
+        terms = self.mixed[self.mixed["chi2"].notna()] if len(self.mixed) else self.mixed
+        if terms.empty:
+            note = text(self.mixed["note"].iloc[0]) if len(self.mixed) else "mixed.csv is empty"
+            return [*lines, f"- Not estimated ({note})."]
+        t = terms.iloc[0]
+        converged = "converged" if pd.notna(t["converged"]) and bool(t["converged"]) else "**did not converge**"
+        lines.append(
+            f"- `{t['formula']}` on the {t['transform']} scale, {count(t['n_runs'])} runs of "
+            f"{count(t['n_seeds'])} seeds, {converged}; runs of one seed share {fmt(t['icc_seed'])} of the "
+            f"variance."
+        )
+        lines += [
+            f"- {r['term']}: Wald χ²({count(r['df'])}) = {fmt(r['chi2'])}, {fmt_p(r['p'])}."
+            for _, r in terms.iterrows()
+        ]
         return lines
 
     def markdown(self) -> str:
-        lines = self.header() + self.answer()
-        for norm in self.norms:
-            lines += self.section(norm)
+        lines = [
+            *self.header(),
+            *self.plan_section(),
+            *self.answer(),
+            *self.controls(),
+            *self.interactions(),
+            *self.over_training(),
+            *self.mechanism_section(),
+            *self.failures_section(),
+            *self.mixed_section(),
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -249,10 +342,11 @@ def to_rst(markdown: str) -> str:
 
 
 def write_findings(config: dict, tables: str | Path, out: str | Path) -> list[Path]:
-    """out (Markdown) and, beside it, the same page as .rst."""
+    """out (Markdown) and, beside it, the same page as .rst. The axes, levels and plan are plan.json's (the
+    tables'), not the config's, so the page states what the statistics computed; config is the CLI's, unused here."""
     out = Path(out)
-    text = Tables(config, tables).markdown()
+    page = Page(tables).markdown()
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, text)
-    atomic_write_text(out.with_suffix(".rst"), to_rst(text))
+    atomic_write_text(out, page)
+    atomic_write_text(out.with_suffix(".rst"), to_rst(page))
     return [out, out.with_suffix(".rst")]

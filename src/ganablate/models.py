@@ -1,8 +1,17 @@
-"""DCGAN generator and discriminator; D's normalization is the factor under study, chosen from NORMS."""
+"""DCGAN generator and discriminator; D's normalization is the factor under study, chosen from NORMS.
+
+Some norms need to know more than the batch in front of them: which of its rows are real images (the feed says so,
+with batch_rows), a chunk size or a reference batch (the model config and the caller, at construction), or the
+statistics of another forward pass (feed.py's cached-statistics mode, with BatchStatistics). D called bare, outside
+a feed, treats every row as real and changes none of its norms' state.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -13,11 +22,13 @@ from torch.nn.utils import parametrizations, parametrize
 
 @dataclass(frozen=True)
 class Norm:
-    """How one normalization enters D: a layer after each hidden conv, and a wrapper for every weight."""
+    """How one normalization enters D: a layer after each hidden conv (built from its channel count and the model
+    config), and a wrapper for every weight."""
 
-    layer: Callable[[int], nn.Module]
+    layer: Callable[[int, dict], nn.Module]
     weight: Callable[[nn.Module], nn.Module] = lambda module: module
-    per_sample: bool = True  # no coupling between the samples of a batch (spectral: within one cached() block)
+    per_sample: bool = True  # no coupling between the samples of a batch, given D's weights and state
+    reference: bool = False  # D carries a batch of reference_size reals, given at construction
 
 
 class _SpectralNorm(parametrizations._SpectralNorm):
@@ -42,14 +53,232 @@ def _groups(channels: int) -> int:
     return next(g for g in (8, 4, 2, 1) if channels % g == 0)
 
 
+# --- what a feed tells D's norm layers -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The batch D is scoring, as the feed built it."""
+
+    reals: int | None = None  # the first `reals` rows are real images, the rest fakes; None: every row (D bare)
+    d_step: bool = False  # the D step, the only one in which a norm's state learns from the reals
+
+    def real_count(self, n: int) -> int:
+        return n if self.reals is None else self.reals
+
+
+_BARE = Rows()  # D called outside a feed
+_ROWS: ContextVar[Rows] = ContextVar("rows", default=_BARE)
+_STATISTICS: ContextVar[BatchStatistics | None] = ContextVar("statistics", default=None)
+
+
+@contextmanager
+def _set(var: ContextVar, value) -> Iterator[None]:
+    # A context variable, not an attribute of D: a stack of seeds (stack.py) calls D as a function, not a module.
+    token = var.set(value)
+    try:
+        yield
+    finally:
+        var.reset(token)
+
+
+def batch_rows(reals: int, d_step: bool = False):
+    """Within the block, D's input holds `reals` real images first, then fakes; d_step: it is the D step."""
+    return _set(_ROWS, Rows(reals, d_step))
+
+
+class BatchStatistics:
+    """The mean and variance each BatchNorm layer of D (the norms batch and batch_detached) normalizes with in one
+    forward pass, recorded, then used layer by layer, detached, in a later pass instead of that pass's own."""
+
+    def __init__(self):
+        self._recorded: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._replay: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def recording(self):
+        return _set(_STATISTICS, self)
+
+    def replaying(self):
+        self._replay = iter(self._recorded)
+        return _set(_STATISTICS, self)
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._replay is not None:
+            return next(self._replay)
+        var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
+        self._recorded.append((mean.detach(), var.detach()))
+        return mean, var
+
+
+# --- D's BatchNorm layers -------------------------------------------------------------------------
+
+
+def _normalized(norm: nn.BatchNorm2d, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """x normalized with a mean and variance per channel, (C,), or per row and channel, (N, C); then norm's affine
+    map. Written out rather than F.batch_norm, which has no gradient through the statistics it is given."""
+    scale = torch.rsqrt(var + norm.eps)[..., None, None] * norm.weight[:, None, None]
+    return (x - mean[..., None, None]) * scale + norm.bias[:, None, None]
+
+
+class BatchNorm(nn.BatchNorm2d):
+    """The norm `batch`: torch's BatchNorm2d, bit for bit, but within a BatchStatistics' recording or replaying."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        statistics = _STATISTICS.get()
+        if statistics is None:
+            return super().forward(x)
+        return _normalized(self, x, *statistics(x))  # and the running statistics are left alone
+
+
+class DetachedBatchNorm(BatchNorm):
+    """Batch statistics with no gradient through them (a diagnostic, not a published fix): the forward pass of
+    batch, and the gradient of a per-channel affine map, so that no sample's gradient flows through another's."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels, track_running_stats=False)  # nothing reads running statistics in training
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _STATISTICS.get() is not None:
+            return super().forward(x)
+        var, mean = torch.var_mean(x.detach(), dim=(0, 2, 3), unbiased=False)
+        return _normalized(self, x, mean, var)
+
+
+class GhostBatchNorm(nn.BatchNorm2d):
+    """BatchNorm applied to consecutive chunks of the batch apart (ghost batch normalization, Hoffer et al. 2017):
+    chunks of `chunk` rows, or by default one chunk per source (the batch's reals, its fakes), so that an unshuffled
+    joint batch [reals; fakes] is normalized as split's two batches are."""
+
+    def __init__(self, channels: int, chunk: int | None):
+        super().__init__(channels, track_running_stats=False)
+        if chunk is not None and chunk < 1:
+            raise ValueError(f"model.ghost_chunk: {chunk} is less than the minimum of 1")
+        self.chunk = chunk
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = len(x)
+        if self.chunk is None:
+            reals = _ROWS.get().real_count(n)
+            sizes = [reals, n - reals] if 0 < reals < n else [n]
+        elif n % self.chunk:
+            raise ValueError(
+                f"model.ghost_chunk: {self.chunk} does not divide D's batch of {n} rows; "
+                f"allowed: a divisor of train.batch_size"
+            )
+        else:
+            sizes = [self.chunk] * (n // self.chunk)
+        return torch.cat(
+            [F.batch_norm(part, None, None, self.weight, self.bias, True, 0.0, self.eps) for part in x.split(sizes)]
+        )
+
+
+class RealHalfNorm(nn.BatchNorm2d):
+    """Every row normalized with the statistics of the batch's reals (OpenAI Improved-GAN's batch_norm_first_half),
+    so that a fake's normalization no longer depends on the other fakes. A batch with no reals (a G step's fakes
+    alone) is normalized with those of the last D step's reals, detached: the only reals there are, taken at D's
+    weights before its update."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels, track_running_stats=False)
+        self.register_buffer("real_mean", torch.zeros(channels))
+        self.register_buffer("real_var", torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = _ROWS.get()
+        reals = rows.real_count(len(x))
+        if reals == 0:
+            return _normalized(self, x, self.real_mean, self.real_var)
+        var, mean = torch.var_mean(x[:reals], dim=(0, 2, 3), unbiased=False)
+        if rows.d_step:
+            self.real_mean.copy_(mean.detach())
+            self.real_var.copy_(var.detach())
+        return _normalized(self, x, mean, var)
+
+
+class RunningBatchNorm(nn.BatchNorm2d):
+    """BatchNorm with its running statistics in both steps, as in eval mode, so that D is a per-sample function.
+    They learn from the D steps' reals only, one D step late: a D step first folds the previous one's reals into
+    them, then normalizes every row with them and keeps its own reals' statistics for the next, so that split's two
+    batches and joint's one see the same statistics. The k-th fold has momentum max(1/k, 0.1): the plain average of
+    the first ten real batches (a warm-up; step 1 has only the 0/1 init to normalize with), then torch's default."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels)  # num_batches_tracked counts the real batches kept
+        self.register_buffer("pending_mean", torch.zeros(channels))
+        self.register_buffer("pending_var", torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = _ROWS.get()
+        reals = rows.real_count(len(x))
+        if rows.d_step and reals:
+            with torch.no_grad():
+                # Without a branch on the count, so that it runs under vmap (stack.py): the first fold, of the
+                # 0/1 init into itself, changes nothing.
+                momentum = (1 / self.num_batches_tracked.clamp(min=1)).clamp(min=self.momentum)
+                self.running_mean.add_(momentum * (self.pending_mean - self.running_mean))
+                self.running_var.add_(momentum * (self.pending_var - self.running_var))
+                var, mean = torch.var_mean(x[:reals], dim=(0, 2, 3))
+                self.pending_mean.copy_(mean)
+                self.pending_var.copy_(var)
+                self.num_batches_tracked.add_(1)
+        return _normalized(self, x, self.running_mean, self.running_var)
+
+
+class ReferenceNorm(nn.BatchNorm2d):
+    """Every row normalized with the statistics of a reference batch of reals, the first `size` rows of the input,
+    where D puts it (reference batch normalization, Salimans et al. 2016). The statistics stay in the graph, as in
+    Improved-GAN's code: they are a function of D's weights."""
+
+    def __init__(self, channels: int, size: int):
+        super().__init__(channels, track_running_stats=False)
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        var, mean = torch.var_mean(x[: self.size], dim=(0, 2, 3), unbiased=False)
+        return _normalized(self, x, mean, var)
+
+
+class VirtualNorm(ReferenceNorm):
+    """Virtual batch normalization (Salimans et al. 2016; Improved-GAN's VBNL): each example normalized with the
+    statistics of the reference batch and itself, its own weighing 1/(R+1); the reference with its own alone."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        reference, rest = x[: self.size], x[self.size :]
+        mean, mean_sq = reference.mean((0, 2, 3)), reference.square().mean((0, 2, 3))
+        own = 1 / (self.size + 1)
+        row_mean = (1 - own) * mean + own * rest.mean((2, 3))
+        row_mean_sq = (1 - own) * mean_sq + own * rest.square().mean((2, 3))
+        return torch.cat(
+            [
+                _normalized(self, reference, mean, mean_sq - mean.square()),
+                _normalized(self, rest, row_mean, row_mean_sq - row_mean.square()),
+            ]
+        )
+
+
+def reference_size(model_cfg: dict) -> int:
+    """R, the number of reals in D's reference batch (norms reference and virtual): model.reference_size."""
+    size = model_cfg.get("reference_size", 64)
+    if size < 1:
+        raise ValueError(f"model.reference_size: {size} is less than the minimum of 1")
+    return size
+
+
 # A new variant of the study is one entry here.
 NORMS: dict[str, Norm] = {
-    "none": Norm(layer=lambda c: nn.Identity()),
-    "batch": Norm(layer=nn.BatchNorm2d, per_sample=False),
-    "instance": Norm(layer=lambda c: nn.InstanceNorm2d(c, affine=True)),
-    "layer": Norm(layer=lambda c: nn.GroupNorm(1, c)),  # one group = per sample over (C, H, W)
-    "group": Norm(layer=lambda c: nn.GroupNorm(_groups(c), c)),
-    "spectral": Norm(layer=lambda c: nn.Identity(), weight=spectral_norm),
+    "none": Norm(layer=lambda c, model: nn.Identity()),
+    "batch": Norm(layer=lambda c, model: BatchNorm(c), per_sample=False),
+    "instance": Norm(layer=lambda c, model: nn.InstanceNorm2d(c, affine=True)),
+    "layer": Norm(layer=lambda c, model: nn.GroupNorm(1, c)),  # one group = per sample over (C, H, W)
+    "group": Norm(layer=lambda c, model: nn.GroupNorm(_groups(c), c)),
+    "spectral": Norm(layer=lambda c, model: nn.Identity(), weight=spectral_norm),
+    # Remedies for BatchNorm in a jointly fed D (issue 20), and one diagnostic.
+    "ghost": Norm(layer=lambda c, model: GhostBatchNorm(c, model.get("ghost_chunk")), per_sample=False),
+    "realhalf": Norm(layer=lambda c, model: RealHalfNorm(c), per_sample=False),
+    "reference": Norm(layer=lambda c, model: ReferenceNorm(c, reference_size(model)), reference=True),
+    "virtual": Norm(layer=lambda c, model: VirtualNorm(c, reference_size(model)), reference=True),
+    "batch_eval": Norm(layer=lambda c, model: RunningBatchNorm(c)),
+    "batch_detached": Norm(layer=lambda c, model: DetachedBatchNorm(c), per_sample=False),
 }
 
 
@@ -75,7 +304,7 @@ class Generator(nn.Module):
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(True),
         ]
-        for c_in, c_out in zip(widths, widths[1:]):
+        for c_in, c_out in itertools.pairwise(widths):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.z_dim = z_dim
@@ -88,25 +317,31 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """images (B, C, H, W) -> logits (B,); identical across norms except for NORMS[norm]."""
 
-    def __init__(self, image_shape: tuple[int, int, int], width: int, norm: str):
+    def __init__(
+        self, image_shape: tuple[int, int, int], model_cfg: dict, norm: str, reference: torch.Tensor | None = None
+    ):
         super().__init__()
         norm_spec = NORMS[norm]
         channels, size, _ = image_shape
         base, stages = _geometry(size)
-        widths = [width * 2**i for i in range(stages)]
+        widths = [model_cfg["d_width"] * 2**i for i in range(stages)]
         # The first layer sees raw pixels and has no normalization, as in DCGAN.
         layers: list[nn.Module] = [norm_spec.weight(nn.Conv2d(channels, widths[0], 4, 2, 1)), nn.LeakyReLU(0.2, True)]
-        for c_in, c_out in zip(widths, widths[1:]):
+        for c_in, c_out in itertools.pairwise(widths):
             layers += [
                 norm_spec.weight(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False)),
-                norm_spec.layer(c_out),
+                norm_spec.layer(c_out, model_cfg),
                 nn.LeakyReLU(0.2, True),
             ]
         layers.append(norm_spec.weight(nn.Conv2d(widths[-1], 1, base, 1, 0)))
         self.main = nn.Sequential(*layers)
+        self.register_buffer("reference", reference)  # None, and no state-dict entry, for the other norms
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x).flatten()
+        if self.reference is None:
+            return self.main(x).flatten()
+        # The reference batch rides in front of every batch, so that each norm layer sees its activations.
+        return self.main(torch.cat([self.reference, x])).flatten()[len(self.reference) :]
 
 
 def _dcgan_init(module: nn.Module) -> None:
@@ -124,9 +359,22 @@ def build_generator(image_shape: tuple[int, int, int], model_cfg: dict) -> Gener
     return generator
 
 
-def build_discriminator(image_shape: tuple[int, int, int], model_cfg: dict, norm: str) -> Discriminator:
+def build_discriminator(
+    image_shape: tuple[int, int, int], model_cfg: dict, norm: str, reference: torch.Tensor | None = None
+) -> Discriminator:
+    """D with NORMS[norm]; reference: for the norms that need one, reference_size(model_cfg) real images in the
+    model's range, fixed for the run (the caller draws them from the run's seed)."""
     if norm not in NORMS:
         raise ValueError(f"norm: unknown normalization {norm!r}; allowed: {', '.join(NORMS)}")
-    discriminator = Discriminator(image_shape, model_cfg["d_width"], norm)
+    if NORMS[norm].reference:
+        size = reference_size(model_cfg)
+        if reference is None or len(reference) != size:
+            given = "none" if reference is None else len(reference)
+            raise ValueError(
+                f"norm: {norm} needs a reference batch of model.reference_size={size} real images; given: {given}"
+            )
+    elif reference is not None:
+        raise ValueError(f"norm: {norm} takes no reference batch; allowed with: reference, virtual")
+    discriminator = Discriminator(image_shape, model_cfg, norm, reference)
     discriminator.apply(_dcgan_init)
     return discriminator

@@ -1,62 +1,111 @@
-"""The study's figures, drawn from the tables (and the sample grids in the run folders); each as PNG and PDF."""
+"""The study's figures, drawn from the tables and plan.json (and the sample grids in the run folders); each as PNG
+and PDF, one per name of outputs.FIGURES.
+
+Generic over the axes: the first declared axis is the compared one (on x, or as colour); the next axis makes the
+rows of a grid of panels and the one after it the columns, further axes joining the column's label.
+"""
 
 from __future__ import annotations
 
-import math
+import itertools
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import ticker
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
-from scipy import stats as sps
 
-from ganablate import stats
+from ganablate import outputs, vocab
 from ganablate.config import UsageError
+from ganablate.report_tables import Study
 
-# FID and KID are (squared) distances in feature space, IS a ratio, precision and recall fractions: all unitless.
-UNITS = {"fid": "unitless", "kid": "unitless", "is": "unitless", "precision": "fraction", "recall": "fraction"}
 FAILED = {"color": "crimson", "marker": "X", "s": 70, "linewidths": 0.8, "edgecolors": "white", "zorder": 5}
-SEABORN_DASHES = {"-": "", "--": (4, 2), ":": (1, 2), "-.": (4, 1.5, 1, 1.5)}
+VERDICTS = {  # verdict: (colour, marker); red is worse whichever way the metric points
+    "worse": ("crimson", "v"),
+    "better": ("royalblue", "^"),
+    "equivalent": ("seagreen", "D"),
+    "identical": ("grey", "s"),
+    "inconclusive": ("black", "o"),
+}
+STEPS = "training step (G updates)"
+RATIO_TICKS = (0.1, 0.25, 0.5, 0.67, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 2, 4, 10)
 
 
-class Study:
-    """What every figure needs: the config's choices and the order and colour of feeds and norms."""
+class Facets:
+    """The compared axis and the grid of panels the other axes make: one panel per combination of their labels
+    that a cell of the design holds, rows by the second axis, columns by the rest."""
 
-    def __init__(self, config: dict, runs: pd.DataFrame):
-        self.cfg = config["stats"]
-        self.metric, self.extractor = self.cfg["primary_metric"], self.cfg["primary_extractor"]
-        self.step = stats.final_step(runs, self.cfg)
-        each = stats.ordered(runs[["feed", "norm"]].drop_duplicates(), config, ["feed", "norm"])
-        self.feeds = list(dict.fromkeys(each["feed"]))
-        self.norms = list(dict.fromkeys(stats.ordered(each, config, ["norm"])["norm"]))
-        self.palette = dict(zip(self.feeds, sns.color_palette("colorblind", len(self.feeds))))
-        # Feeds that coincide (a per-sample D makes them the same math) still show apart by marker and dash.
-        self.style = {f: {"marker": "os^Dv"[i % 5], "ls": ["-", "--", ":", "-."][i % 4]}
-                      for i, f in enumerate(self.feeds)}
-        self.level = f"{self.cfg['confidence_level']:.0%}"
-        # Normal-approximation bands for the many points of the training logs, where a bootstrap each is slow.
-        self.z = float(sps.norm.ppf(0.5 + self.cfg["confidence_level"] / 2))
+    def __init__(self, study: Study):
+        self.study = study
+        self.compared = study.axes[0]
+        self.levels = list(self.compared.labels)
+        self.row_axes, self.col_axes = study.names[1:2], study.names[2:]
+        self.rows, self.cols = self._combos(self.row_axes), self._combos(self.col_axes)
+        colours = sns.color_palette("colorblind", len(self.levels))
+        # Levels that coincide (the same math) still show apart by marker and dash.
+        self.style = {
+            level: {"color": colours[i], "marker": "os^Dv"[i % 5], "ls": ["-", "--", ":", "-."][i % 4]}
+            for i, level in enumerate(self.levels)
+        }
 
-    @property
-    def label(self) -> str:
-        better = stats.BETTER[self.metric]
-        return f"{stats.NAMES[self.metric]} ({UNITS[self.metric]}, {self.extractor} features)\n{better} is better"
+    def _combos(self, names: list[str]) -> list[tuple[str, ...]]:
+        index = [self.study.names.index(n) for n in names]
+        found = {tuple(cell[i] for i in index) for cell in self.study.design.cells}
+        order = [self.study.design.axis(n).labels for n in names]
+        return sorted(found, key=lambda combo: [levels.index(x) for levels, x in zip(order, combo)])
 
-    def primary(self, table: pd.DataFrame) -> pd.DataFrame:
-        return table[(table["metric"] == self.metric) & (table["extractor"] == self.extractor)]
+    def held(self, row: tuple, col: tuple) -> bool:
+        """Whether a cell of the design lies in this panel (an OFAT design leaves some panels empty)."""
+        where = dict(zip(self.row_axes + self.col_axes, row + col))
+        return any(all(self.study.design.cell(c)[n] == x for n, x in where.items()) for c in self.study.design.cells)
+
+    def select(self, frame: pd.DataFrame, row: tuple, col: tuple) -> pd.DataFrame:
+        keep = pd.Series(True, index=frame.index)
+        for name, label in zip(self.row_axes + self.col_axes, row + col):
+            keep &= frame[name] == label
+        return frame[keep]
+
+    def title(self, row: tuple, col: tuple) -> str:
+        return ", ".join(f"{n} = {x}" for n, x in zip(self.row_axes + self.col_axes, row + col))
+
+    def grid(self, width: float, height: float):
+        """The figure and its panels as ((row, col), ax) pairs, titled; panels without a cell say so."""
+        fig, axes = plt.subplots(
+            len(self.rows),
+            len(self.cols),
+            squeeze=False,
+            layout="constrained",
+            figsize=(width * len(self.cols) + 1.8, height * len(self.rows) + 0.8),
+        )
+        panels = []
+        for (i, row), (j, col) in itertools.product(enumerate(self.rows), enumerate(self.cols)):
+            ax = axes[i, j]
+            ax.set_title(self.title(row, col), fontsize=9)
+            if self.held(row, col):
+                panels.append(((row, col), ax))
+            else:
+                ax.text(0.5, 0.5, "no cell of the design", ha="center", va="center", transform=ax.transAxes)
+                ax.set_axis_off()
+        return fig, panels
 
     def legend(self, fig, extra: list | None = None) -> None:
-        handles = [Line2D([], [], color=self.palette[f], lw=2, label=f, **self.style[f]) for f in self.feeds]
-        fig.legend(handles=handles + (extra or []), title="feed", loc="center left", bbox_to_anchor=(1.0, 0.5),
-                   frameon=False)
+        handles = [Line2D([], [], lw=2, label=level, **self.style[level]) for level in self.levels]
+        fig.legend(
+            handles=handles + (extra or []),
+            title=self.compared.name,
+            loc="center left",
+            bbox_to_anchor=(1.0, 0.5),
+            frameon=False,
+        )
 
-    def dodge(self, feed: str, width: float = 0.8) -> float:
-        """x offset of a feed within a norm's slot, as seaborn dodges hues."""
-        k = len(self.feeds)
-        return -width / 2 + width / k * (self.feeds.index(feed) + 0.5)
+
+def metric_label(study: Study) -> str:
+    units = vocab.METRICS[study.metric].units
+    return f"{study.metric_name} ({units}, {study.extractor} features)\n{study.better} is better"
 
 
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
@@ -67,204 +116,366 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
     return paths
 
 
-def _grid(n: int, width: float = 3.6, height: float = 3.0, ncols: int = 3):
-    ncols = min(ncols, n)
-    nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, layout="constrained")
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
-    return fig, axes.flat[:n]
+def _message(text: str) -> plt.Figure:
+    """A figure that says why there is nothing to draw: the report keeps every figure's slot."""
+    fig, ax = plt.subplots(figsize=(7, 2.5), layout="constrained")
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=12, wrap=True)
+    ax.set_axis_off()
+    return fig
 
 
-def primary_per_seed(study: Study, runs: pd.DataFrame, config: dict) -> plt.Figure:
-    outcomes = stats.run_outcomes(runs, config)
+# --- primary metric per seed ---------------------------------------------------------------------
+
+
+def run_outcomes(study: Study, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: its primary metric at the final step and why it failed ('' when it did not), by the
+    failure threshold plan.json declares."""
+    keys = [*study.names, "seed"]
+    each = runs[[*keys, "status", "steps_done"]].drop_duplicates(keys)
+    out = each.merge(study.primary(runs)[[*keys, "value"]], on=keys, how="left")
+    value, threshold = out["value"].astype(float), study.plan["failure_threshold"]
+    beyond = pd.Series(False, index=out.index)
+    if threshold is not None:
+        beyond = value > threshold if study.better == "lower" else value < threshold
+    out["failure"] = np.select(
+        [out["status"] == "diverged", ~np.isfinite(value), beyond], ["diverged", "no value", "beyond threshold"], ""
+    )
+    return out
+
+
+def _seed_panel(ax, facets: Facets, outcomes: pd.DataFrame) -> None:
+    """Box and points of the usable runs per compared level; failed runs marked where their value is, or counted
+    on the 'worse' edge when they have none."""
     values = outcomes[(outcomes["status"] == "completed") & np.isfinite(outcomes["value"].astype(float))]
-    width = 1.4 * len(study.norms) * max(1, len(study.feeds) / 2) + 2
-    fig, ax = plt.subplots(figsize=(width, 4.5), layout="constrained")
+    palette = {level: facets.style[level]["color"] for level in facets.levels}
+    name = facets.compared.name
     if not values.empty:
-        common = dict(data=values, x="norm", y="value", hue="feed", order=study.norms, hue_order=study.feeds,
-                      palette=study.palette, ax=ax, legend=False)
+        common = {
+            "data": values,
+            "x": name,
+            "y": "value",
+            "hue": name,
+            "order": facets.levels,
+            "hue_order": facets.levels,
+            "palette": palette,
+            "ax": ax,
+            "legend": False,
+        }
         sns.boxplot(**common, showfliers=False, boxprops={"alpha": 0.35})
-        sns.stripplot(**common, dodge=True, jitter=0.08, size=5, edgecolor="black", linewidth=0.5)
-    ax.set_xlim(-0.5, len(study.norms) - 0.5)
-    x = outcomes["norm"].map(study.norms.index) + outcomes["feed"].map(study.dodge)
-    extra = []
+        sns.stripplot(**common, jitter=0.08, size=5, edgecolor="black", linewidth=0.5)
+    ax.set_xlim(-0.5, len(facets.levels) - 0.5)
+    ax.set_xticks(range(len(facets.levels)), facets.levels)
+    x = outcomes[name].map(facets.levels.index)
     beyond = outcomes["failure"] == "beyond threshold"
-    if beyond.any():
-        ax.scatter(x[beyond], outcomes.loc[beyond, "value"], **FAILED)
-        extra.append(Line2D([], [], ls="", marker="X", color=FAILED["color"], label="failed (beyond threshold)"))
-    if study.cfg["failure_threshold"] is not None:
-        ax.axhline(study.cfg["failure_threshold"], color=FAILED["color"], ls="--", lw=1)
-        extra.append(Line2D([], [], color=FAILED["color"], ls="--", label="failure threshold"))
-    lost = outcomes[outcomes["failure"].isin(["diverged", "no value"])].assign(x=x)
-    if not lost.empty:
-        # No value to place: one marker per variant on the 'worse' edge of the axis, with the count of runs.
-        edge = 0.96 if stats.BETTER[study.metric] == "lower" else 0.04
-        transform = blended_transform_factory(ax.transData, ax.transAxes)
-        for (feed, norm), group in lost.groupby(["feed", "norm"]):
-            ax.scatter(group["x"].iloc[0], edge, transform=transform, **(FAILED | {"marker": "v"}))
-            ax.text(group["x"].iloc[0], edge, f"  {len(group)}", transform=transform, va="center",
-                    color=FAILED["color"], fontweight="bold")
-        extra.append(Line2D([], [], ls="", marker="v", color=FAILED["color"],
-                            label="diverged / no value\n(count, at the edge)"))
-    per_variant = outcomes.groupby(["feed", "norm"]).size()
-    low, high = per_variant.min(), per_variant.max()
+    ax.scatter(x[beyond], outcomes.loc[beyond, "value"], **FAILED)
+    edge = 0.96 if facets.study.better == "lower" else 0.04
+    transform = blended_transform_factory(ax.transData, ax.transAxes)
+    lost = outcomes[outcomes["failure"].isin(["diverged", "no value"])]
+    for level, group in lost.groupby(name):
+        at = facets.levels.index(level)
+        ax.scatter(at, edge, transform=transform, **(FAILED | {"marker": "v"}))
+        ax.text(at, edge, f"  {len(group)}", transform=transform, va="center", color=FAILED["color"], fontweight="bold")
+    threshold = facets.study.plan["failure_threshold"]
+    if threshold is not None:
+        ax.axhline(threshold, color=FAILED["color"], ls="--", lw=1)
+    ax.set(xlabel=name, ylabel="")
+
+
+def primary_per_seed(facets: Facets, runs: pd.DataFrame) -> plt.Figure:
+    study = facets.study
+    outcomes = run_outcomes(study, runs)
+    fig, panels = facets.grid(0.9 * len(facets.levels) + 1.6, 3.4)
+    for (row, col), ax in panels:
+        _seed_panel(ax, facets, facets.select(outcomes, row, col))
+    fig.supylabel(metric_label(study))
+    per_cell = outcomes.groupby(study.names).size()
+    low, high = per_cell.min(), per_cell.max()
     seeds = f"{low}" if low == high else f"{low}-{high}"
-    ax.set(xlabel="discriminator normalization", ylabel=study.label,
-           title=f"{stats.NAMES[study.metric]} at step {study.step}, one point per seed ({seeds} seeds per variant)")
-    study.legend(fig, extra)
+    fig.suptitle(f"{study.metric_name} at step {study.step}, one point per seed ({seeds} seeds per cell)")
+    red = FAILED["color"]
+    extra = [
+        Line2D([], [], ls="", marker="X", color=red, label="failed (beyond threshold)"),
+        Line2D([], [], ls="", marker="v", color=red, label="diverged / no value\n(count, at the edge)"),
+    ]
+    if study.plan["failure_threshold"] is not None:
+        extra.append(Line2D([], [], color=red, ls="--", label="failure threshold"))
+    facets.legend(fig, extra)
     return fig
 
 
-def primary_over_steps(study: Study, summary: pd.DataFrame) -> plt.Figure:
-    data = study.primary(summary)
-    fig, axes = _grid(len(study.norms))
-    for ax, norm in zip(axes, study.norms):
-        for feed in study.feeds:
-            line = data[(data["norm"] == norm) & (data["feed"] == feed)].sort_values("step")
-            color = study.palette[feed]
-            ax.plot(line["step"], line["mean"], color=color, lw=2, **study.style[feed])
-            ax.fill_between(line["step"], line["mean_ci_low"], line["mean_ci_high"], color=color, alpha=0.2, lw=0)
-        ax.set(title=f"norm = {norm}", xlabel="training step (G updates)", ylabel=study.label)
-    fig.suptitle(f"{stats.NAMES[study.metric]} over training: mean over seeds, {study.level} Student-t CI band "
-                 f"(diverged runs left out)")
-    study.legend(fig)
+# --- primary metric over training ----------------------------------------------------------------
+
+
+def primary_over_steps(facets: Facets, summary: pd.DataFrame) -> plt.Figure:
+    study = facets.study
+    data = study.primary(summary, final=False)
+    fig, panels = facets.grid(3.6, 3.0)
+    for (row, col), ax in panels:
+        panel = facets.select(data, row, col)
+        for level in facets.levels:
+            line = panel[panel[facets.compared.name] == level].sort_values("step")
+            style = facets.style[level]
+            ax.plot(line["step"], line["mean"], lw=2, **style)
+            ax.fill_between(
+                line["step"], line["mean_ci_low"], line["mean_ci_high"], color=style["color"], alpha=0.2, lw=0
+            )
+        ax.set(xlabel=STEPS)
+    fig.supylabel(metric_label(study))
+    fig.suptitle(
+        f"{study.metric_name} over training: mean over seeds, {study.level} CI band (summary.csv; "
+        f"diverged runs left out)"
+    )
+    facets.legend(fig)
     return fig
 
 
-def interaction(study: Study, summary: pd.DataFrame, anova: pd.DataFrame) -> plt.Figure:
-    data = study.primary(summary)
-    data = data[data["step"] == study.step]
-    fig, ax = plt.subplots(figsize=(1.3 * len(study.norms) + 3, 4.5), layout="constrained")
-    for feed in study.feeds:
-        line = data[data["feed"] == feed].set_index("norm").reindex(study.norms)
-        x = np.arange(len(study.norms)) + study.dodge(feed, width=0.3)
-        err = np.vstack([line["mean"] - line["mean_ci_low"], line["mean_ci_high"] - line["mean"]])
-        ax.errorbar(x, line["mean"], yerr=np.nan_to_num(err), color=study.palette[feed], capsize=3, lw=2,
-                    **study.style[feed])
-    ax.set_xticks(range(len(study.norms)), study.norms)
-    term = anova[anova["term"] == "feed:norm"]
-    title = f"{stats.NAMES[study.metric]} at step {study.step}: mean ± {study.level} CI per variant"
-    if term.empty:
-        title += f"\nfeed × norm ANOVA not estimated: {anova['note'].iloc[0]}"
-    else:
-        t = term.iloc[0]
-        title += (f"\nfeed × norm on {t['transform']} scale: F = {t['F']:.2f}, p = {t['p']:.3g}, "
-                  f"partial η² = {t['partial_eta_sq']:.2f}")
-        if t["transform"] == "log":
-            ax.set_yscale("log")  # the ANOVA's scale: parallel lines here mean no interaction
-    ax.set(xlabel="discriminator normalization", ylabel=study.label, title=title)
-    study.legend(fig)
+# --- contrasts -----------------------------------------------------------------------------------
+
+
+def contrasts(study: Study, table: pd.DataFrame) -> plt.Figure:
+    """Forest plot of the confirmatory and control rows: ratio with its CI on a log axis, coloured by verdict;
+    the equivalence margin shaded around 1, and for controls the TOST's interval as a wide pale bar."""
+    rows = study.primary(table)
+    rows = pd.concat([rows[rows["role"] == "confirmatory"], rows[rows["role"] == "control"]], ignore_index=True)
+    if rows.empty:
+        return _message("No confirmatory or control contrast at the final step (contrasts.csv).")
+    margin = study.plan["equivalence_margin"]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.8), layout="constrained")
+    # The TOST bounds the log ratio by ±log(1 + margin): on the ratio scale [1/(1+m), 1+m].
+    ax.axvspan(1 / (1 + margin), 1 + margin, color="seagreen", alpha=0.12, lw=0)
+    ax.axvline(1, color="black", lw=1)
+    y = np.arange(len(rows))[::-1]
+    for yi, (_, r) in zip(y, rows.iterrows()):
+        colour, marker = VERDICTS.get(r["verdict"], ("black", "o"))
+        if not np.isfinite(r["ratio"]):
+            ax.text(1, yi, f"  no ratio: {r['verdict']}  ", va="center", ha="left", fontsize=8, color=colour)
+            continue
+        if r["role"] == "control":
+            ax.plot(
+                [r["equivalence_ci_low"], r["equivalence_ci_high"]],
+                [yi, yi],
+                color=colour,
+                lw=7,
+                alpha=0.25,
+                solid_capstyle="butt",
+            )
+        ax.plot([r["ratio_ci_low"], r["ratio_ci_high"]], [yi, yi], color=colour, lw=1.5)
+        ax.plot([r["ratio"]], [yi], marker=marker, color=colour, ms=7, ls="")
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    # Ratios as plain numbers (0.8, not 8×10⁻¹), at steps a reader knows, within the range drawn.
+    ax.set_xticks([t for t in RATIO_TICKS if low <= t <= high], minor=False)
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_locator(ticker.NullLocator())
+    ax.set_yticks(y, [f"{r['contrast']} ({r['role']})" for _, r in rows.iterrows()], fontsize=8)
+    ax.set(
+        xlabel=f"ratio of {study.metric_name} (geometric mean over seeds), log scale; {study.better} is better",
+        title=f"{study.metric_name} at step {study.step}: ratio with {study.level} CI and the verdict of contrasts.csv",
+    )
+    handles = [Line2D([], [], color=c, marker=m, ls="", label=v) for v, (c, m) in VERDICTS.items()]
+    handles += [
+        Patch(color="seagreen", alpha=0.12, label=f"equivalence margin ±{margin:.0%}"),
+        Line2D([], [], color="grey", lw=7, alpha=0.25, label="TOST interval (controls)"),
+    ]
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="verdict")
     return fig
 
 
-def effects_heatmap(study: Study, effects: pd.DataFrame) -> plt.Figure:
-    """Every primary comparison: the paired ratio with its CI and the verdict of feed_effects, as stats wrote them."""
-    data = effects[stats.primary_family(effects, study.cfg, study.step)] if not effects.empty else effects
-    fig, ax = plt.subplots(figsize=(2.6 * max(1, data[["feed_ref", "feed"]].drop_duplicates().shape[0]) + 2.5,
-                                    0.8 * len(study.norms) + 2), layout="constrained")
-    if data.empty:
-        ax.text(0.5, 0.5, "no comparison: the runs hold one feed only", ha="center", va="center", fontsize=12)
-        ax.set_axis_off()
-        return fig
-    data = data.assign(pair=data["feed"] + " vs " + data["feed_ref"])
-    pairs = list(dict.fromkeys(data["pair"]))
-    cell = data.set_index(["norm", "pair"])
-    grid = np.log2(cell["ratio"].astype(float)).unstack("pair").reindex(index=study.norms, columns=pairs)
+def _heatmap_panel(ax, study: Study, rows: pd.DataFrame, bound: float, cmap: str) -> None:
+    """One axis's simple contrasts against its reference: a row per cell of the other axes, a column per level."""
+    rows = rows.assign(pair=rows["level"] + " vs " + rows["level_ref"])
+    cells, pairs = list(dict.fromkeys(rows["cell"])), list(dict.fromkeys(rows["pair"]))
+    indexed = rows.set_index(["cell", "pair"])
+    grid = np.log2(indexed["ratio"].astype(float)).unstack("pair").reindex(index=cells, columns=pairs)
 
-    def text(norm: str, pair: str) -> str:
-        if (norm, pair) not in cell.index:
+    def text(cell: str, pair: str) -> str:
+        if (cell, pair) not in indexed.index:
             return ""
-        c = cell.loc[(norm, pair)]
+        c = indexed.loc[(cell, pair)]
         if not np.isfinite(c["ratio"]):
-            return c["verdict"]
+            return f"no ratio\n{c['verdict']}"
         return f"{c['ratio']:.3g}\n[{c['ratio_ci_low']:.3g}, {c['ratio_ci_high']:.3g}]\n{c['verdict']}"
 
-    annot = np.array([[text(n, p) for p in pairs] for n in study.norms])
-    bound = max(1.0, float(np.nanmax(np.abs(grid.to_numpy())))) if np.isfinite(grid.to_numpy()).any() else 1.0
-    cmap = "RdBu_r" if stats.BETTER[study.metric] == "lower" else "RdBu"  # red = worse, whatever the direction
-    sns.heatmap(grid, annot=annot, fmt="", vmin=-bound, vmax=bound, center=0, cmap=cmap, linewidths=1,
-                ax=ax, annot_kws={"fontsize": 8}, cbar_kws={"label": f"log2 ratio of {stats.NAMES[study.metric]}"})
-    ax.set(xlabel="comparison", ylabel="discriminator normalization",
-           title=f"{stats.NAMES[study.metric]} at step {study.step}: paired ratio (geometric mean over seeds) "
-                 f"[{study.level} CI]\nand the verdict of the analysis plan (feed_effects.csv)")
+    annot = np.array([[text(c, p) for p in pairs] for c in cells])
+    sns.heatmap(
+        grid,
+        annot=annot,
+        fmt="",
+        vmin=-bound,
+        vmax=bound,
+        center=0,
+        cmap=cmap,
+        linewidths=1,
+        ax=ax,
+        annot_kws={"fontsize": 8},
+        cbar_kws={"label": f"log2 ratio of {study.metric_name}"},
+    )
+    ax.grid(False)
+    for i, j in zip(*np.nonzero(grid.isna().to_numpy())):  # seaborn leaves the cells without a colour unlabelled
+        ax.text(j + 0.5, i + 0.5, annot[i, j], ha="center", va="center", fontsize=8)
+    ax.set(xlabel=f"{rows['axis'].iloc[0]}: level vs reference", ylabel="")
     ax.tick_params(axis="y", rotation=0)
+
+
+def effects_heatmap(study: Study, table: pd.DataFrame) -> plt.Figure:
+    """Every axis against its reference level, in every cell of the other axes: the paired ratio (colour), its CI
+    and the verdict, as contrasts.csv holds them."""
+    rows = study.primary(table)
+    rows = rows[
+        (rows["kind"] == "simple") & (rows["level_ref"] == rows["axis"].map({a.name: a.reference for a in study.axes}))
+    ]
+    panels = [study.ordered(rows[rows["axis"] == a.name]) for a in study.axes]
+    # A row of a panel is a cell of the other axes: the axis compared there is spanned ("*"), so cell_text skips it.
+    panels = [r.assign(cell=[study.cell_text(x) or "all" for _, x in r.iterrows()]) for r in panels if not r.empty]
+    if not panels:
+        return _message(
+            "No contrast of a level against its axis's reference (contrasts.csv): every axis has one level."
+        )
+    logs = np.log2(rows["ratio"].astype(float).to_numpy())
+    bound = max(1.0, float(np.nanmax(np.abs(logs)))) if np.isfinite(logs).any() else 1.0
+    cmap = "RdBu_r" if study.better == "lower" else "RdBu"  # red = worse, whatever the direction
+    heights = [r["cell"].nunique() for r in panels]
+    width = max(r["level"].nunique() for r in panels)
+    fig, axes = plt.subplots(
+        len(panels),
+        1,
+        squeeze=False,
+        layout="constrained",
+        height_ratios=heights,
+        figsize=(2.4 * width + 4.5, 0.75 * sum(heights) + 1.4 * len(panels) + 0.6),
+    )
+    for ax, r in zip(axes[:, 0], panels):
+        _heatmap_panel(ax, study, r, bound, cmap)
+    fig.suptitle(
+        f"{study.metric_name} at step {study.step}: each level against its axis's reference, paired "
+        f"ratio (geometric mean over seeds) [{study.level} CI] and verdict (contrasts.csv)"
+    )
     return fig
 
 
-def mechanism(study: Study, logs: pd.DataFrame) -> plt.Figure:
-    quantities = {"context_gap": "context gap (logits)\n|D(fakes alone) − D(in batch)|",
-                  "d_acc": "D accuracy (fraction)"}
-    n = len(study.norms)
-    fig, axes = plt.subplots(2, n, figsize=(3.4 * n + 1, 6), squeeze=False, sharex=True, layout="constrained")
-    for j, norm in enumerate(study.norms):
-        data = logs[logs["norm"] == norm]
-        for i, (column, label) in enumerate(quantities.items()):
-            ax = axes[i, j]
-            points = data[np.isfinite(data[column].astype(float))]
-            if not points.empty:
-                sns.lineplot(points, x="step", y=column, hue="feed", hue_order=study.feeds, palette=study.palette,
-                             style="feed", style_order=study.feeds,
-                             markers=[study.style[f]["marker"] for f in study.feeds],
-                             dashes=[SEABORN_DASHES[study.style[f]["ls"]] for f in study.feeds],
-                             errorbar=("se", study.z), ax=ax, legend=False)
-            ax.set(xlabel="training step (G updates)" if i else "", ylabel=label if j == 0 else "",
-                   title=f"norm = {norm}" if i == 0 else "")
-    fig.suptitle(f"Mechanism: mean over runs (diverged runs up to divergence), band ± {study.z:.2f} SE "
-                 f"(≈{study.level} CI)")
-    study.legend(fig)
+# --- mechanism -----------------------------------------------------------------------------------
+
+
+def mechanism(study: Study, table: pd.DataFrame) -> plt.Figure:
+    """The share of the broken level's gap to the reference that the repaired level recovers, over training, on
+    the log and raw scales, and the association of the context gap with the metric at the final step."""
+    rows = study.primary(table, final=False)
+    if rows.empty:
+        return _message("No mechanism was declared (stats.mechanism is null): mechanism.csv is empty.")
+    first = rows.iloc[0]
+    others = [n for n in study.names if n != first["axis"]]
+    rows = study.ordered(rows)
+    rows = rows.assign(cell=[study.cell_text(r, others) or "all" for _, r in rows.iterrows()])
+    cells = list(dict.fromkeys(rows["cell"]))
+    colours = dict(zip(cells, sns.color_palette("colorblind", len(cells))))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), layout="constrained")
+    for ax, column, scale in zip(axes[:2], ["recovered", "recovered_raw"], ["log scale", "raw scale"]):
+        for cell, line in rows.groupby("cell", sort=False):
+            line = line.sort_values("step")
+            ax.plot(line["step"], line[column], color=colours[cell], marker="o", lw=2, label=cell)
+            ax.fill_between(
+                line["step"], line[f"{column}_ci_low"], line[f"{column}_ci_high"], color=colours[cell], alpha=0.2, lw=0
+            )
+        for at, said in ((0, "none recovered"), (1, "all recovered")):
+            ax.axhline(at, color="grey", lw=1, ls="--")
+            ax.annotate(said, (0, at), xycoords=("axes fraction", "data"), fontsize=7, color="grey", va="bottom")
+        ax.set(
+            xlabel=STEPS,
+            ylabel=f"share of the gap recovered ({scale})",
+            title=f"{first['repaired']} recovers {first['broken']}'s gap to {first['reference']}\n({scale}, "
+            f"{study.level} CI)",
+        )
+    _gap_panel(axes[2], study, rows[rows["step"] == study.step], colours)
+    fig.suptitle(f"Mechanism on {first['axis']} (mechanism.csv)")
+    fig.legend(
+        handles=[Line2D([], [], color=c, lw=2, label=cell) for cell, c in colours.items()],
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        frameon=False,
+        title="cell",
+    )
     return fig
 
 
-def samples_final(study: Study, runs: pd.DataFrame, runs_root: Path) -> plt.Figure:
+def _gap_panel(ax, study: Study, rows: pd.DataFrame, colours: dict) -> None:
+    rows = rows.reset_index(drop=True)
+    y = np.arange(len(rows))[::-1]
+    for yi, (_, r) in zip(y, rows.iterrows()):
+        ax.plot([r["gap_slope_ci_low"], r["gap_slope_ci_high"]], [yi, yi], color=colours[r["cell"]], lw=1.5)
+        ax.plot([r["gap_slope"]], [yi], "o", color=colours[r["cell"]])
+    ax.axvline(0, color="black", lw=1)
+    ax.set_yticks(y, rows["cell"], fontsize=8)
+    ax.set(
+        xlabel=f"change of log {study.metric_name} per logit of context gap",
+        title=f"context gap and {study.metric_name} at step {study.step}\n({study.level} CI, exploratory)",
+    )
+
+
+# --- samples -------------------------------------------------------------------------------------
+
+
+def samples_final(study: Study, facets: Facets, runs: pd.DataFrame, runs_root: Path) -> plt.Figure:
+    """The final sample grid of each cell's first seed: a column per compared level, a row per cell of the rest."""
     dataset = runs["dataset"].iloc[0]
-    each = runs[stats.RUN_KEYS + ["steps_done"]].drop_duplicates(stats.RUN_KEYS)
-    fig, axes = plt.subplots(len(study.norms), len(study.feeds), squeeze=False, layout="constrained",
-                             figsize=(2.4 * len(study.feeds) + 0.5, 2.5 * len(study.norms) + 0.6))
-    for i, norm in enumerate(study.norms):
-        for j, feed in enumerate(study.feeds):
-            ax = axes[i, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            variant = each[(each["feed"] == feed) & (each["norm"] == norm)].sort_values("seed")
-            if i == 0:
-                ax.set_title(feed)
-            if j == 0:
-                ax.set_ylabel(f"norm = {norm}")
-            if variant.empty:
-                ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
-                continue
-            run = variant[variant["seed"] == 0].iloc[0] if (variant["seed"] == 0).any() else variant.iloc[0]
-            path = runs_root / dataset / feed / norm / f"seed{run['seed']}" / "samples" / f"step_{study.step}.png"
-            if path.is_file():
-                ax.imshow(plt.imread(path), cmap="gray", interpolation="nearest")
-                if run["seed"] != 0:
-                    ax.set_xlabel(f"seed {run['seed']} (no seed 0)")
-            else:
-                why = f"diverged at step {run['steps_done']}" if run["steps_done"] < study.step else "file missing"
-                ax.text(0.5, 0.5, f"no sample\n({why})", ha="center", va="center", transform=ax.transAxes)
-    fig.suptitle(f"{dataset}: 64 samples per variant at step {study.step} (seed 0)")
+    rest = [c for c in itertools.product(facets.rows, facets.cols) if facets.held(*c)]
+    each = runs[[*study.names, "seed", "steps_done"]].drop_duplicates([*study.names, "seed"])
+    fig, axes = plt.subplots(
+        len(rest),
+        len(facets.levels),
+        squeeze=False,
+        layout="constrained",
+        figsize=(2.4 * len(facets.levels) + 0.8, 2.5 * len(rest) + 0.6),
+    )
+    for (i, (row, col)), (j, level) in itertools.product(enumerate(rest), enumerate(facets.levels)):
+        ax = axes[i, j]
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i == 0:
+            ax.set_title(f"{facets.compared.name} = {level}")
+        if j == 0:
+            ax.set_ylabel(facets.title(row, col))
+        cell = facets.select(each, row, col)
+        _sample(ax, study, cell[cell[facets.compared.name] == level], runs_root / dataset)
+    fig.suptitle(f"{dataset}: samples of each cell at step {study.step} (its first seed)")
     return fig
+
+
+def _sample(ax, study: Study, runs: pd.DataFrame, root: Path) -> None:
+    if runs.empty:
+        ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+        return
+    run = runs.sort_values("seed").iloc[0]
+    path = root / study.design.run_path(run, int(run["seed"])) / "samples" / f"step_{study.step}.png"
+    if path.is_file():
+        ax.imshow(plt.imread(path), cmap="gray", interpolation="nearest")
+        ax.set_xlabel(f"seed {run['seed']}", fontsize=8)
+    else:
+        why = f"diverged at step {run['steps_done']}" if run["steps_done"] < study.step else "file missing"
+        ax.text(0.5, 0.5, f"no sample\n({why})", ha="center", va="center", transform=ax.transAxes)
+
+
+# --- all of them ---------------------------------------------------------------------------------
 
 
 def write_figures(config: dict, tables: str | Path, runs_root: str | Path, out_dir: str | Path) -> list[Path]:
+    """Every figure of outputs.FIGURES into out_dir. The axes, levels and final step are plan.json's (the tables'),
+    not the config's, so the figures show what the statistics computed; config is the CLI's, unused here."""
     runs_root, out_dir = Path(runs_root), Path(out_dir)
     if not runs_root.is_dir():
         raise UsageError(f"--runs-root: {runs_root} is not a directory")
-    runs = stats.load_runs(tables)
-    summary, effects = stats.read_table(tables, "summary"), stats.read_table(tables, "feed_effects")
-    anova = stats.read_table(tables, "interaction")
-    logs = stats.read_table(tables, "train_logs", hint="run `ganablate aggregate` first")
-    study = Study(config, runs)
+    study = Study(tables)
+    runs = study.table("runs", hint="run `ganablate aggregate` first")
+    summary, table, mech = (study.table(name) for name in ("summary", "contrasts", "mechanism"))
     plt.switch_backend("Agg")  # files only, also where a display exists
     out_dir.mkdir(parents=True, exist_ok=True)
+    facets = Facets(study)
+    draw = {
+        "primary_per_seed": lambda: primary_per_seed(facets, runs),
+        "primary_over_steps": lambda: primary_over_steps(facets, summary),
+        "contrasts": lambda: contrasts(study, table),
+        "effects_heatmap": lambda: effects_heatmap(study, table),
+        "mechanism": lambda: mechanism(study, mech),
+        "samples_final": lambda: samples_final(study, facets, runs, runs_root),
+    }
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.9):
-        figures = {
-            "primary_per_seed": primary_per_seed(study, runs, config),
-            "primary_over_steps": primary_over_steps(study, summary),
-            "interaction": interaction(study, summary, anova),
-            "effects_heatmap": effects_heatmap(study, effects),
-            "mechanism": mechanism(study, logs),
-            "samples_final": samples_final(study, runs, runs_root),
-        }
-        return [p for name, fig in figures.items() for p in _save(fig, out_dir, name)]
+        return [p for name in outputs.FIGURES for p in _save(draw[name](), out_dir, name)]

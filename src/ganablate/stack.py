@@ -107,8 +107,10 @@ class Stack:
     def grad_norms(self) -> tuple[list[float], list[float]]:
         """Each seed's total gradient norm of G and of D, as train._grad_norm computes it for a solo run."""
         return tuple(
-            [torch.nn.utils.get_total_norm([p.grad[j] for p in params.values() if p.grad is not None]).item()
-             for j in range(self.size)]
+            [
+                torch.nn.utils.get_total_norm([p.grad[j] for p in params.values() if p.grad is not None]).item()
+                for j in range(self.size)
+            ]
             for params in (self.g_params, self.d_params)
         )
 

@@ -1,6 +1,6 @@
-"""Training: one run of the study, (dataset, feed, norm, seed), deterministic and resumable at any moment; or
-several seeds of one (feed, norm) stacked into one process (stack.py), each into a run folder laid out as a
-solo run's.
+"""Training: one run of the study, a cell's config and a seed, deterministic and resumable at any moment; or
+several seeds of one cell stacked into one process (stack.py), each into a run folder laid out as a solo run's.
+The feed mode is train.feed and D's normalization model.d_norm: a study's axes set them, as they set any key.
 
 In reading order: a seed's networks and random streams; one training step, train_step, the one definition of
 the GAN's math for a solo run and a stack alike; the bookkeeping around it (identity, log rows, checkpoints,
@@ -26,9 +26,10 @@ from torch.nn.utils import parametrize
 
 from ganablate.config import ConfigError, UsageError, checkpoint_steps, config_hash
 from ganablate.data import load_study_data, to_model_range
-from ganablate.files import atomic_save, atomic_write_text, load_tensors
+from ganablate.design import run_path
 from ganablate.feed import FEEDS, Feed
-from ganablate.models import NORMS, build_discriminator, build_generator
+from ganablate.files import atomic_save, atomic_write_text, load_tensors
+from ganablate.models import NORMS, build_discriminator, build_generator, reference_size
 
 LOG_COLUMNS = ["step", "loss_d", "loss_g", "d_real", "d_fake", "d_acc", "grad_norm_g", "grad_norm_d", "context_gap"]
 
@@ -100,8 +101,9 @@ def _read_state(state_path: Path, device: torch.device) -> dict:
     file is a UsageError of one line naming it, why, and the remedy."""
     state = load_tensors(state_path, _state_remedy(state_path), map_location=device)
     if not isinstance(state, dict) or "run_hash" not in state:
-        raise UsageError(f"{state_path}: not a training state from `ganablate train` (no run_hash); "
-                         f"{_state_remedy(state_path)}")
+        raise UsageError(
+            f"{state_path}: not a training state from `ganablate train` (no run_hash); {_state_remedy(state_path)}"
+        )
     return state
 
 
@@ -114,12 +116,21 @@ def _log_csv(rows: list[dict]) -> str:
 # --- a seed's networks and random streams ------------------------------------------------------
 
 
-def build_networks(image_shape: tuple[int, int, int], model_cfg: dict, norm: str, seed: int) -> tuple[nn.Module, nn.Module]:
-    """A seed's G and D as its run starts, on the CPU: G's init is the seed's for every feed and norm."""
+def build_networks(
+    image_shape: tuple[int, int, int], model_cfg: dict, seed: int, images: torch.Tensor | None = None
+) -> tuple[nn.Module, nn.Module]:
+    """A seed's G and D as its run starts, on the CPU: G's init is the seed's for every feed and norm; D's is
+    seeded per norm (design.BREAKS records it), and so is its reference batch, drawn from `images` (the training
+    set, uint8) for the norms that take one."""
+    norm = model_cfg["d_norm"]
     torch.manual_seed(stream_seed(seed, "G"))
     G = build_generator(image_shape, model_cfg)
+    reference = None
+    if NORMS[norm].reference:  # the same reals for reference and virtual: paired by seed
+        pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(stream_seed(seed, "reference")))
+        reference = to_model_range(images[pick[: reference_size(model_cfg)]])
     torch.manual_seed(stream_seed(seed, f"D/{norm}"))
-    return G, build_discriminator(image_shape, model_cfg, norm)
+    return G, build_discriminator(image_shape, model_cfg, norm, reference)
 
 
 @dataclass
@@ -131,8 +142,10 @@ class Streams:
 
     @classmethod
     def of(cls, seed: int) -> Streams:
-        return cls(torch.Generator().manual_seed(stream_seed(seed, "batches")),
-                   torch.Generator().manual_seed(stream_seed(seed, "z")))
+        return cls(
+            torch.Generator().manual_seed(stream_seed(seed, "batches")),
+            torch.Generator().manual_seed(stream_seed(seed, "z")),
+        )
 
 
 def draw(streams: list[Streams], pool: torch.Tensor, batch: int, z_dim: int, device: torch.device):
@@ -248,9 +261,9 @@ class Solo:
         pass  # the run ends here: there is no other seed to protect
 
 
-def _networks(image_shape, model_cfg: dict, norm: str, seeds: list[int], device: torch.device):
+def _networks(image_shape, model_cfg: dict, seeds: list[int], device: torch.device, images: torch.Tensor):
     """The networks of `seeds` on `device`: a Solo run for one seed, a stack.Stack for several."""
-    networks = [build_networks(image_shape, model_cfg, norm, seed) for seed in seeds]
+    networks = [build_networks(image_shape, model_cfg, seed, images) for seed in seeds]
     if len(seeds) == 1:
         # channels_last: the convolutions run about 1.2-1.3x faster on CPU (benchmarks/run.py), same results.
         return Solo(*(net.to(device, memory_format=torch.channels_last) for net in networks[0]))
@@ -260,6 +273,26 @@ def _networks(image_shape, model_cfg: dict, norm: str, seeds: list[int], device:
 
 
 # --- bookkeeping: identity, log rows, checkpoints, state, summary ------------------------------
+
+
+@dataclass(frozen=True)
+class Label:
+    """What a run records about the study it belongs to: its cell (axis -> level label) and the hash of the plan
+    that was frozen when the study launched."""
+
+    cell: dict[str, str] = field(default_factory=dict)
+    plan_hash: str | None = None
+
+
+NO_LABEL = Label()
+EXECUTION = ("device", "threads", "stack")
+
+
+def resolved(config: dict) -> dict:
+    """What a run computes from: the dataset, model and train sections with a cell's levels applied, without the
+    execution settings (where and on how many threads it runs)."""
+    train = {k: v for k, v in config["train"].items() if k not in EXECUTION}
+    return {"dataset": config["dataset"], "model": config["model"], "train": train}
 
 
 @dataclass
@@ -275,13 +308,12 @@ class Run:
     steps_done: int = 0
 
 
-def run_hash(config: dict, feed: str, norm: str, seed: int, stack: list[int] | None = None) -> str:
+def run_hash(config: dict, seed: int, stack: list[int] | None = None) -> str:
     """A run's identity: what it computes. Where and on how many threads it executes is none of it: a run killed
     on a GPU node resumes on a CPU one, or with fewer cores, instead of starting over; neither is train.stack as
     such. But a stack's runs differ from solo runs by float rounding: the seeds of a stack are part of each of
     its runs' identity."""
-    what = {k: v for k, v in config["train"].items() if k not in ("device", "threads", "stack")}
-    key = {"dataset": config["dataset"], "model": config["model"], "train": what, "feed": feed, "norm": norm, "seed": seed}
+    key = {**resolved(config), "seed": seed}
     if stack is not None and len(stack) > 1:
         key["stack"] = list(stack)
     return config_hash(key)
@@ -327,7 +359,9 @@ def _record(step: int, nets, out: Step, runs: list[Run], optimizers: list, train
         # Finite losses can still leave non-finite weights behind: checked before a checkpoint is written.
         if not math.isfinite(losses_d[j] + losses_g[j]) or (checkpoint and not nets.g_finite(j)):
             run.status = "diverged"
-            run.rows.append(dict.fromkeys(LOG_COLUMNS, math.nan) | {"step": step, "loss_d": losses_d[j], "loss_g": losses_g[j]})
+            run.rows.append(
+                dict.fromkeys(LOG_COLUMNS, math.nan) | {"step": step, "loss_d": losses_d[j], "loss_g": losses_g[j]}
+            )
             nets.retire(j, optimizers)
     running = [(j, run) for j, run in enumerate(runs) if run.status == "running"]
     if running and (step % train_cfg["log_every"] == 0 or step == train_cfg["steps"]):
@@ -345,20 +379,45 @@ def _record(step: int, nets, out: Step, runs: list[Run], optimizers: list, train
 _PER_SEED = ("z_rng", "batch_rng", "log", "checkpoints", "status", "steps_done")
 
 
-def _save_state(state_path: Path, state_hash: str, step: int, nets, opt_g, opt_d, runs: list[Run],
-                streams: list[Streams], seconds: float) -> None:
-    per_seed = {"z_rng": [s.z.get_state() for s in streams], "batch_rng": [s.batches.get_state() for s in streams],
-                "log": [r.rows for r in runs], "checkpoints": [r.checkpoints for r in runs],
-                "status": [r.status for r in runs], "steps_done": [r.steps_done for r in runs]}
+def _save_state(
+    state_path: Path,
+    state_hash: str,
+    step: int,
+    nets,
+    opt_g,
+    opt_d,
+    runs: list[Run],
+    streams: list[Streams],
+    seconds: float,
+) -> None:
+    per_seed = {
+        "z_rng": [s.z.get_state() for s in streams],
+        "batch_rng": [s.batches.get_state() for s in streams],
+        "log": [r.rows for r in runs],
+        "checkpoints": [r.checkpoints for r in runs],
+        "status": [r.status for r in runs],
+        "steps_done": [r.steps_done for r in runs],
+    }
     if len(runs) == 1:
         per_seed = {k: v[0] for k, v in per_seed.items() if k not in ("status", "steps_done")}
-    atomic_save({"run_hash": state_hash, "step": step, **nets.state_dict(), "opt_g": opt_g.state_dict(),
-                 "opt_d": opt_d.state_dict(), "torch_rng": torch.get_rng_state(), **per_seed,
-                 "wall_seconds": seconds}, state_path)
+    atomic_save(
+        {
+            "run_hash": state_hash,
+            "step": step,
+            **nets.state_dict(),
+            "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            **per_seed,
+            "wall_seconds": seconds,
+        },
+        state_path,
+    )
 
 
-def _resume(state_path: Path, state_hash: str, device: torch.device, nets, opt_g, opt_d, runs: list[Run],
-            streams: list[Streams]) -> tuple[int | None, float]:
+def _resume(
+    state_path: Path, state_hash: str, device: torch.device, nets, opt_g, opt_d, runs: list[Run], streams: list[Streams]
+) -> tuple[int | None, float]:
     """Load the state saved at state_path into the networks, optimizers, streams and run records: (the step it
     was saved at, the seconds trained before it), or (None, 0.0) when there is none or it is another config's."""
     if not state_path.exists():
@@ -379,12 +438,17 @@ def _resume(state_path: Path, state_hash: str, device: torch.device, nets, opt_g
             stream.z.set_state(saved["z_rng"].cpu())
             stream.batches.set_state(saved["batch_rng"].cpu())
             run.rows, run.checkpoints, run.status, run.steps_done = (
-                saved["log"], saved["checkpoints"], saved["status"], saved["steps_done"])
+                saved["log"],
+                saved["checkpoints"],
+                saved["status"],
+                saved["steps_done"],
+            )
         return state["step"], state["wall_seconds"]
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         detail = " ".join(str(exc).split())[:200]
-        raise UsageError(f"{state_path}: a damaged training state ({type(exc).__name__}: {detail}); "
-                         f"{_state_remedy(state_path)}") from None
+        raise UsageError(
+            f"{state_path}: a damaged training state ({type(exc).__name__}: {detail}); {_state_remedy(state_path)}"
+        ) from None
 
 
 def _restore_checkpoints(run: Run, resumed: bool) -> None:
@@ -396,16 +460,35 @@ def _restore_checkpoints(run: Run, resumed: bool) -> None:
         atomic_save(g_state, run.out / "checkpoints" / f"step_{step}.pt")
 
 
-def _finish(run: Run, runs: list[Run], data_name: str, feed: str, norm: str, seconds: float,
-            resumed_from: int | None, device: torch.device, train_cfg: dict) -> dict:
-    """Write the run's train_log.csv and summary.json; returns the summary."""
+def _finish(
+    run: Run,
+    runs: list[Run],
+    data_name: str,
+    seconds: float,
+    resumed_from: int | None,
+    device: torch.device,
+    config: dict,
+    label: Label,
+) -> dict:
+    """Write the run's train_log.csv and summary.json; returns the summary. The summary names the run's cell (one
+    label per axis): aggregation reads it from here, never from the path."""
     if run.status == "running":
         run.status = "completed"
     summary = {
-        "status": run.status, "steps_done": run.steps_done, "steps": train_cfg["steps"], "dataset": data_name,
-        "feed": feed, "norm": norm, "seed": run.seed, "wall_seconds": seconds, "resumed_from": resumed_from,
-        "device": str(device), "threads": train_cfg["threads"], "torch_version": torch.__version__,
+        "status": run.status,
+        "steps_done": run.steps_done,
+        "steps": config["train"]["steps"],
+        "dataset": data_name,
+        "seed": run.seed,
+        "cell": label.cell,
+        "plan_hash": label.plan_hash,
+        "wall_seconds": seconds,
+        "resumed_from": resumed_from,
+        "device": str(device),
+        "threads": config["train"]["threads"],
+        "torch_version": torch.__version__,
         "config_hash": run.run_hash,
+        "config": resolved(config),
     }
     if len(runs) > 1:
         summary["stack"] = [r.seed for r in runs]  # trained together; their seeds are part of config_hash
@@ -417,10 +500,18 @@ def _finish(run: Run, runs: list[Run], data_name: str, feed: str, norm: str, sec
 # --- the loop ----------------------------------------------------------------------------------
 
 
-def _train(config: dict, feed: str, norm: str, seeds: list[int], outs: list[Path], state_path: Path,
-           data_path: str | None, out_flag: str) -> list[dict]:
-    """Train `seeds` of one (feed, norm) in one process, seeds[i] into outs[i], and the common state into
-    state_path: as a Solo run for one seed, as a stack.Stack for several. Returns the runs' summaries."""
+def _train(
+    config: dict,
+    seeds: list[int],
+    outs: list[Path],
+    state_path: Path,
+    data_path: str | None,
+    out_flag: str,
+    label: Label,
+) -> list[dict]:
+    """Train `seeds` of one cell in one process, seeds[i] into outs[i], and the common state into state_path: as a
+    Solo run for one seed, as a stack.Stack for several. Returns the runs' summaries."""
+    feed, norm = config["train"]["feed"], config["model"]["d_norm"]
     if feed not in FEEDS:
         raise ConfigError(f"feed: unknown feed mode {feed!r}; allowed: {', '.join(FEEDS)}")
     if norm not in NORMS:
@@ -433,9 +524,9 @@ def _train(config: dict, feed: str, norm: str, seeds: list[int], outs: list[Path
     for out in outs:
         _prepare_out(out, out_flag)
 
-    runs = [Run(seed, out, run_hash(config, feed, norm, seed, seeds)) for seed, out in zip(seeds, outs)]
+    runs = [Run(seed, out, run_hash(config, seed, seeds)) for seed, out in zip(seeds, outs)]
     state_hash = runs[0].run_hash if len(runs) == 1 else config_hash([run.run_hash for run in runs])
-    nets = _networks(data.image_shape, model_cfg, norm, seeds, device)
+    nets = _networks(data.image_shape, model_cfg, seeds, device, data.train_images)
     opt_g = torch.optim.Adam(nets.g_parameters, lr=train_cfg["lr_g"], betas=tuple(train_cfg["betas"]))
     opt_d = torch.optim.Adam(nets.d_parameters, lr=train_cfg["lr_d"], betas=tuple(train_cfg["betas"]))
     streams = [Streams.of(seed) for seed in seeds]
@@ -459,40 +550,45 @@ def _train(config: dict, feed: str, norm: str, seeds: list[int], outs: list[Path
             _save_state(state_path, state_hash, step, nets, opt_g, opt_d, runs, streams, seconds)
 
     seconds = earlier_seconds + time.perf_counter() - t0
-    return [_finish(run, runs, data.name, feed, norm, seconds, resumed_from, device, train_cfg) for run in runs]
+    return [_finish(run, runs, data.name, seconds, resumed_from, device, config, label) for run in runs]
 
 
-def train_run(config: dict, feed: str, norm: str, seed: int, out: Path, data_path: str | None = None) -> dict:
+def train_run(config: dict, seed: int, out: Path, data_path: str | None = None, label: Label = NO_LABEL) -> dict:
     """Train one run into `out`; returns the summary also written to out/summary.json."""
     out = Path(out)
-    return _train(config, feed, norm, [seed], [out], out / "state" / "state.pt", data_path, "--out")[0]
+    return _train(config, [seed], [out], out / "state" / "state.pt", data_path, "--out", label)[0]
 
 
-def run_dir(out_root: Path, config: dict, feed: str, norm: str, seed: int) -> Path:
+def run_dir(out_root: Path, config: dict, cell: dict[str, str], seed: int) -> Path:
     """A run's folder under a root of runs, as the workflow lays them out."""
-    return Path(out_root) / config["dataset"]["name"] / feed / norm / f"seed{seed}"
+    return Path(out_root) / config["dataset"]["name"] / run_path(cell, seed)
 
 
-def train_stack(config: dict, feed: str, norm: str, seeds: list[int], out_root: Path,
-                data_path: str | None = None) -> list[dict]:
-    """Train several seeds of one (feed, norm) in one process as one stack.Stack, each into its run folder
-    (run_dir), laid out as a solo run's; the stack's state goes to <variant>/stack-<seeds>/state.pt. One seed is
-    a solo run, bitwise as train_run. Returns the runs' summaries, in the order of `seeds`."""
+def train_stack(
+    config: dict, seeds: list[int], out_root: Path, data_path: str | None = None, label: Label = NO_LABEL
+) -> list[dict]:
+    """Train several seeds of one cell in one process as one stack.Stack, each into its run folder (run_dir),
+    laid out as a solo run's; the stack's state goes to <cell>/stack-<seeds>/state.pt. One seed is a solo run,
+    bitwise as train_run. Returns the runs' summaries, in the order of `seeds`."""
     if len(set(seeds)) != len(seeds) or not seeds:
         raise UsageError(f"--seeds: {','.join(map(str, seeds))}: give one or more different seeds")
-    outs = [run_dir(out_root, config, feed, norm, seed) for seed in seeds]
+    outs = [run_dir(out_root, config, label.cell, seed) for seed in seeds]
     if len(seeds) == 1:
-        return [train_run(config, feed, norm, seeds[0], outs[0], data_path)]
+        return [train_run(config, seeds[0], outs[0], data_path, label)]
     state_path = outs[0].parent / f"stack-{'-'.join(map(str, seeds))}" / "state.pt"
-    return _train(config, feed, norm, list(seeds), outs, state_path, data_path, "--out-root")
+    return _train(config, list(seeds), outs, state_path, data_path, "--out-root", label)
 
 
-def train_seeds(config: dict, feed: str, norm: str, seeds: list[int], out_root: Path,
-                data_path: str | None = None) -> list[dict]:
-    """Train `seeds` of one (feed, norm) one stack after another, train.stack seeds per stack (stack_groups)."""
+def train_seeds(
+    config: dict, seeds: list[int], out_root: Path, data_path: str | None = None, label: Label = NO_LABEL
+) -> list[dict]:
+    """Train `seeds` of one cell one stack after another, train.stack seeds per stack (stack_groups)."""
     size = stack_size(config["train"]["stack"], len(seeds), resolve_device(config["train"]["device"]))
-    return [summary for group in stack_groups(seeds, size)
-            for summary in train_stack(config, feed, norm, group, out_root, data_path)]
+    return [
+        summary
+        for group in stack_groups(seeds, size)
+        for summary in train_stack(config, group, out_root, data_path, label)
+    ]
 
 
 def _progress(start: int, steps: int, runs: list[Run]):
@@ -512,7 +608,10 @@ def _progress(start: int, steps: int, runs: list[Run]):
 
     def log_lines(step: int, logged: list[tuple[Run, dict]]) -> None:
         for run, row in logged:
-            print(f"{run.out}: step {step}/{steps} loss_d={row['loss_d']:.4f} loss_g={row['loss_g']:.4f} "
-                  f"d_acc={row['d_acc']:.3f} context_gap={row['context_gap']:.4f}", flush=True)
+            print(
+                f"{run.out}: step {step}/{steps} loss_d={row['loss_d']:.4f} loss_g={row['loss_g']:.4f} "
+                f"d_acc={row['d_acc']:.3f} context_gap={row['context_gap']:.4f}",
+                flush=True,
+            )
 
     return log_lines

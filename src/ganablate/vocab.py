@@ -30,18 +30,31 @@ METRICS: dict[str, Metric] = {
 }
 COMPARED = {name: m.better for name, m in METRICS.items() if m.better is not None}
 
-FEEDS = ("split", "joint", "joint_consistent")
-NORMS = ("none", "batch", "instance", "layer", "group", "spectral")
+FEEDS = ("split", "joint", "joint_consistent", "split_g_mixed", "joint_cached_stats")
+NORMS = (
+    "none",
+    "batch",
+    "instance",
+    "layer",
+    "group",
+    "spectral",
+    "ghost",
+    "realhalf",
+    "reference",
+    "virtual",
+    "batch_eval",
+    "batch_detached",
+)
 EXTRACTORS = ("domain", "inception-v3-compat")
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "imagefolder")
 
-# The primary test of a comparison: column of feed_effects that holds its p, and how the tables name it.
+# The test of every contrast over seeds (stats.test), and how the tables name it. Only paired tests: runs of one
+# seed are pairs, and unpaired tests (Mann-Whitney, Dunnett, Tukey) would ignore that.
 TESTS = {
-    "paired_t_log": ("p_paired_t_unadj", "two-sided paired t-test on log(metric), runs paired by seed"),
-    "wilcoxon": ("p_wilcoxon_unadj", "two-sided Wilcoxon signed-rank test on log(metric), runs paired by seed"),
-    "mannwhitney": ("p_mwu_unadj", "two-sided Mann-Whitney U test (unpaired)"),
-    "welch": ("p_welch_unadj", "two-sided Welch t-test on log(metric) (unpaired)"),
+    "paired_t_log": "one-sample t-test over seeds on the per-seed contrast of log(metric)",
+    "wilcoxon": "Wilcoxon signed-rank test over seeds on the per-seed contrast of log(metric)",
 }
 
-# What feed_effects' verdict column may say, from the point of view of `feed` against `feed_ref`.
-VERDICTS = ("better", "worse", "equivalent", "inconclusive")
+# What contrasts.csv's verdict column may say, from the point of view of `level` against `level_ref`.
+VERDICTS = ("better", "worse", "equivalent", "identical", "inconclusive")
+ROLES = ("confirmatory", "control", "exploratory")

@@ -1,5 +1,6 @@
 # Lint 'Specify a conda environment or container': see the note in workflow/Snakefile.
 
+
 localrules:
     aggregate,
     stats,
@@ -9,16 +10,16 @@ localrules:
 
 rule aggregate:
     input:
-        metrics=expand(f"{RUN}/metrics.csv", dataset=DATASET, feed=FEEDS, norm=NORMS, seed=SEEDS),
-        logs=expand(f"{RUN}/train_log.csv", dataset=DATASET, feed=FEEDS, norm=NORMS, seed=SEEDS),
+        metrics=runs_of("metrics.csv"),
+        logs=runs_of("train_log.csv"),
     output:
         runs=table("runs.csv"),
         train_logs=f"{TABLES}/train_logs.csv",
+    log:
+        f"{LOGS}/aggregate.log",
     params:
         runs=RUNS,
         tables=lambda w, output: Path(output.runs).parent,
-    log:
-        f"{LOGS}/aggregate.log",
     shell:
         "ganablate aggregate --runs {params.runs} --out-dir {params.tables} > {log} 2>&1"
 
@@ -28,15 +29,18 @@ rule stats:
         rules.aggregate.output,
     output:
         # Every file `ganablate stats` writes: each table as .csv (in the report), .md and .tex, and the plan.
-        **{name: table(f"{name}.csv", category=STAT_TABLES[name]) for name in STAT_TABLES},
+        **{
+            name: table(f"{name}.csv", category=category)
+            for name, category in STAT_TABLES.items()
+        },
         md=expand(f"{TABLES}/{{name}}.md", name=STAT_TABLES),
         tex=expand(f"{TABLES}/{{name}}.tex", name=STAT_TABLES),
         plan=f"{TABLES}/plan.json",
-    params:
-        config=sections("stats", "study"),
-        tables=lambda w, output: Path(output.summary).parent,
     log:
         f"{LOGS}/stats.log",
+    params:
+        config=sections("dataset", "study", "model", "train", "eval", "stats"),
+        tables=lambda w, output: Path(output.summary).parent,
     shell:
         "ganablate stats --config-json {params.config:q} --tables {params.tables} > {log} 2>&1"
 
@@ -45,26 +49,18 @@ rule figures:
     input:
         rules.stats.output,
         rules.aggregate.output,
-        samples=expand(f"{RUN}/samples", dataset=DATASET, feed=FEEDS, norm=NORMS, seed=SEEDS),
+        samples=runs_of("samples"),
     output:
-        figure("primary_per_seed"),
-        figure("primary_over_steps"),
-        figure("interaction"),
-        figure("effects_heatmap"),
-        figure("mechanism", category="diagnostics"),
-        figure("samples_final", category="samples"),
-        pdfs=expand(
-            f"{FIGURES}/{{name}}.pdf",
-            name=["primary_per_seed", "primary_over_steps", "interaction", "effects_heatmap", "mechanism", "samples_final"],
-        ),
-    params:
-        config=sections("stats", "study"),
-        tables=lambda w, input: Path(input[0]).parent,
-        figures=lambda w, output: Path(output[0]).parent,
+        *[figure(name) for name in FIGURE_NAMES],
+        pdfs=expand(f"{FIGURES}/{{name}}.pdf", name=FIGURE_NAMES),
     log:
         f"{LOGS}/figures.log",
+    params:
+        config=sections("dataset", "study", "model", "train", "eval", "stats"),
+        tables=lambda w, input: Path(input[0]).parent,
+        figures=lambda w, output: Path(output[0]).parent,
     shell:
-        "ganablate figures --config-json {params.config:q} --tables {params.tables} --runs-root {RUNS_ROOT}"
+        "ganablate figures --config-json {params.config:q} --tables {params.tables}"
         " --out-dir {params.figures} > {log} 2>&1"
 
 
@@ -73,13 +69,17 @@ rule findings:
         rules.stats.output,
         rules.aggregate.output,
     output:
-        md=report(f"{STUDY}/findings.md", category="findings", caption="../report/findings.rst"),
+        md=report(
+            f"{STUDY}/findings.md",
+            category="findings",
+            caption="../report/findings.rst",
+        ),
         # The same page as reStructuredText: the report's front page includes it (workflow/report/workflow.rst).
         rst=f"{STUDY}/findings.rst",
-    params:
-        config=sections("stats", "study"),
-        tables=lambda w, input: Path(input[0]).parent,
     log:
         f"{LOGS}/findings.log",
+    params:
+        config=sections("dataset", "study", "model", "train", "eval", "stats"),
+        tables=lambda w, input: Path(input[0]).parent,
     shell:
         "ganablate findings --config-json {params.config:q} --tables {params.tables} --out {output.md} > {log} 2>&1"

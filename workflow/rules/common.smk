@@ -1,13 +1,17 @@
 import json
+import os
+import re
 from pathlib import Path
 
-from ganablate.config import seeds_of
-from ganablate.stats import TABLES as _TABLES
+from ganablate.design import design_of
+from ganablate.outputs import FIGURES as FIGURE_NAMES
+from ganablate.outputs import TABLES as STAT_TABLES
 
 DATASET = config["dataset"]["name"]
-FEEDS = config["study"]["feeds"]
-NORMS = config["study"]["norms"]
-SEEDS = seeds_of(config["study"])
+# The study's design: its axes (each a wildcard), the cells that run, the seeds.
+DESIGN = design_of(config)
+AXES = DESIGN.names
+SEEDS = list(DESIGN.seeds)
 EXTRACTORS = config["eval"]["extractors"]
 
 # Shared by every study: what depends on the dataset (and extractor) only.
@@ -15,46 +19,90 @@ DATA = f"results/data/{DATASET}.pt"
 DOMAIN_EXTRACTOR = f"results/reference/{DATASET}-domain.pt"
 CACHE = "results/cache/fidelity"
 # The floor is scored at eval.n_samples (FID's bias depends on N): studies scoring at other counts get their own.
-FLOOR = "results/reference/{dataset}-{extractor}-floor-n" + str(config["eval"]["n_samples"]) + ".json"
+FLOOR = (
+    "results/reference/{dataset}-{extractor}-floor-n"
+    + str(config["eval"]["n_samples"])
+    + ".json"
+)
 SHARED_LOGS = "results/logs"
 # A study's own folder: its runs, tables, figures, findings and logs.
 STUDY = f"results/{config['study']['name']}"
 RUNS_ROOT = f"{STUDY}/runs"
-RUN = RUNS_ROOT + "/{dataset}/{feed}/{norm}/seed{seed}"
-RUNS = expand(RUN, dataset=DATASET, feed=FEEDS, norm=NORMS, seed=SEEDS)
+# A cell's folders in the axes' declared order: <axis>~{<axis>}/...
+CELL = str(Path(*(f"{axis}~{{{axis}}}" for axis in AXES)))
+RUN = f"{RUNS_ROOT}/{{dataset}}/{CELL}/seed{{seed}}"
+CELLS = [DESIGN.cell(labels) for labels in DESIGN.cells]
+RUNS = [
+    f"{RUNS_ROOT}/{DATASET}/{DESIGN.run_path(cell, seed)}"
+    for cell in CELLS
+    for seed in SEEDS
+]
 TABLES = f"{STUDY}/tables"
 FIGURES = f"{STUDY}/figures"
 LOGS = f"{STUDY}/logs"
-# The tables of `ganablate stats`, with the report category each is shown under.
-STAT_TABLES = {name: "diagnostics" if name in ("failures", "power", "context_gap") else "tables" for name in _TABLES}
+# Frozen when the study launches: every training job waits for it and records its hash (analysis/plan.py).
+PLAN = f"{STUDY}/plan.json"
 
 
-wildcard_constraints:
-    dataset="[a-z0-9-]+",
-    feed="|".join(FEEDS),
-    norm="|".join(NORMS),
-    seed=r"\d+",
-    extractor="|".join(EXTRACTORS),
+def runs_of(name):
+    """A file or folder `name` of every run of the study."""
+    return [f"{run}/{name}" for run in RUNS]
 
 
-# Where and how a job executes is no part of what it computes: these keys reach the jobs as resources and
-# command-line flags, never as params, so moving a finished study to a GPU node or another core count reruns nothing.
+def cell_of(wildcards):
+    return {axis: wildcards[axis] for axis in AXES}
+
+
+# Where and how a job executes is no part of what it computes: these keys reach the jobs as resources, threads and
+# environment variables, never as params, so moving a finished study to a GPU node or another core count reruns
+# nothing. Jobs inherit this process's environment, locally and through SLURM (where the Snakefile is parsed again).
 EXECUTION = ("device", "threads", "stack")
-# Formatted into the shell commands from here: a rule's code trigger sees the command's template, not these values.
-TRAIN_DEVICE = config["train"]["device"]
-EVAL_DEVICE = config["eval"]["device"]
+os.environ.update(
+    GANABLATE_TRAIN_DEVICE=config["train"]["device"],
+    GANABLATE_EVAL_DEVICE=config["eval"]["device"],
+)
 # How the data is found (dataset.download) is no part of what it is: two studies of one dataset share its files.
 ACQUISITION = ("download",)
 
 
-def sections(*names, eval_keys=None):
+def sections(*names, eval_keys=None, source=None):
     """The named config sections as compact JSON: a rule's params, so only they trigger its rerun.
-    eval_keys narrows the eval section to the keys a rule reads (the rest take schema defaults)."""
+    eval_keys narrows the eval section to the keys a rule reads (the rest take schema defaults).
+    source: the config to take them from (a cell's own, with its levels applied; default: the study's).
+    """
+    source = config if source is None else source
     dropped = {"train": EXECUTION, "eval": EXECUTION, "dataset": ACQUISITION}
-    chosen = {name: {k: v for k, v in config[name].items() if k not in dropped.get(name, ())} for name in names}
+    chosen = {
+        name: {k: v for k, v in source[name].items() if k not in dropped.get(name, ())}
+        for name in names
+    }
     if eval_keys is not None:
-        chosen["eval"] = {key: config["eval"][key] for key in eval_keys}
-    return json.dumps(chosen, sort_keys=True, separators=(",", ":"))
+        chosen["eval"] = {key: source["eval"][key] for key in eval_keys}
+    return json.dumps(canonical(chosen), separators=(",", ":"))
+
+
+def canonical(value, ordered=False):
+    """value with every mapping's keys sorted, so that params do not change with the config file's key order;
+    except study.axes, whose order is the design's (run paths, facets) and is kept."""
+    if isinstance(value, dict):
+        items = value.items() if ordered else sorted(value.items())
+        return {key: canonical(v, ordered=key == "axes") for key, v in items}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
+def cell_sections(*names):
+    """A job's params for one cell: the named sections of the config its runs train with, so that editing one
+    level of an axis reruns only that level's runs."""
+    return lambda wildcards: sections(
+        *names, source=DESIGN.apply(config, cell_of(wildcards))
+    )
+
+
+def cell_arg(wildcards):
+    """The cell as `ganablate train --cell` takes it, in the axes' declared order."""
+    return ",".join(f"{axis}={wildcards[axis]}" for axis in AXES)
 
 
 def run_dir(wildcards, output):
@@ -62,11 +110,19 @@ def run_dir(wildcards, output):
 
 
 def table(name, category="tables"):
-    return report(f"{TABLES}/{name}", category=category, caption=f"../report/{name.split('.')[0]}.rst")
+    return report(
+        f"{TABLES}/{name}",
+        category=category,
+        caption=f"../report/{name.split('.')[0]}.rst",
+    )
 
 
-def figure(name, category="figures"):
-    return report(f"{FIGURES}/{name}.png", category=category, caption=f"../report/fig_{name}.rst")
+def figure(name):
+    return report(
+        f"{FIGURES}/{name}.png",
+        category=FIGURE_NAMES[name],
+        caption=f"../report/fig_{name}.rst",
+    )
 
 
 def gpus(device):
@@ -81,13 +137,14 @@ def extractor_inputs(wildcards):
 def stack_size(train, n_seeds):
     """train.stack resolved when the workflow is parsed, as ganablate.train.stack_size resolves it in a job, but
     without importing torch here: `auto` is all of a variant's seeds when train.device is cuda, and one seed
-    otherwise (cpu, and device auto, whose device only the node a job lands on knows)."""
+    otherwise (cpu, and device auto, whose device only the node a job lands on knows).
+    """
     if train["stack"] == "auto":
         return n_seeds if train["device"] == "cuda" else 1
     return max(1, min(train["stack"], n_seeds))
 
 
-# Seeds per training job. 1: one `train` job per run (runs.smk). More: one job per (feed, norm, block of STACK
+# Seeds per training job. 1: one `train` job per run (runs.smk). More: one job per (cell, block of STACK
 # consecutive seeds; the last block may hold fewer), as ganablate.train.stack_groups blocks them, writing each
 # seed's run folder as a solo run writes it, so that evaluation and everything after it are the same.
 STACK = stack_size(config["train"], len(SEEDS))
@@ -95,17 +152,36 @@ SEED_BLOCKS = [SEEDS[i : i + STACK] for i in range(0, len(SEEDS), STACK)]
 
 
 def block_name(block):
-    """A block of seeds in a rule name: 0_1, 3_7_9, or for three or more consecutive seeds 0to9."""
+    """The seeds of a block as the stacked training jobs are named after them (0_1, 3_7_9; 0to9 when three or
+    more are consecutive)."""
     if len(block) > 2 and block == list(range(block[0], block[0] + len(block))):
         return f"{block[0]}to{block[-1]}"
     return "_".join(map(str, block))
 
 
 def block_outputs(block, name):
-    """A file or folder `name` of every run of a block of seeds: {dataset}, {feed} and {norm} stay wildcards."""
+    """A file or folder `name` of every run of a block of seeds: {dataset} and the axes stay wildcards."""
     return [f"{RUN.replace('{seed}', str(seed))}/{name}" for seed in block]
 
 
-def runs_root(wildcards, output):
-    """The root of the run folders that a block's runs are in (`ganablate train --out-root`): RUNS_ROOT."""
-    return Path(output.summary[0]).parents[4]
+# The whole config the plan is computed from, for the plan job only (see its rule: no params, so it never reruns).
+os.environ.update(
+    GANABLATE_PLAN_CONFIG=sections(
+        "dataset", "study", "model", "train", "eval", "stats"
+    )
+)
+
+
+def train_minutes(seeds_per_job):
+    """A training job's runtime request: a CPU trains a stack's seeds at about a solo run's rate each; a GPU the
+    whole stack at least at a CPU's solo rate (benchmarks/run.py --device cuda measures it).
+    """
+    per_run = config["train"]["steps"] // 50
+    return 10 + (
+        per_run if config["train"]["device"] == "cuda" else seeds_per_job * per_run
+    )
+
+
+def stack_memory(seeds_per_job):
+    """A training job's memory request in MB: a base, and a stack's seeds' networks and Adam states."""
+    return 2000 + 250 * seeds_per_job

@@ -1,15 +1,16 @@
 # Lint 'Specify a conda environment or container': see the note in workflow/Snakefile.
 
+
 rule prepare_data:
     output:
         DATA,
-    params:
-        config=sections("dataset"),
     log:
         f"{SHARED_LOGS}/prepare_data.log",
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        config=sections("dataset"),
     shell:
         "ganablate prepare-data --config-json {params.config:q} --out {output} > {log} 2>&1"
 
@@ -19,8 +20,6 @@ rule train_extractor:
         DATA,
     output:
         DOMAIN_EXTRACTOR,
-    params:
-        config=sections("dataset", eval_keys=["extractor_epochs"]),
     log:
         f"{SHARED_LOGS}/train_extractor.log",
     threads: config["eval"]["threads"]
@@ -28,9 +27,11 @@ rule train_extractor:
         mem_mb=4000,
         runtime=60,
         gpu=gpus(config["eval"]["device"]),
+    params:
+        config=sections("dataset", eval_keys=["extractor_epochs"]),
     shell:
         "ganablate train-extractor --config-json {params.config:q} --data {input}"
-        " --device {EVAL_DEVICE} --threads {threads} --out {output} > {log} 2>&1"
+        " --device $GANABLATE_EVAL_DEVICE --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule reference:
@@ -41,18 +42,29 @@ rule reference:
         data=DATA,
     output:
         FLOOR,
-    params:
-        config=sections(
-            "dataset", eval_keys=["inception_weights", "kid_subset_size", "batch_size", "n_samples"]
-        ),
-        domain=lambda wc, input: f"--domain-extractor {input.domain_extractor}" if "domain_extractor" in input.keys() else "",
     log:
-        SHARED_LOGS + "/reference/{dataset}-{extractor}.log",
+        f"{SHARED_LOGS}/reference/{{dataset}}-{{extractor}}.log",
     threads: config["eval"]["threads"]
     resources:
         mem_mb=6000,
         runtime=60,
         gpu=gpus(config["eval"]["device"]),
+    params:
+        config=sections(
+            "dataset",
+            eval_keys=[
+                "inception_weights",
+                "kid_subset_size",
+                "batch_size",
+                "n_samples",
+            ],
+        ),
+        domain=lambda wc, input: (
+            f"--domain-extractor {input.domain_extractor}"
+            if "domain_extractor" in input.keys()
+            else ""
+        ),
+        cache=CACHE,
     shell:
         "ganablate floor --config-json {params.config:q} --data {input.data} --extractor {wildcards.extractor}"
-        " {params.domain} --cache-root {CACHE} --device {EVAL_DEVICE} --threads {threads} --out {output} > {log} 2>&1"
+        " {params.domain} --cache-root {params.cache} --device $GANABLATE_EVAL_DEVICE --threads {threads} --out {output} > {log} 2>&1"

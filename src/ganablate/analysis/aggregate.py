@@ -1,0 +1,147 @@
+"""Run folders -> tidy tables: runs.csv (one row per run, step, extractor and metric) and train_logs.csv.
+
+A run's cell (one label per axis) is read from its summary.json, never from its path. Axis labels are strings
+everywhere, also where they look like numbers ("16"): every reader here passes them as str.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ganablate.config import UsageError
+
+RUN_INFO = ["status", "steps_done", "plan_hash"]  # from summary.json, beside the dataset, the cell and the seed
+METRICS_COLUMNS = ["step", "extractor", "metric", "value"]
+LOG_COLUMNS = ["step", "d_acc", "context_gap"]
+STATUSES = ("completed", "diverged")
+
+
+def find_run_dirs(roots: list[str | Path]) -> list[Path]:
+    """Every folder holding a summary.json under the given roots (a root may itself be one run)."""
+    found: set[Path] = set()
+    for root in map(Path, roots):
+        if not root.is_dir():
+            raise UsageError(f"--runs: {root} is not a directory")
+        dirs = {p.parent.resolve() for p in root.rglob("summary.json")}
+        if not dirs:
+            raise UsageError(f"--runs: no run directory (one with summary.json) under {root}")
+        found |= dirs
+    return sorted(found)
+
+
+def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise UsageError(f"{path}: cannot read ({type(exc).__name__})") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise UsageError(f"{path}: missing columns {', '.join(missing)}")
+    return frame
+
+
+def _read_run(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    path = run_dir / "summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read ({type(exc).__name__})") from None
+    missing = [k for k in ("dataset", "cell", "seed", "status", "steps_done") if k not in summary]
+    if missing:
+        raise UsageError(f"{path}: missing keys {', '.join(missing)} (a run from before study axes? train it again)")
+    if summary["status"] not in STATUSES:
+        raise UsageError(f"{path}: status {summary['status']!r} is not final; allowed: {', '.join(STATUSES)}")
+    run = {
+        "dataset": summary["dataset"],
+        **{k: str(v) for k, v in summary["cell"].items()},
+        "seed": summary["seed"],
+        "status": summary["status"],
+        "steps_done": summary["steps_done"],
+        "plan_hash": summary.get("plan_hash"),
+    }
+    # metrics.csv repeats the run's status; summary.json is the source of it.
+    metrics = _read_csv(run_dir / "metrics.csv", METRICS_COLUMNS).drop(columns="status", errors="ignore")
+    log = _read_csv(run_dir / "train_log.csv", LOG_COLUMNS)
+    return run, metrics.assign(**run), log.assign(**run)
+
+
+def aggregate(roots: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, train_logs): one tidy row per (run, step, extractor, metric), and per (run, logged step)."""
+    metrics, logs, seen, axes = [], [], {}, None
+    for run_dir in find_run_dirs(roots):
+        run, run_metrics, run_log = _read_run(run_dir)
+        names = [k for k in run if k not in ("dataset", "seed", *RUN_INFO)]
+        if axes is None:
+            axes = names
+        elif names != axes:
+            raise UsageError(
+                f"--runs: {run_dir} has axes {', '.join(names) or 'none'}, others {', '.join(axes)}: "
+                "aggregate one study per folder"
+            )
+        key = tuple(run[k] for k in ["dataset", *axes, "seed"])
+        if key in seen:
+            raise UsageError(f"--runs: {run_dir} and {seen[key]} are the same run {key}")
+        seen[key] = run_dir
+        metrics.append(run_metrics)
+        logs.append(run_log)
+    keys = ["dataset", *axes, "seed"]
+    table = pd.concat(metrics, ignore_index=True)
+    first = [*keys, *RUN_INFO, *METRICS_COLUMNS]
+    table = table[first + [c for c in table.columns if c not in first]]
+    log_table = pd.concat(logs, ignore_index=True)
+    log_table = log_table[[*keys, *RUN_INFO] + [c for c in log_table.columns if c not in [*keys, *RUN_INFO]]]
+    return (
+        table.sort_values([*keys, "step", "extractor", "metric"], ignore_index=True),
+        log_table.sort_values([*keys, "step"], ignore_index=True),
+    )
+
+
+def write_aggregate(roots: list[str | Path], out_dir: str | Path) -> list[Path]:
+    runs, logs = aggregate(roots)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(out_dir / "runs.csv", index=False)
+    logs.to_csv(out_dir / "train_logs.csv", index=False)
+    return [out_dir / "runs.csv", out_dir / "train_logs.csv"]
+
+
+# Columns that hold a level's label or an axis's name beside the axis columns themselves.
+LABEL_COLUMNS = ("declared", "axis", "level", "level_ref", "by_axis", "by_level", "by_level_ref")
+# What pandas writes for a missing number; label columns keep every string (a level may be labelled "nan").
+MISSING = ["", "NA", "NaN", "nan"]
+
+
+def read_table(tables: str | Path, name: str, axes: list[str] = (), hint: str = "run `ganablate stats` first"):
+    """name.csv with the axis and label columns as strings: a label such as "16" or "nan" stays itself."""
+    path = Path(tables) / f"{name}.csv"
+    if not path.is_file():
+        raise UsageError(f"--tables: {path} not found ({hint})")
+    columns = pd.read_csv(path, nrows=0).columns
+    labels = [c for c in columns if c in axes or c in LABEL_COLUMNS]
+    return pd.read_csv(
+        path,
+        dtype=dict.fromkeys(labels, str),
+        keep_default_na=False,
+        na_values={c: MISSING for c in columns if c not in labels},
+    )
+
+
+def load_runs(tables: str | Path, axes: list[str]) -> pd.DataFrame:
+    """runs.csv of one dataset with the given axes, in a fixed row order (resamples and fits see the values in
+    this order: fixing it makes the tables independent of the file's)."""
+    runs = read_table(tables, "runs", axes, hint="run `ganablate aggregate` first")
+    keys = ["dataset", *axes, "seed"]
+    missing = [c for c in [*keys, *RUN_INFO, *METRICS_COLUMNS] if c not in runs.columns]
+    if missing:
+        raise UsageError(
+            f"--tables: runs.csv lacks columns {', '.join(missing)} (are study.axes those the runs were trained with?)"
+        )
+    datasets = runs["dataset"].unique()
+    if len(datasets) > 1:
+        raise UsageError(
+            f"--tables: runs.csv mixes datasets ({', '.join(sorted(datasets))}); aggregate one dataset per folder"
+        )
+    return runs.sort_values([*keys, "step", "extractor", "metric"], ignore_index=True)

@@ -1,0 +1,180 @@
+"""Per-cell tables: the summary of every metric, the failures, the context gap; and the order every table is
+sorted in (the axes' declared level order, metrics as vocab names them)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ganablate import vocab
+from ganablate.analysis.estimators import bootstrap_ci, iqm, mean_interval, median_interval, wilson_interval
+from ganablate.design import Design
+
+METRIC_ORDER = list(vocab.METRICS)
+STAT_COLUMNS = [
+    "n",
+    "n_failed",
+    "mean",
+    "sd",
+    "mean_ci_low",
+    "mean_ci_high",
+    "median",
+    "median_ci_low",
+    "median_ci_high",
+    "gmean",
+    "gmean_ci_low",
+    "gmean_ci_high",
+    "iqm",
+    "iqm_ci_low",
+    "iqm_ci_high",
+    "min",
+    "max",
+    "note",
+]
+FAILURE_COLUMNS = [
+    "n_runs",
+    "n_diverged",
+    "n_beyond_threshold",
+    "n_no_value",
+    "n_failed",
+    "failure_rate",
+    "rate_ci_low",
+    "rate_ci_high",
+]
+CONTEXT_COLUMNS = ["n_runs", "context_gap_median", "d_acc_median"]
+
+
+def ordered(frame: pd.DataFrame, design: Design, by: list[str]) -> pd.DataFrame:
+    """Sort axis columns in their declared level order ('*' after the levels), metrics as vocab lists them."""
+    orders = {a.name: list(a.labels) for a in design.axes} | {"metric": METRIC_ORDER}
+
+    def key(column: pd.Series):
+        if column.name not in orders:
+            return column
+        order = orders[column.name]
+        return column.map(lambda v: (order.index(v), "") if v in order else (len(order), str(v)))
+
+    return frame.sort_values(by, key=key, ignore_index=True, kind="stable")
+
+
+def usable(runs: pd.DataFrame) -> pd.Series:
+    """Rows that enter means and contrasts: completed runs with a finite value. Diverged runs never do."""
+    return (runs["status"] == "completed") & np.isfinite(runs["value"].astype(float))
+
+
+def run_outcomes(runs: pd.DataFrame, design: Design, config: dict) -> pd.DataFrame:
+    """One row per run: its primary metric at the final step and why it failed ('' when it did not)."""
+    cfg, keys = config["stats"], [*design.names, "seed"]
+    metric, threshold = cfg["primary_metric"], cfg["failure_threshold"]
+    primary = runs[
+        (runs["metric"] == metric)
+        & (runs["extractor"] == cfg["primary_extractor"])
+        & (runs["step"] == config["train"]["steps"])
+    ]
+    each = runs[[*keys, "status"]].drop_duplicates(keys)
+    out = each.merge(primary[[*keys, "value"]], on=keys, how="left")
+    value = out["value"].astype(float)
+    beyond = pd.Series(False, index=out.index)
+    if threshold is not None:
+        beyond = value > threshold if vocab.COMPARED[metric] == "lower" else value < threshold
+    out["failure"] = np.select(
+        [out["status"] == "diverged", ~np.isfinite(value), beyond], ["diverged", "no value", "beyond threshold"], ""
+    )
+    return ordered(out, design, keys)
+
+
+def failed_rows(runs: pd.DataFrame, design: Design, config: dict) -> pd.Series:
+    """Per row of runs: whether its run counts as failed for that row's metric and step (not usable there, or at
+    the primary metric's final step, beyond stats.failure_threshold)."""
+    outcomes = run_outcomes(runs, design, config)
+    keys = [*design.names, "seed"]
+    beyond = outcomes.loc[outcomes["failure"] == "beyond threshold", keys].assign(beyond=True)
+    flagged = runs[keys].merge(beyond, on=keys, how="left")["beyond"].fillna(False).to_numpy(bool)
+    cfg = config["stats"]
+    at_primary = (
+        (runs["metric"] == cfg["primary_metric"])
+        & (runs["extractor"] == cfg["primary_extractor"])
+        & (runs["step"] == config["train"]["steps"])
+    ).to_numpy()
+    return pd.Series(~usable(runs).to_numpy() | (flagged & at_primary), index=runs.index)
+
+
+def summary_table(runs: pd.DataFrame, design: Design, config: dict) -> pd.DataFrame:
+    """Per cell, step, extractor and metric: location and spread of the usable runs, with intervals."""
+    cfg, ok, rows = config["stats"], usable(runs), []
+    level = cfg["confidence_level"]
+    group_by = [*design.names, "step", "extractor", "metric"]
+    for key, group in runs.groupby(group_by, sort=False):
+        x = group.loc[ok[group.index], "value"].to_numpy(float)
+        n = len(x)
+        row = dict(zip(group_by, key)) | {
+            "n": n,
+            "n_failed": len(group) - n,
+            "mean": x.mean() if n else math.nan,
+            "sd": x.std(ddof=1) if n > 1 else math.nan,
+            "median": np.median(x) if n else math.nan,
+            "iqm": iqm(x) if n else math.nan,
+            "min": x.min() if n else math.nan,
+            "max": x.max() if n else math.nan,
+        }
+        row["mean_ci_low"], row["mean_ci_high"] = mean_interval(x, level)
+        row["median_ci_low"], row["median_ci_high"] = median_interval(x, level)
+        positive = n and (x > 0).all()
+        row["gmean"] = math.exp(np.log(x).mean()) if positive else math.nan
+        low, high = mean_interval(np.log(x), level) if positive else (math.nan, math.nan)
+        row["gmean_ci_low"], row["gmean_ci_high"] = math.exp(low), math.exp(high)
+        row["iqm_ci_low"], row["iqm_ci_high"] = bootstrap_ci((x,), iqm, cfg, ("iqm", *key))
+        notes = []
+        if n < 2:
+            notes.append(f"{n} usable run(s): no CI")
+        elif not np.isfinite(row["median_ci_low"]):
+            notes.append(f"{n} runs cannot give a {level:.0%} order-statistic interval of the median")
+        row["note"] = "; ".join(notes)
+        rows.append(row)
+    return ordered(pd.DataFrame(rows, columns=[*group_by, *STAT_COLUMNS]), design, group_by)
+
+
+def failures_table(runs: pd.DataFrame, design: Design, config: dict) -> pd.DataFrame:
+    """Failure rate per cell with a Wilson CI (paired comparisons of failures are contrasts.csv's p_failures)."""
+    outcomes = run_outcomes(runs, design, config)
+    rows = []
+    for key, group in outcomes.groupby(design.names, sort=False):
+        n, failed = len(group), int((group["failure"] != "").sum())
+        low, high = wilson_interval(failed, n, config["stats"]["confidence_level"])
+        rows.append(
+            dict(zip(design.names, key if isinstance(key, tuple) else (key,)))
+            | {
+                "n_runs": n,
+                "n_diverged": int((group["failure"] == "diverged").sum()),
+                "n_beyond_threshold": int((group["failure"] == "beyond threshold").sum()),
+                "n_no_value": int((group["failure"] == "no value").sum()),
+                "n_failed": failed,
+                "failure_rate": failed / n,
+                "rate_ci_low": low,
+                "rate_ci_high": high,
+            }
+        )
+    return ordered(pd.DataFrame(rows, columns=[*design.names, *FAILURE_COLUMNS]), design, design.names)
+
+
+def late_context_gap(logs: pd.DataFrame, design: Design) -> pd.DataFrame:
+    """Per run: the mean context gap and D accuracy over the second half of training, where D has settled."""
+    keys = [*design.names, "seed"]
+    late = logs[logs["step"] > logs.groupby(keys)["step"].transform("max") / 2]
+    return late.groupby(keys)[["context_gap", "d_acc"]].mean().reset_index().dropna(subset=["context_gap"])
+
+
+def context_table(logs: pd.DataFrame, design: Design) -> pd.DataFrame:
+    per_run = late_context_gap(logs, design)
+    table = (
+        per_run.groupby(design.names)
+        .agg(
+            n_runs=("context_gap", "size"),
+            context_gap_median=("context_gap", "median"),
+            d_acc_median=("d_acc", "median"),
+        )
+        .reset_index()
+    )
+    return ordered(table, design, design.names)[[*design.names, *CONTEXT_COLUMNS]]

@@ -1,0 +1,353 @@
+"""One contrast engine for every comparison of the study.
+
+Runs of one seed share G's init, the real batches and z across cells (design.BREAKS says where not), so every
+comparison is a per-seed linear contrast L_s = sum_c w_c log y_{s,c} over cells, tested with a one-sample test over
+seeds and reported as a ratio exp(mean L). Three kinds:
+- simple: a level against another of one axis, within a cell of the other axes (today's paired log ratio);
+- interaction: how that ratio changes between two levels of another axis (a ratio of ratios);
+- trend: the per-seed OLS slope of the log metric, or of a simple contrast's log ratio, on log2 of an ordered
+  axis's value: the ratio per doubling.
+Each contrast is computed in every cell where it applies; the declared ones (stats.confirmatory, stats.contrasts)
+and the automatic ones (every level against its axis's reference, every pair of axes' interactions, trends over
+ordered axes) share one table.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ganablate import vocab
+from ganablate.analysis.estimators import holm, mean_interval
+from ganablate.analysis.plan import alpha_of, contrast_name, declared
+from ganablate.design import SPANNED, Declared, Design
+
+BETTER = vocab.COMPARED
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """A declared or automatic contrast placed in one cell of the axes it leaves open.
+    parts: per-seed components (each a weighting of cells) and coef: how they combine, L = sum coef_k part_k.
+    A simple contrast has parts (compare cell, reference cell) and coef (1, -1)."""
+
+    spec: Declared
+    cell: tuple[tuple[str, str], ...]  # every axis: its label, or SPANNED
+    parts: tuple[tuple[tuple[tuple[str, ...], float], ...], ...]
+    coef: tuple[float, ...]
+    declared: str = ""  # the declared contrast it was placed from (plan.json's name), "" for an automatic one
+
+    @property
+    def name(self) -> str:
+        fixed = tuple((a, lab) for a, lab in self.cell if lab != SPANNED)
+        return contrast_name(
+            Declared(
+                self.spec.kind,
+                self.spec.axis,
+                self.spec.level,
+                self.spec.level_ref,
+                fixed,
+                self.spec.by_axis,
+                self.spec.by_level,
+                self.spec.by_level_ref,
+            )
+        )
+
+    @property
+    def key(self) -> tuple:
+        return (
+            self.spec.kind,
+            self.spec.axis,
+            self.spec.level,
+            self.spec.level_ref,
+            self.spec.by_axis,
+            self.spec.by_level,
+            self.spec.by_level_ref,
+            self.cell,
+        )
+
+    @property
+    def cells(self) -> list[tuple[str, ...]]:
+        return list(dict.fromkeys(c for part in self.parts for c, _ in part))
+
+
+# --- which contrasts a design has ----------------------------------------------------------------
+
+
+def _placed(design: Design, spec: Declared, declared: bool = False) -> list[Contrast]:
+    """`spec` in every cell of the axes it leaves open where all its cells were run."""
+    names = design.names
+    spanned = {n for n in (spec.axis, spec.by_axis) if n is not None}
+    fixed = dict(spec.within)
+    free = [a for a in design.axes if a.name not in spanned and a.name not in fixed]
+    run = set(design.cells)
+    placed = []
+    for labels in itertools.product(*(a.labels for a in free)):
+        where = fixed | dict(zip((a.name for a in free), labels))
+        cell = functools.partial(_cell, names, where)
+
+        def simple(cell=cell, **at) -> tuple:  # the log ratio level / level_ref at `at`
+            return ((cell(**at, **{spec.axis: spec.level}), 1.0), (cell(**at, **{spec.axis: spec.level_ref}), -1.0))
+
+        if spec.kind == "simple":
+            parts = (((cell(**{spec.axis: spec.level}), 1.0),), ((cell(**{spec.axis: spec.level_ref}), 1.0),))
+            coef = (1.0, -1.0)
+        elif spec.kind == "interaction":
+            parts = (simple(**{spec.by_axis: spec.by_level}), simple(**{spec.by_axis: spec.by_level_ref}))
+            coef = (1.0, -1.0)
+        else:  # trend: one part per level of the ordered axis, weighted by the OLS slope's coefficients
+            over = design.axis(spec.by_axis)
+            x = np.array([over.position(lab) for lab in over.labels])
+            w = (x - x.mean()) / ((x - x.mean()) ** 2).sum()
+            parts = tuple(
+                simple(**{over.name: lab}) if spec.axis else ((cell(**{over.name: lab}), 1.0),) for lab in over.labels
+            )
+            coef = tuple(float(v) for v in w)
+        if all(c in run for part in parts for c, _ in part):
+            labels_of = tuple((n, SPANNED if n in spanned else where[n]) for n in names)
+            placed.append(Contrast(spec, labels_of, parts, coef, contrast_name(spec) if declared else ""))
+    return placed
+
+
+def _cell(names: list[str], where: dict[str, str], **levels: str) -> tuple[str, ...]:
+    """The labels of the cell at `where`, with `levels` changed."""
+    return tuple(levels.get(n, where.get(n)) for n in names)
+
+
+def automatic(design: Design) -> list[Declared]:
+    """Every level against its axis's reference; every pair of axes' interaction (the earlier-declared axis
+    compared, by each level of the later one against its reference); over every ordered axis with three or more
+    levels, the trend of the log metric and of every other axis's levels against its reference."""
+    specs = []
+    for a in design.axes:
+        specs += [Declared("simple", a.name, lab, a.reference, ()) for lab in a.labels if lab != a.reference]
+    for a, b in itertools.combinations(design.axes, 2):
+        specs += [
+            Declared("interaction", a.name, la, a.reference, (), b.name, lb, b.reference)
+            for la in a.labels
+            if la != a.reference
+            for lb in b.labels
+            if lb != b.reference
+        ]
+    for o in design.axes:
+        if o.ordered and len(o.labels) >= 3:
+            specs.append(Declared("trend", None, None, None, (), o.name))
+            specs += [
+                Declared("trend", a.name, lab, a.reference, (), o.name)
+                for a in design.axes
+                if a is not o
+                for lab in a.labels
+                if lab != a.reference
+            ]
+    return specs
+
+
+def contrasts_of(design: Design, config: dict) -> tuple[list[Contrast], set[tuple]]:
+    """(every contrast of the study, each once, and the keys of the confirmatory family's)."""
+    confirmatory = [c for s in declared(design, config, "confirmatory") for c in _placed(design, s, True)]
+    others = [c for s in declared(design, config, "contrasts") for c in _placed(design, s, True)]
+    others += [c for s in automatic(design) for c in _placed(design, s)]
+    unique: dict[tuple, Contrast] = {}
+    for c in [*confirmatory, *others]:  # a contrast declared and automatic alike keeps its first, declared, origin
+        unique.setdefault(c.key, c)
+    return list(unique.values()), {c.key for c in confirmatory}
+
+
+# --- evaluating a contrast on the runs -----------------------------------------------------------
+
+COLUMNS_HEAD = ["contrast", "declared", "kind", "axis", "level", "level_ref", "by_axis", "by_level", "by_level_ref"]
+COLUMNS_TAIL = [
+    "step",
+    "extractor",
+    "metric",
+    "better",
+    "role",
+    "n_pairs",
+    "n_failed",
+    "pair_correlation",
+    "ratio",
+    "ratio_ci_low",
+    "ratio_ci_high",
+    "p",
+    "p_holm",
+    "p_equivalence",
+    "equivalence_ci_low",
+    "equivalence_ci_high",
+    "equivalence_bound",
+    "p_failures",
+    "verdict",
+    "note",
+]
+
+
+def columns(design: Design) -> list[str]:
+    return [*COLUMNS_HEAD, *design.names, *COLUMNS_TAIL]
+
+
+def per_seed(c: Contrast, logs: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(L per complete seed, each part per complete seed) from logs: seeds x cells of log values (NaN = unusable)."""
+    parts = [sum(w * logs[cell] for cell, w in part) for part in c.parts]
+    frame = pd.concat(parts, axis=1).dropna()
+    values = [frame[k].to_numpy(float) for k in frame.columns]
+    return sum(k * v for k, v in zip(c.coef, values)) if values else np.array([]), values
+
+
+def pair_correlation(parts: list[np.ndarray]) -> float:
+    """How strongly runs of one seed move together: Pearson r of a simple or interaction contrast's two parts, the
+    mean pairwise r of a trend's levels."""
+    if not parts or len(parts[0]) < 3 or any(np.ptp(p) == 0 for p in parts):
+        return math.nan
+    return float(np.mean([stats.pearsonr(a, b).statistic for a, b in itertools.combinations(parts, 2)]))
+
+
+def tost(d: np.ndarray, margin: float) -> float:
+    """Paired TOST of the contrast's mean within +-log(1 + margin) (statsmodels): the larger one-sided p."""
+    from statsmodels.stats.weightstats import DescrStatsW
+
+    bound = math.log1p(margin)
+    return float(DescrStatsW(d).ttost_mean(-bound, bound)[0])
+
+
+def mcnemar_p(failed: pd.DataFrame, a: tuple, b: tuple) -> float:
+    """Exact McNemar test of the per-seed failures of two cells (seeds that ran both)."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    both = failed[[a, b]].dropna().astype(bool)
+    only_a, only_b = int((both[a] & ~both[b]).sum()), int((~both[a] & both[b]).sum())
+    if len(both) == 0:
+        return math.nan
+    return float(mcnemar([[0, only_a], [only_b, 0]], exact=True).pvalue)
+
+
+def evaluate(c: Contrast, logs: pd.DataFrame, failed: pd.DataFrame, values: pd.DataFrame, cfg: dict) -> dict:
+    """One contrast at one (step, extractor, metric): logs and values are seeds x cells (NaN where unusable),
+    failed seeds x cells of bools (NaN where the run does not exist)."""
+    level, margin, alpha = cfg["confidence_level"], cfg["equivalence_margin"], alpha_of(cfg)
+    out = dict.fromkeys(COLUMNS_TAIL[COLUMNS_TAIL.index("n_pairs") :], math.nan) | {"note": ""}
+    involved = failed[c.cells]
+    out["n_failed"] = int(involved.fillna(False).astype(bool).any(axis=1).sum())
+    if c.spec.kind == "simple":
+        out["p_failures"] = mcnemar_p(failed, *c.cells)
+    if (values[c.cells] <= 0).any().any():
+        return out | {"n_pairs": 0, "note": "non-positive values: no log contrast"}
+    d, parts = per_seed(c, logs)
+    out["n_pairs"] = len(d)
+    if len(d) < 2:
+        return out | {"note": f"{len(d)} complete seed(s): no test or interval"}
+    out["pair_correlation"] = pair_correlation(parts)
+    low, high = mean_interval(d, level)
+    out["ratio"], out["ratio_ci_low"], out["ratio_ci_high"] = math.exp(d.mean()), math.exp(low), math.exp(high)
+    low, high = mean_interval(d, 1 - 2 * alpha)
+    out["equivalence_ci_low"], out["equivalence_ci_high"] = math.exp(low), math.exp(high)
+    out["equivalence_bound"] = math.expm1(max(abs(low), abs(high)))
+    if np.ptp(d) > 0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # near-constant samples: scipy's precision warning; the p stands
+            out["p"] = float(
+                stats.ttest_1samp(d, 0.0).pvalue if cfg["test"] == "paired_t_log" else stats.wilcoxon(d).pvalue
+            )
+            out["p_equivalence"] = tost(d, margin)
+    if c.spec.kind == "simple" and out["n_failed"] == 0:
+        a, b = (values[cell].dropna() for cell in c.cells)
+        if len(a) == len(b) and len(a) and (a.to_numpy() == b.reindex(a.index).to_numpy()).all():
+            out["note"] = "the two arms gave bitwise-equal results for every seed: the same computation"
+    return out
+
+
+def role_of(c: Contrast, confirmatory: set, primary: tuple, at: tuple) -> str:
+    if at != primary:
+        return "exploratory"
+    if c.key in confirmatory:
+        return "confirmatory"
+    return "control" if c.spec.kind == "simple" else "exploratory"
+
+
+def verdicts(table: pd.DataFrame, cfg: dict) -> pd.Series:
+    """worse / better / equivalent / identical / inconclusive, in the metric's own direction (a ratio above 1 of
+    a lower-is-better metric is worse, also for a ratio of ratios or per doubling).
+    - identical: the two arms of a simple contrast gave bitwise-equal values in every seed, none failed: a property
+      of the code, not evidence, and kept out of the counts of equivalent controls;
+    - a difference is called at alpha on Holm's p for the confirmatory family, on the unadjusted p otherwise;
+    - equivalence when the paired TOST's p < alpha and no run of either arm failed;
+    - controls ask first for equivalence, the others first for a difference."""
+    alpha = alpha_of(cfg)
+    p_diff = np.where(table["role"] == "confirmatory", table["p_holm"], table["p"]).astype(float)
+    higher = table["ratio"].astype(float) > 1
+    direction = np.where(higher == (table["better"] == "higher"), "better", "worse")
+    differs = p_diff < alpha
+    equivalent = (table["p_equivalence"].astype(float) < alpha) & (table["n_failed"] == 0)
+    identical = table["note"].str.contains("bitwise-equal", regex=False)
+    control = table["role"] == "control"
+    return pd.Series(
+        np.select(
+            [identical, control & equivalent, differs, equivalent],
+            ["identical", "equivalent", direction, "equivalent"],
+            "inconclusive",
+        ),
+        index=table.index,
+    )
+
+
+def wide(frame: pd.DataFrame, names: list[str], column: str) -> pd.DataFrame:
+    """seeds x cells (label tuples) of `column`."""
+    return frame.pivot_table(index="seed", columns=names, values=column, aggfunc="first", dropna=False)
+
+
+def contrasts_table(runs: pd.DataFrame, design: Design, config: dict, failed_runs: pd.Series) -> pd.DataFrame:
+    """Every contrast in every cell where it applies, per step, extractor and compared metric, with its role and
+    verdict. failed_runs: per row of runs, whether the run counts as failed there (plan's failure rule)."""
+    cfg = config["stats"]
+    names = design.names
+    found, confirmatory = contrasts_of(design, config)
+    primary = (cfg["primary_metric"], cfg["primary_extractor"], config["train"]["steps"])
+    usable = (runs["status"] == "completed") & np.isfinite(runs["value"].astype(float))
+    data = runs.assign(usable_value=runs["value"].where(usable), failed=failed_runs.astype(float))
+    rows = []
+    for (step, extractor, metric), group in data[data["metric"].isin(list(BETTER))].groupby(
+        ["step", "extractor", "metric"], sort=True
+    ):
+        values = as_cells(wide(group, names, "usable_value"), names)
+        failed = as_cells(wide(group, names, "failed"), names)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log(values.where(values > 0))
+        for c in found:
+            if not set(c.cells) <= set(values.columns):
+                continue
+            row = {
+                "contrast": c.name,
+                "declared": c.declared,
+                "kind": c.spec.kind,
+                "axis": c.spec.axis,
+                "level": c.spec.level,
+                "level_ref": c.spec.level_ref,
+                "by_axis": c.spec.by_axis,
+                "by_level": c.spec.by_level,
+                "by_level_ref": c.spec.by_level_ref,
+                **dict(c.cell),
+                "step": step,
+                "extractor": extractor,
+                "metric": metric,
+                "better": BETTER[metric],
+                "role": role_of(c, confirmatory, primary, (metric, extractor, step)),
+            }
+            rows.append(row | evaluate(c, logs, failed, values, cfg))
+    table = pd.DataFrame(rows, columns=columns(design))
+    if table.empty:
+        return table
+    table["p_holm"] = holm(table["p"], table["role"] == "confirmatory")
+    table["verdict"] = verdicts(table, cfg)
+    return table
+
+
+def as_cells(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Columns as label tuples, also for one axis (where pandas gives plain labels)."""
+    frame = frame.copy()
+    frame.columns = [c if isinstance(c, tuple) else (c,) for c in frame.columns]
+    return frame

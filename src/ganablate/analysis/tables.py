@@ -1,0 +1,145 @@
+"""`ganablate stats`: the plan checked against the one the runs were launched under, then every table of
+outputs.TABLES built, noted and written (.csv at full precision, .md and .tex at 4 significant digits)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ganablate import outputs, vocab
+from ganablate.analysis import aggregate, cells, contrasts, factorial, mechanism, over_training, power
+from ganablate.analysis.plan import DIVERGED_RULE, plan_hash, plan_of
+from ganablate.design import Design, design_of
+
+
+@dataclass
+class Study:
+    """What every table is built from: the config, its design and plan, and the aggregated runs and logs."""
+
+    config: dict
+    design: Design
+    plan: dict
+    runs: pd.DataFrame
+    logs: pd.DataFrame
+
+    @classmethod
+    def load(cls, config: dict, tables: str | Path) -> Study:
+        design = design_of(config)
+        runs = aggregate.load_runs(tables, design.names)
+        logs = aggregate.read_table(tables, "train_logs", design.names, hint="run `ganablate aggregate` first")
+        return cls(config, design, plan_of(config), runs, logs)
+
+
+def _notes(study: Study) -> dict[str, str]:
+    cfg, plan = study.config["stats"], study.plan
+    level, step = f"{cfg['confidence_level']:.0%}", plan["final_step"]
+    directions = ", ".join(f"{m}: {b} is better" for m, b in vocab.COMPARED.items())
+    margin = f"±{cfg['equivalence_margin']:.0%}"
+    notes = {
+        "summary": f"Per cell, step, extractor and metric over the usable runs (n; n_failed left out). {level} "
+        f"intervals: Student t for the mean and (on the log scale) the geometric mean, order statistics "
+        f"(distribution-free) for the median, bootstrap (BCa, percentile where undefined; approximate at "
+        f"small n) for the IQM.",
+        "contrasts": f"Every contrast, paired by seed: the per-seed linear contrast of the log metric over cells "
+        f"(simple: level / level_ref within a cell; interaction: that ratio at by_level over at "
+        f"by_level_ref; trend: per doubling of by_axis's value), tested over seeds ({cfg['test']}); "
+        f"{directions}. ratio with its {level} t CI; p unadjusted; p_holm over the confirmatory family "
+        f"(role confirmatory); p_equivalence: paired TOST within {margin}, judged on the "
+        f"{1 - 2 * plan['alpha']:.0%} CI (equivalence_ci_*); equivalence_bound: the smallest margin that "
+        f"CI meets; p_failures: exact McNemar of the two arms' failures. '*': the axis the contrast spans. "
+        f"Roles: confirmatory (the declared family), control (every other simple effect at the primary "
+        f"metric and final step), exploratory (the rest). {DIVERGED_RULE}.",
+        "mixed": f"Exploratory sensitivity analysis: linear mixed model (REML) of log {cfg['primary_metric']} at step "
+        f"{step}, formula from the axes (sum contrasts), random intercept per seed and a variance component "
+        f"per seed x axis for axes whose levels do not share a seed's streams; Wald chi2 per term (liberal "
+        f"at few seeds).",
+        "failures": f"Failure rule: {DIVERGED_RULE}; with stats.failure_threshold {cfg['failure_threshold']}, a run "
+        f"beyond it at the final step also fails. Wilson {level} CI per cell.",
+        "power": f"Simulated power ({cfg['power_simulations']} studies, seed {cfg['seed']}) of the rule each "
+        f"confirmatory and control contrast is judged by, at the SD over seeds of its own per-seed contrast; "
+        f"seeds_needed for {plan['power_target']:.0%} power (NA: more than {cfg['max_seeds']}).",
+        "context_gap": "Per cell: median over runs of each run's mean context gap (logits) and D accuracy over the "
+        "second half of training.",
+        "mechanism": f"stats.mechanism within every cell of the other axes: recovered = 1 - mean log(repaired/"
+        f"reference) / mean log(broken/reference) over seeds (log scale), recovered_raw the same on the "
+        f"raw metric, Fieller {level} CIs; gap_slope (final step {step} only, exploratory): OLS log "
+        f"metric ~ context gap + level, per logit of gap, unadjusted p.",
+        "trend": f"Exploratory: per simple contrast of {cfg['primary_metric']}, ratio_first/ratio_last (geometric "
+        f"means over seeds at the first and last checkpoint) and the mean over seeds of each seed's OLS "
+        f"slope of the log ratio per 1000 steps, t {level} CI, unadjusted p.",
+    }
+    tail = f" [analysis plan {plan_hash(plan)}]"
+    return {name: note + tail for name, note in notes.items()}
+
+
+def build(study: Study) -> dict[str, pd.DataFrame]:
+    config, design, runs = study.config, study.design, study.runs
+    found, _ = contrasts.contrasts_of(design, config)
+    table = contrasts.contrasts_table(runs, design, config, cells.failed_rows(runs, design, config))
+    table = (
+        cells.ordered(table, design, ["kind", *design.names, "step", "extractor", "metric"]) if len(table) else table
+    )
+    cfg = config["stats"]
+    final = runs[
+        cells.usable(runs)
+        & (runs["metric"] == cfg["primary_metric"])
+        & (runs["extractor"] == cfg["primary_extractor"])
+        & (runs["step"] == config["train"]["steps"])
+    ]
+    values = contrasts.as_cells(contrasts.wide(final, design.names, "value"), design.names)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(values.where(values > 0))
+    built = {
+        "summary": cells.summary_table(runs, design, config),
+        "contrasts": table,
+        "trend": over_training.trend_table(runs, found, design.names, config),
+        "mechanism": mechanism.mechanism_table(runs, study.logs, design, config),
+        "mixed": factorial.mixed_table(runs, design, config),
+        "failures": cells.failures_table(runs, design, config),
+        "power": power.power_table(table, {c.name: c for c in found}, logs, design.names, config),
+        "context_gap": cells.context_table(study.logs, design),
+    }
+    assert list(built) == list(outputs.TABLES)  # one registry of names: outputs.py
+    return built
+
+
+def write_table(table: pd.DataFrame, out_dir: Path, name: str, note: str) -> list[Path]:
+    """name.csv (full precision), name.md and name.tex (4 significant digits, with the note)."""
+    paths = [out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
+    table.to_csv(paths[0], index=False)
+    shown = table.astype(object).where(table.notna(), None)  # one missing marker for NaN and pd.NA alike
+    paths[1].write_text(f"{note}\n\n{shown.to_markdown(index=False, floatfmt='.4g', missingval='NA')}\n")
+    latex = table.to_latex(index=False, float_format="%.4g", na_rep="--", escape=True, longtable=len(table) > 40)
+    paths[2].write_text(f"% {note}\n{latex}")
+    return paths
+
+
+def launch_check(study: Study) -> dict:
+    """The plan's hash now, the hashes the runs were trained under, and whether the plan changed after launch."""
+    now = plan_hash(study.plan)
+    launched = sorted({str(h) for h in study.runs["plan_hash"].dropna().unique()})
+    return {
+        "hash": now,
+        "launch_hashes": launched,
+        "plan_changed_after_launch": any(h != now for h in launched),
+        "runs_without_plan": int(study.runs.drop_duplicates([*study.design.names, "seed"])["plan_hash"].isna().sum()),
+    }
+
+
+def write_stats(config: dict, tables: str | Path) -> list[Path]:
+    tables = Path(tables)
+    study = Study.load(config, tables)
+    check = launch_check(study)
+    if check["plan_changed_after_launch"]:
+        print(
+            f"plan changed after launch: runs trained under {', '.join(check['launch_hashes'])}, "
+            f"the plan is now {check['hash']}"
+        )
+    notes = _notes(study)
+    paths = [p for name, table in build(study).items() for p in write_table(table, tables, name, notes[name])]
+    (tables / "plan.json").write_text(json.dumps(check | study.plan, indent=2) + "\n")
+    return [*paths, tables / "plan.json"]

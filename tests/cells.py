@@ -1,0 +1,18 @@
+"""A config at one cell of the feed x norm design, as the workflow hands it to a job (train.feed, model.d_norm)."""
+
+from __future__ import annotations
+
+import copy
+
+
+def at(config: dict, feed: str, norm: str) -> dict:
+    config = copy.deepcopy(config)
+    config["train"]["feed"], config["model"]["d_norm"] = feed, norm
+    return config
+
+
+def label(feed: str, norm: str):
+    """The run's record of that cell, as the workflow passes it (`ganablate train --cell feed=F,norm=N`)."""
+    from ganablate.train import Label
+
+    return Label({"feed": feed, "norm": norm})

@@ -1,0 +1,296 @@
+"""The analysis package beside the contrast engine: aggregation, estimators, per-cell tables, the mechanism, the
+mixed model, power and the written tables; each number checked against scipy/statsmodels called directly."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
+from statsmodels.stats.weightstats import ttost_paired
+
+from ganablate import cli
+from ganablate.analysis import aggregate, cells, estimators, factorial, mechanism, power, tables
+from ganablate.config import UsageError
+from ganablate.design import design_of
+from ganablate.outputs import TABLES
+from tests.synthetic_runs import make_runs, runs_table, study_config
+
+SPLIT = [40.0, 42.0, 45.0, 41.0, 50.0, 43.0]
+JOINT = [55.0, 60.0, 48.0, 70.0, 52.0, 58.0]
+CONSISTENT = [41.0, 44.0, 43.0, 47.0, 49.0, 40.0]
+NONE_SPLIT = [30.0, 33.0, 31.0, 36.0, 29.0, 32.0]
+NONE_JOINT = [31.0, 32.0, 34.0, 35.0, 30.0, 33.0]
+VALUES = {
+    ("split", "batch"): SPLIT,
+    ("joint", "batch"): JOINT,
+    ("joint_consistent", "batch"): CONSISTENT,
+    ("split", "none"): NONE_SPLIT,
+    ("joint", "none"): NONE_JOINT,
+    ("joint_consistent", "none"): NONE_SPLIT,
+}
+MECHANISM = {"axis": "feed", "reference": "split", "broken": "joint", "repaired": "joint_consistent"}
+
+
+@pytest.fixture
+def config():
+    return study_config(
+        seeds=6, mechanism=MECHANISM, confirmatory=[{"compare": {"feed": "joint"}, "within": {"norm": "batch"}}]
+    )
+
+
+# --- aggregation ----------------------------------------------------------------------------------
+
+
+def test_aggregate_reads_each_runs_cell_from_its_summary_one_row_per_run_step_extractor_metric(tmp_path):
+    make_runs(tmp_path / "runs", seeds=range(2), diverged={(("joint", "batch"), 1)}, images=False)
+    # A folder name is only a name: moving a run must not change its cell.
+    moved = tmp_path / "runs/fashion-mnist/misplaced"
+    shutil.move(tmp_path / "runs/fashion-mnist/feed~split/norm~none/seed0", moved)
+    runs, logs = aggregate.aggregate([tmp_path / "runs"])
+    assert len(runs) == 3 * 2 * 2 * 2 * 7  # feeds x norms x seeds x steps x metrics
+    assert not runs.duplicated(["dataset", "feed", "norm", "seed", "step", "extractor", "metric"]).any()
+    assert len(runs[(runs["feed"] == "split") & (runs["norm"] == "none") & (runs["seed"] == 0)]) == 14
+    failed = runs[(runs["feed"] == "joint") & (runs["norm"] == "batch") & (runs["seed"] == 1)]
+    assert set(failed["status"]) == {"diverged"} and failed[failed["step"] == 500]["value"].isna().all()
+    assert list(logs.columns[:4]) == ["dataset", "feed", "norm", "seed"] and "context_gap" in logs.columns
+
+
+def test_aggregate_rejects_a_duplicate_run_an_unevaluated_run_and_a_mixture_of_designs(tmp_path):
+    one = {"feed": ["split"]}
+    make_runs(tmp_path / "runs", axes=one, seeds=range(1), images=False)
+    shutil.copytree(tmp_path / "runs", tmp_path / "copy")
+    with pytest.raises(UsageError, match="same run"):
+        aggregate.aggregate([tmp_path / "runs", tmp_path / "copy"])
+    make_runs(tmp_path / "other", axes={"lr": ["slow"]}, seeds=range(1), images=False)
+    with pytest.raises(UsageError, match="has axes"):
+        aggregate.aggregate([tmp_path / "runs", tmp_path / "other"])
+    next((tmp_path / "runs").rglob("metrics.csv")).unlink()
+    with pytest.raises(UsageError, match="metrics.csv"):
+        aggregate.aggregate([tmp_path / "runs"])
+
+
+def test_labels_that_look_like_numbers_stay_labels(tmp_path):
+    axes = {"batch": {"sets": "train.batch_size", "levels": [16, 64], "reference": 64}}
+    make_runs(tmp_path / "runs", axes={"batch": ["16", "64"]}, seeds=range(3), images=False)
+    aggregate.write_aggregate([tmp_path / "runs"], tmp_path / "tables")
+    runs = aggregate.load_runs(tmp_path / "tables", ["batch"])
+    assert set(runs["batch"]) == {"16", "64"}
+    config = study_config(axes, seeds=3)
+    assert tables.write_stats(config, tmp_path / "tables")
+    contrasts = pd.read_csv(tmp_path / "tables/contrasts.csv", dtype={"level": str, "level_ref": str})
+    assert set(contrasts["level"]) == {"16"} and set(contrasts["level_ref"]) == {"64"}
+
+
+# --- estimators -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 9, 13])
+def test_iqm_is_scipys_quarter_trimmed_mean(n):
+    x = np.random.default_rng(n).lognormal(size=n)
+    assert estimators.iqm(x) == pytest.approx(sps.trim_mean(x, 0.25))
+
+
+def test_intervals_cover_95_percent_at_six_seeds_on_normal_data():
+    rng = np.random.default_rng(2024)
+    hits = {"mean": 0, "median": 0}
+    for _ in range(2000):
+        x = rng.normal(10.0, 2.0, size=6)
+        low, high = estimators.mean_interval(x, 0.95)
+        hits["mean"] += low <= 10.0 <= high
+        low, high = estimators.median_interval(x, 0.95)
+        hits["median"] += low <= 10.0 <= high
+    assert all(v / 2000 >= 0.93 for v in hits.values()), hits
+
+
+def test_fieller_interval_covers_the_ratio_of_paired_means_and_is_nan_when_unbounded():
+    rng = np.random.default_rng(7)
+    hits = 0
+    for _ in range(1000):
+        b = rng.normal(1.0, 0.3, size=6)
+        a = 0.25 * b + rng.normal(0, 0.1, size=6)
+        low, high = estimators.fieller_interval(a, b, 0.95)
+        hits += low <= 0.25 <= high
+    assert hits / 1000 >= 0.93
+    low, high = estimators.fieller_interval(np.arange(1.0, 7), np.array([0.1, -0.2, 0.15, -0.1, 0.05, -0.1]), 0.95)
+    assert math.isnan(low) and math.isnan(high)
+
+
+# --- per-cell tables, mechanism, mixed model ---------------------------------------------------------
+
+
+def test_summary_and_failures_are_per_cell_with_t_and_wilson_intervals(config):
+    runs = runs_table(VALUES, diverged={(("joint", "batch"), 2)})
+    design = design_of(config)
+    summary = cells.summary_table(runs, design, config)
+    row = summary[(summary["feed"] == "joint") & (summary["norm"] == "batch")].iloc[0]
+    kept = np.delete(np.array(JOINT), 2)
+    ci = sps.ttest_1samp(kept, 0).confidence_interval(0.95)
+    assert (row["n"], row["n_failed"]) == (5, 1)
+    assert (row["mean_ci_low"], row["mean_ci_high"]) == pytest.approx((ci.low, ci.high))
+    failures = cells.failures_table(runs, design, config)
+    assert list(failures.columns[:2]) == ["feed", "norm"]
+    joint = failures[(failures["feed"] == "joint") & (failures["norm"] == "batch")].iloc[0]
+    assert joint["n_failed"] == 1 and joint["failure_rate"] == pytest.approx(1 / 6)
+    assert (joint["rate_ci_low"], joint["rate_ci_high"]) == pytest.approx(proportion_confint(1, 6, method="wilson"))
+
+
+def test_the_mechanism_reads_its_roles_from_config_and_reports_both_scales():
+    config = study_config(
+        {"mode": {"sets": "model.d_width", "levels": {"a": 8, "b": 12, "c": 16}}},
+        seeds=6,
+        mechanism={"axis": "mode", "reference": "a", "broken": "b", "repaired": "c"},
+    )
+    values = {("a",): SPLIT, ("b",): JOINT, ("c",): CONSISTENT}
+    runs = runs_table(values, axes=["mode"])
+    logs = runs[["dataset", "mode", "seed", "status"]].assign(step=500, d_acc=0.7, context_gap=0.0)
+    m = mechanism.mechanism_table(runs, logs, design_of(config), config).iloc[0]
+    a, b = np.log(np.array(CONSISTENT) / SPLIT), np.log(np.array(JOINT) / SPLIT)
+    assert m["mode"] == "*" and m["recovered"] == pytest.approx(1 - a.mean() / b.mean())
+    raw_a, raw_b = np.array(CONSISTENT) - SPLIT, np.array(JOINT) - SPLIT
+    assert m["recovered_raw"] == pytest.approx(1 - raw_a.mean() / raw_b.mean())
+    assert m["recovered_ci_low"] < m["recovered"] < m["recovered_ci_high"]
+    assert "no context gap" in m["gap_note"]
+    no_gap = runs_table({("a",): SPLIT, ("b",): SPLIT, ("c",): CONSISTENT}, axes=["mode"])
+    row = mechanism.mechanism_table(no_gap, logs, design_of(config), config).iloc[0]
+    assert math.isnan(row["recovered"]) and "no share to recover" in row["recovered_note"]
+
+
+def test_the_mixed_models_formula_derives_from_the_axes_with_a_seed_component_for_axes_that_reseed(config):
+    runs = runs_table(VALUES)
+    table = factorial.mixed_table(runs, design_of(config), config).set_index("term")
+    data = runs.assign(y=np.log(runs["value"]))
+    fit = smf.mixedlm(
+        "y ~ C(feed, Sum) * C(norm, Sum)", data, groups="seed", re_formula="1", vc_formula={"seed_norm": "0 + C(norm)"}
+    ).fit(reml=True)
+    expected = fit.wald_test_terms(scalar=True).summary_frame()
+    assert table.loc["feed:norm", "chi2"] == pytest.approx(expected.loc["C(feed, Sum):C(norm, Sum)", "chi2"])
+    assert table.loc["feed", "p"] == pytest.approx(expected.loc["C(feed, Sum)", "P>chi2"])
+    assert table["formula"].iloc[0] == "y ~ C(feed, Sum) * C(norm, Sum)"
+
+
+# --- power -----------------------------------------------------------------------------------------------
+
+
+def test_holm_adjusted_equals_statsmodels_multipletests():
+    p = np.random.default_rng(0).random((20, 5)) ** 3
+    np.testing.assert_allclose(power.holm_adjusted(p), [multipletests(row, method="holm")[1] for row in p])
+
+
+def test_simulated_power_of_the_paired_rule_matches_an_independent_simulation():
+    sds, n = [0.2, 0.25, 0.3], 6
+    table_power = power.holm_power("paired_t_log", math.log(1.25), sds, [n] * 3, 0.05, 4000, np.random.default_rng(1))
+    rng, rejected = np.random.default_rng(99), np.zeros(3)
+    for _ in range(1000):
+        ps = []
+        for sd in sds:
+            ref = rng.normal(4.0, 1.0, n)
+            ps.append(sps.ttest_rel(ref + math.log(1.25) + rng.normal(0, sd, n), ref).pvalue)
+        for k, i in enumerate(np.argsort(ps)):  # reject in increasing p while p < alpha / (m - k)
+            if ps[i] >= 0.05 / (3 - k):
+                break
+            rejected[i] += 1
+    np.testing.assert_allclose(table_power, rejected / 1000, atol=0.05)
+
+
+def test_simulated_tost_power_matches_statsmodels_ttost_paired():
+    sd, n, margin = 0.05, 6, 0.1
+    simulated = power.tost_power(margin, sd, n, 0.05, 4000, np.random.default_rng(2))
+    rng, hits = np.random.default_rng(98), 0
+    for _ in range(1000):
+        ref = np.exp(rng.normal(4.0, 0.5, n))
+        new = ref * np.exp(rng.normal(0, sd, n))
+        hits += ttost_paired(new, ref, 1 / (1 + margin), 1 + margin, transform=np.log)[0] < 0.05
+    assert simulated == pytest.approx(hits / 1000, abs=0.05)
+
+
+def test_power_uses_the_spread_of_each_contrasts_own_per_seed_values(tmp_path):
+    rng = np.random.default_rng(5)
+    values = {
+        (f, b): list(np.exp(4 + (0.3 if f == "joint" else 0) + rng.normal(0, 0.1, 6)))
+        for f in ("split", "joint")
+        for b in ("small", "large")
+    }
+    config = study_config(
+        {"feed": ["split", "joint"], "b": {"sets": "train.batch_size", "levels": {"small": 16, "large": 64}}},
+        seeds=6,
+        power_simulations=500,
+        confirmatory=[
+            {"compare": {"feed": "joint"}, "within": {"b": "small"}},
+            {"kind": "interaction", "compare": {"feed": "joint"}, "by": {"b": ["small", "large"]}},
+        ],
+    )
+    runs_table(values, axes=["feed", "b"]).to_csv(tmp_path / "runs.csv", index=False)
+    runs_table(values, axes=["feed", "b"]).assign(context_gap=0.0, d_acc=0.5).to_csv(tmp_path / "train_logs.csv")
+    tables.write_stats(config, tmp_path)
+    table = pd.read_csv(tmp_path / "power.csv")
+    simple, interaction = (
+        table[(table["role"] == "confirmatory") & (table["kind"] == k)].iloc[0] for k in ("simple", "interaction")
+    )
+    contrasts = pd.read_csv(tmp_path / "contrasts.csv")
+    row = contrasts[(contrasts["kind"] == "interaction") & (contrasts["role"] == "confirmatory")].iloc[0]
+    log = {k: np.log(v) for k, v in values.items()}
+    d = log[("joint", "large")] - log[("split", "large")] - log[("joint", "small")] + log[("split", "small")]
+    assert interaction["sd_log"] == pytest.approx(np.std(d, ddof=1)) and row["contrast"] == interaction["contrast"]
+    assert simple["sd_log"] == pytest.approx(np.std(log[("joint", "small")] - log[("split", "small")], ddof=1))
+
+
+# --- the written tables ---------------------------------------------------------------------------------
+
+
+def _study(tmp_path, config, **runs):
+    make_runs(tmp_path / "runs", seeds=range(6), images=False, **runs)
+    aggregate.write_aggregate([tmp_path / "runs"], tmp_path / "tables")
+    return tables.write_stats(config, tmp_path / "tables")
+
+
+def test_stats_writes_every_registered_table_byte_identically_twice(tmp_path, config):
+    paths = _study(tmp_path, config)
+    assert {p.name for p in paths} == {f"{t}.{e}" for t in TABLES for e in ("csv", "md", "tex")} | {"plan.json"}
+    first = {p: p.read_bytes() for p in paths}
+    tables.write_stats(config, tmp_path / "tables")
+    assert {p: p.read_bytes() for p in paths} == first
+
+
+def test_stats_says_the_plan_changed_after_launch_when_the_runs_carry_another_hash(tmp_path, config):
+    from ganablate.analysis.plan import plan_hash, plan_of
+
+    _study(tmp_path, config, plan_hash=plan_hash(plan_of(config)))
+    plan = json.loads((tmp_path / "tables/plan.json").read_text())
+    assert plan["plan_changed_after_launch"] is False and plan["launch_hashes"] == [plan["hash"]]
+    changed = study_config(
+        seeds=6,
+        mechanism=MECHANISM,
+        equivalence_margin=0.05,
+        confirmatory=[{"compare": {"feed": "joint"}, "within": {"norm": "batch"}}],
+    )
+    tables.write_stats(changed, tmp_path / "tables")
+    plan = json.loads((tmp_path / "tables/plan.json").read_text())
+    assert plan["plan_changed_after_launch"] is True and plan["launch_hashes"] != [plan["hash"]]
+
+
+def test_cli_stats_reports_a_missing_runs_table_in_one_line_with_exit_2(tmp_path, capsys):
+    assert cli.main(["stats", "--tables", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "runs.csv not found" in err[0]
+
+
+@pytest.mark.parametrize(("growth", "expected"), [(0.5, "widens"), (-0.3, "closes"), (0.0, "no detectable change")])
+def test_the_trend_over_training_tells_a_widening_a_closing_and_a_steady_gap_apart(tmp_path, growth, expected):
+    def fid(cell, seed, step):
+        gap = 0.4 + growth * (step - 250) / 250 if cell["feed"] == "joint" else 0.0
+        return 50 * math.exp(gap + 0.01 * ((seed * 7 + step) % 5))
+
+    config = study_config({"feed": ["split", "joint"]}, seeds=6)
+    make_runs(tmp_path / "runs", axes={"feed": ["split", "joint"]}, seeds=range(6), fid=fid, images=False)
+    aggregate.write_aggregate([tmp_path / "runs"], tmp_path / "tables")
+    tables.write_stats(config, tmp_path / "tables")
+    trend = pd.read_csv(tmp_path / "tables/trend.csv")
+    assert trend.loc[0, "trend"] == expected and trend.loc[0, "contrast"] == "feed: joint vs split"
