@@ -154,6 +154,16 @@ def jobs_vs_threads(config: dict, data_file: Path, steps: int, workdir: Path) ->
     return parallel, threaded
 
 
+def _evaluate_command(config: dict, data_file: Path, run: Path, extractor: Path, cache: Path) -> list[str]:
+    """`ganablate evaluate` of `run` as the workflow runs it; trains the domain extractor first if `extractor` is
+    missing."""
+    cli = [sys.executable, "-m", "ganablate.cli"]
+    cfg = ["--config-json", json.dumps(config), "--data", str(data_file)]
+    if not extractor.exists():
+        subprocess.run([*cli, "train-extractor", *cfg, "--out", str(extractor)], check=True, stdout=subprocess.DEVNULL)
+    return [*cli, "evaluate", *cfg, "--run", str(run), "--domain-extractor", str(extractor), "--cache-root", str(cache)]
+
+
 def score_one_checkpoint_seconds(config: dict, data_file: Path, workdir: Path, extractor: Path | None) -> dict:
     """Cold and warm reference cache, 10k samples, through the same `ganablate evaluate` the workflow runs."""
     config = copy.deepcopy(config)
@@ -161,42 +171,9 @@ def score_one_checkpoint_seconds(config: dict, data_file: Path, workdir: Path, e
     run = workdir / "scored"
     small = copy.deepcopy(config)
     small["train"].update(steps=1, checkpoints=[])
-    train_run(small, "split", "batch", 0, run, data_path=str(data_file))
-    cfg = json.dumps(small)  # evaluate checks the run against the config it was trained with
-    if extractor is None:
-        extractor = workdir / "domain.pt"
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ganablate.cli",
-                "train-extractor",
-                "--config-json",
-                cfg,
-                "--data",
-                str(data_file),
-                "--out",
-                str(extractor),
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    evaluate = [
-        sys.executable,
-        "-m",
-        "ganablate.cli",
-        "evaluate",
-        "--config-json",
-        cfg,
-        "--run",
-        str(run),
-        "--data",
-        str(data_file),
-        "--domain-extractor",
-        str(extractor),
-        "--cache-root",
-        str(workdir / "cache"),
-    ]
+    train_run(small, 0, run, data_path=str(data_file))
+    # evaluate checks the run against the config it was trained with
+    evaluate = _evaluate_command(small, data_file, run, extractor or workdir / "domain.pt", workdir / "cache")
     times = {}
     for label in ("cold", "warm"):
         start = time.perf_counter()
@@ -250,7 +227,7 @@ def stack_steps_per_second(
     model_cfg = copy.deepcopy(config["model"]) | {"g_width": width, "d_width": width, "d_norm": norm}
     train_cfg = copy.deepcopy(config["train"]) | {"steps": 10**9, "checkpoints": [], "log_every": 10**9}
     seeds = list(range(size))
-    nets = _networks(data.image_shape, model_cfg, seeds, device)
+    nets = _networks(data.image_shape, model_cfg, seeds, device, data.train_images)
     opt_g = torch.optim.Adam(nets.g_parameters, lr=train_cfg["lr_g"], betas=tuple(train_cfg["betas"]))
     opt_d = torch.optim.Adam(nets.d_parameters, lr=train_cfg["lr_d"], betas=tuple(train_cfg["betas"]))
     streams = [Streams.of(seed) for seed in seeds]
@@ -378,41 +355,8 @@ def paper_run_scoring_seconds(paper: dict, data_file: Path, device: torch.device
     }
     config["eval"] |= {"device": device.type, "extractors": ["domain"], "extractor_epochs": 1}
     run = workdir / "paper-scored"
-    train_run(config, "split", "batch", 0, run, data_path=str(data_file))
-    cfg = json.dumps(config)
-    extractor = workdir / "paper-domain.pt"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ganablate.cli",
-            "train-extractor",
-            "--config-json",
-            cfg,
-            "--data",
-            str(data_file),
-            "--out",
-            str(extractor),
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    evaluate = [
-        sys.executable,
-        "-m",
-        "ganablate.cli",
-        "evaluate",
-        "--config-json",
-        cfg,
-        "--run",
-        str(run),
-        "--data",
-        str(data_file),
-        "--domain-extractor",
-        str(extractor),
-        "--cache-root",
-        str(workdir / "paper-cache"),
-    ]
+    train_run(config, 0, run, data_path=str(data_file))
+    evaluate = _evaluate_command(config, data_file, run, workdir / "paper-domain.pt", workdir / "paper-cache")
     times = {"checkpoints": n_checkpoints}
     for label in ("cold", "warm"):
         start = time.perf_counter()
