@@ -8,7 +8,9 @@ a) training steps/s of ganablate's loop against a loop written like the seed que
    (a DataLoader over the dataset, label tensors built every step, G run forward twice per step)
    on identical models, batch size and device, for split and joint; plus the threads-per-job lever;
 b) seconds to score one checkpoint (eval.n_samples images, domain extractor), reference cache warm;
-c) wall time of the default study with `snakemake --cores 2` (skipped with --quick);
+c) wall time of the study of --config (the default study) with `snakemake --cores 2` from an empty folder, and its
+   overhead: wall time x 2 cores over the pure compute of its runs (training loops + scoring, timed in the jobs);
+   skipped with --quick;
 d) solo vs stacked training throughput (stack.py) on --device, in images/s (seeds x batch x steps/s),
    per width and number of seeds per stack, with the ratio to a solo run of the same width;
 e) the paper study's (config/paper.yaml) projected wall time on --device: training jobs x steps over the
@@ -26,6 +28,7 @@ import copy
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -182,23 +185,36 @@ def score_one_checkpoint_seconds(config: dict, data_file: Path, workdir: Path, e
     return times
 
 
-def default_study_seconds(workdir: Path) -> float:
+STUDY_CORES = 2
+SCORED = re.compile(r"metrics\.csv: \d+ checkpoints, \d+ rows in ([\d.]+) s$", re.MULTILINE)
+
+
+def study_seconds(workdir: Path, config_file: Path) -> dict:
+    """A study from an empty folder with `snakemake --cores 2`: its wall time, and its pure compute: every run's
+    training loop (summary.json's wall_seconds) and scoring (the seconds its job's log reports), each timed inside
+    its job. wall x cores / compute is the overhead: imports, data loading, the shared jobs, idle cores."""
     start = time.perf_counter()
     subprocess.run(
         [
             "snakemake",
             "--cores",
-            "2",
+            str(STUDY_CORES),
             "--directory",
             str(workdir),
             "--snakefile",
             str(REPO / "workflow/Snakefile"),
             "--configfile",
-            str(REPO / "config.yaml"),
+            str(config_file),
+            "--quiet",
         ],
         check=True,
     )
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    study = workdir / "results" / load_config(config_file)["study"]["name"]
+    training = sum(json.loads(p.read_text())["wall_seconds"] for p in study.glob("runs/**/summary.json"))
+    scoring = sum(float(m) for log in study.glob("logs/**/*.log") for m in SCORED.findall(log.read_text()))
+    runs = len(list(study.glob("runs/**/metrics.csv")))
+    return {"wall": wall, "training": training, "scoring": scoring, "runs": runs}
 
 
 # --- d) stacked seeds (stack.py), e) the paper study's projected time, f) scoring on the device -------------------
@@ -390,7 +406,7 @@ PARTS = {
     "t": "python -m pytest tests/test_stack.py -k cuda (--pytest-select): the stack's tests on CUDA",
     "a": "training loop vs the seed's loop, jobs vs threads (on the CPU whatever --device)",
     "b": "score one checkpoint, 10000 samples (eval.device of --config)",
-    "c": "the default study, snakemake --cores 2 (dropped by --quick)",
+    "c": "the study of --config, snakemake --cores 2, and its overhead ratio (dropped by --quick)",
     "d": "solo vs stacked training throughput on --device, per width and stack size",
     "f": "score one run of the paper study (its checkpoints and eval.n_samples) on --device",
     "e": "the paper study's projected wall time on --device, from d) and f)",
@@ -511,7 +527,18 @@ def main() -> None:
             record("b) score one checkpoint, 10000 samples, cold cache (whole process)", times["cold"], "s")
             record("b) score one checkpoint, 10000 samples, warm cache (whole process)", times["warm"], "s")
         if "c" in parts:
-            record("c) default study, snakemake --cores 2", default_study_seconds(workdir / "study") / 60, "min")
+            study = study_seconds(workdir / "study", Path(args.config))
+            compute = study["training"] + study["scoring"]
+            record(f"c) study of {args.config}, snakemake --cores {STUDY_CORES}", study["wall"] / 60, "min")
+            record(f"c) its {study['runs']} runs' training loops, summed", study["training"] / 60, "min")
+            record(f"c) its {study['runs']} runs' scoring, summed", study["scoring"] / 60, "min")
+            # The overhead as a ratio: 1 would be every core computing a run's steps or scores all the time.
+            record(
+                f"c) wall x {STUDY_CORES} cores over the runs' compute (ratio)",
+                study["wall"] * STUDY_CORES / 60,
+                "core-min",
+                compute / 60,
+            )
         rates = stacking_table(data, config, device, widths, sizes, stack_steps, warmup, record) if "d" in parts else {}
         scoring = None
         if "f" in parts:

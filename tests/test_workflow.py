@@ -106,12 +106,12 @@ def edited_copy(study_dir, tmp_path, section: str, key: str, value):
 def test_editing_only_stats_reruns_no_training_or_evaluation(study_dir, tmp_path):
     jobs = planned_jobs(snakemake(edited_copy(study_dir, tmp_path, "stats", "confidence_level", 0.9), "-n"))
     assert jobs.keys() >= {"stats", "figures", "findings"}
-    assert not jobs.keys() & {"prepare_data", "train_extractor", "reference", "train", "evaluate", "aggregate"}
+    assert not jobs.keys() & {"prepare_data", "train_extractor", "reference", "run", "aggregate"}
 
 
 def test_editing_train_reruns_training_and_everything_after(study_dir, tmp_path):
     jobs = planned_jobs(snakemake(edited_copy(study_dir, tmp_path, "train", "lr_g", 0.0001), "-n"))
-    assert jobs.get("train") == 8 and jobs.get("evaluate") == 8
+    assert jobs.get("run") == 8
     assert not jobs.keys() & {"prepare_data", "train_extractor", "reference"}
 
 
@@ -120,7 +120,7 @@ def test_editing_one_level_of_an_axis_reruns_only_that_levels_runs(study_dir, tm
     axes["lr"]["levels"]["fast"] = 0.0008
     edited = edited_copy(study_dir, tmp_path, "study", "axes", axes)
     result = snakemake(edited, "-n", "-p")
-    assert planned_jobs(result).get("train") == 4
+    assert planned_jobs(result).get("run") == 4
     assert set(re.findall(r"--cell lr=(\w+),feed=\w+", result.stdout)) == {"fast"}
 
 
@@ -156,7 +156,7 @@ def test_a_second_named_study_shares_the_data_and_reference_and_overwrites_nothi
     config["train"]["steps"] = 20
     (both / "other.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_jobs(snakemake(both, "--configfile", "other.yaml", "-n"))
-    assert jobs["train"] == 4  # its own axes only: a --configfile study is not merged into config.yaml's
+    assert jobs["run"] == 4  # its own axes only: a --configfile study is not merged into config.yaml's
     assert not jobs.keys() & {"prepare_data", "train_extractor", "reference"}
     snakemake(both, "--configfile", "other.yaml", "--cores", "2")
     assert {p: p.stat().st_mtime_ns for p in shared} == shared
@@ -207,7 +207,7 @@ def test_default_config_dry_run_plans_one_training_job_per_cell_and_seed(tmp_pat
     jobs = planned_jobs(snakemake(tmp_path, "-n"))
     study = yaml.safe_load((REPO / "config.yaml").read_text())["study"]
     expected = len(study["axes"]["feed"]["levels"]) * len(study["axes"]["norm"]["levels"]) * study["seeds"]
-    assert jobs["train"] == expected == 108 and jobs["evaluate"] == expected and jobs["plan"] == 1
+    assert jobs["run"] == expected == 108 and jobs["plan"] == 1
 
 
 @pytest.mark.parametrize(
@@ -240,9 +240,9 @@ def test_a_bad_config_stops_the_workflow_before_any_job_naming_the_key(tmp_path,
         ({"stack": 2}, 3, {"train_stack_0_1": 4, "train_stack_2": 4}),
         ({"stack": 8}, 3, {"train_stack_0to2": 4}),
         ({"stack": "auto", "device": "cuda"}, 2, {"train_stack_0_1": 4}),
-        ({"stack": "auto", "device": "cpu"}, 2, {"train": 8}),
-        ({"stack": "auto", "device": "auto"}, 2, {"train": 8}),
-        ({"stack": 1}, 2, {"train": 8}),
+        ({"stack": "auto", "device": "cpu"}, 2, {"run": 8}),
+        ({"stack": "auto", "device": "auto"}, 2, {"run": 8}),
+        ({"stack": 1}, 2, {"run": 8}),
     ],
 )
 def test_train_stack_plans_one_training_job_per_variant_and_block_of_seeds(
@@ -254,19 +254,20 @@ def test_train_stack_plans_one_training_job_per_variant_and_block_of_seeds(
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())
     config["train"] |= train
     config["study"]["seeds"] = seeds
-    config["eval"]["device"] = config["train"].get("device", "cpu")  # group `run` needs one device string
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "-n", "-p")
     jobs = planned_jobs(result)
     n_variants = 4
-    assert {rule: n for rule, n in jobs.items() if rule.startswith("train") and rule != "train_extractor"} == expected
-    assert jobs["evaluate"] == n_variants * seeds
+    trains = {rule: n for rule, n in jobs.items() if rule.startswith(("train", "run")) and rule != "train_extractor"}
+    assert trains == expected
+    # Solo runs train and score in one job; stacked ones are scored one run per job.
+    assert jobs.get("evaluate", 0) == (0 if "run" in expected else n_variants * seeds)
     # Device and threads stay flags; the stack size is a flag too, and a stack's seeds are its job's.
-    commands = re.findall(r"ganablate train .*", result.stdout + result.stderr)
+    commands = re.findall(r"ganablate (?:train|run) .*", result.stdout + result.stderr)
     assert len(commands) == sum(expected.values())
     for command in commands:
         assert '"stack"' not in command and '"device"' not in command and '"threads"' not in command
-        if "train" not in expected:
+        if "run" not in expected:
             seeds_flag, size = re.search(r" --seeds ([\d,]+) --stack (\d+) ", command).groups()
             assert len(seeds_flag.split(",")) == int(size) and " --out-root results/default/runs " in command
 
@@ -277,7 +278,7 @@ def test_a_stacked_study_gives_the_solo_studys_tables_within_its_seed_to_seed_sp
     have the solo study's shape and runs, with every stacked run's final FID within the solo runs' spread."""
     stacked = edited_copy(study_dir, tmp_path, "train", "stack", 2)
     jobs = planned_jobs(snakemake(stacked, "-n"))
-    assert jobs.get("train_stack_0_1") == 4 and jobs.get("evaluate") == 8 and "train" not in jobs
+    assert jobs.get("train_stack_0_1") == 4 and jobs.get("evaluate") == 8 and "run" not in jobs
     assert not jobs.keys() & {"prepare_data", "train_extractor", "reference"}
     snakemake(stacked, "--cores", "2")
     assert planned_jobs(snakemake(stacked, "-n")) == {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from ganablate.config import ConfigError, UsageError, load_config, study_dir, validate_config
@@ -54,20 +55,15 @@ def _cmd_prepare_data(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from ganablate.train import Label, run_dir, train_run, train_seeds
+    from ganablate.train import run_dir, train_run, train_seeds
 
     # --seed goes with --out, --seeds with --out-root (argparse's groups cannot say so).
     if args.seed is not None and (args.out is None or args.out_root is not None):
         raise UsageError("--out: a run directory is required with --seed (--out-root goes with --seeds)")
     if args.seeds is not None and (args.out_root is None or args.out is not None):
         raise UsageError("--out-root: a root of run directories is required with --seeds (--out goes with --seed)")
-    config = config_from_args(args)
-    cell = _cell_arg(args.cell)
-    config = _with_cell(config, cell, whole=not args.config_json)
-    if args.steps is not None:  # fewer steps asked for: the checkpoints beyond them go too
-        config["train"]["checkpoints"] = [s for s in config["train"]["checkpoints"] if s <= args.steps]
-    config = _with_overrides(config, "train", args, ("steps", "device", "threads", "stack"))
-    label = Label(cell, _plan_hash(args.plan))
+    config, label = _train_config(args, ("steps", "device", "threads", "stack"))
+    cell = label.cell
     if args.seed is not None:
         summary = train_run(config, args.seed, Path(args.out), data_path=args.data, label=label)
         print(f"{args.out}: {summary['status']} after {summary['steps_done']} steps in {summary['wall_seconds']:.1f} s")
@@ -78,6 +74,40 @@ def _cmd_train(args: argparse.Namespace) -> None:
             f"{summary['steps_done']} steps in {summary['wall_seconds']:.1f} s"
             + (f" (stack of seeds {','.join(map(str, summary['stack']))})" if "stack" in summary else "")
         )
+
+
+def _train_config(args: argparse.Namespace, overrides: tuple[str, ...]):
+    """(the config of the run(s) `ganablate train` or `run` is asked for, their Label): the cell's levels applied
+    and the command line's train overrides."""
+    from ganablate.train import Label
+
+    config = config_from_args(args)
+    cell = _cell_arg(args.cell)
+    config = _with_cell(config, cell, whole=not args.config_json)
+    if getattr(args, "steps", None) is not None:  # fewer steps asked for: the checkpoints beyond them go too
+        config["train"]["checkpoints"] = [s for s in config["train"]["checkpoints"] if s <= args.steps]
+    return _with_overrides(config, "train", args, overrides), Label(cell, _plan_hash(args.plan))
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from ganablate.evaluate import evaluate_run
+    from ganablate.train import train_run
+
+    config, label = _train_config(args, ("device", "threads"))
+    given = {"device": args.eval_device, "threads": args.eval_threads}
+    config["eval"] |= {key: value for key, value in given.items() if value is not None}
+    config = _with_overrides(config, "eval", args, ())  # the eval section validated again, with them
+    summary = train_run(config, args.seed, Path(args.out), data_path=args.data, label=label)
+    print(f"{args.out}: {summary['status']} after {summary['steps_done']} steps in {summary['wall_seconds']:.1f} s")
+    _scored(args.out, lambda: evaluate_run(config, args.out, args.domain_extractor, args.cache_root, args.data))
+
+
+def _scored(run: str, evaluate) -> None:
+    """evaluate() and its line in the job's log, with the seconds it took (benchmarks/run.py sums them)."""
+    start = time.perf_counter()
+    table = evaluate()
+    seconds = time.perf_counter() - start
+    print(f"{Path(run) / 'metrics.csv'}: {table['step'].nunique()} checkpoints, {len(table)} rows in {seconds:.1f} s")
 
 
 def _cell_arg(text: str | None) -> dict[str, str]:
@@ -171,8 +201,8 @@ def _cmd_floor(args: argparse.Namespace) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from ganablate.evaluate import evaluate_run
 
-    table = evaluate_run(_eval_config(args), args.run, args.domain_extractor, args.cache_root, args.data)
-    print(f"{Path(args.run) / 'metrics.csv'}: {table['step'].nunique()} checkpoints, {len(table)} rows")
+    config = _eval_config(args)
+    _scored(args.run, lambda: evaluate_run(config, args.run, args.domain_extractor, args.cache_root, args.data))
 
 
 def _cmd_plan(args: argparse.Namespace) -> None:
@@ -224,14 +254,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .pt file")
     p.set_defaults(func=_cmd_prepare_data)
 
-    p = sub.add_parser("train", help="train one run (a cell and a seed), or several seeds of one cell")
-    _add_config_args(p)
-    p.add_argument(
+    run_args = argparse.ArgumentParser(add_help=False)
+    _add_config_args(run_args)
+    run_args.add_argument(
         "--cell",
         help="the run's cell, axis=label,... (with --config: its levels are applied; with "
         "--config-json the config is taken as the cell's own, and the labels are recorded)",
     )
-    p.add_argument("--plan", help="the study's plan.json, frozen at launch: its hash is recorded in summary.json")
+    run_args.add_argument(
+        "--plan", help="the study's plan.json, frozen at launch: its hash is recorded in summary.json"
+    )
+    run_args.add_argument("--data", help="a dataset file from `ganablate prepare-data` (default: load from the config)")
+    run_args.add_argument("--device", choices=["auto", "cpu", "cuda"], help="train.device")
+    run_args.add_argument("--threads", type=int, help="train.threads")
+
+    p = sub.add_parser(
+        "train", parents=[run_args], help="train one run (a cell and a seed), or several seeds of one cell"
+    )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--seed", type=int, help="one run's seed (with --out)")
     which.add_argument(
@@ -243,10 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out-root", help="root of run directories <root>/<dataset>/<axis>~<label>/.../seed<S>/ (with --seeds)"
     )
-    p.add_argument("--data", help="a dataset file from `ganablate prepare-data` (default: load from the config)")
     p.add_argument("--steps", type=int)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--threads", type=int)
     p.add_argument("--stack", type=_stack_arg, help="seeds per stack with --seeds, a number or auto (train.stack)")
     p.set_defaults(func=_cmd_train)
 
@@ -279,6 +315,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", parents=[eval_args, scoring_args], help="score every checkpoint of one run")
     p.add_argument("--run", required=True, help="run directory from `ganablate train`")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "run",
+        parents=[run_args, scoring_args],
+        help="train one run and score its checkpoints in one process (train, then evaluate: the same files)",
+    )
+    p.add_argument("--seed", type=int, required=True, help="the run's seed")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--eval-device", choices=["auto", "cpu", "cuda"], help="eval.device")
+    p.add_argument("--eval-threads", type=int, help="eval.threads")
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("plan", help="freeze the analysis plan at launch: plan.json, whose hash every run records")
     _add_config_args(p)

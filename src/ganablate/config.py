@@ -111,6 +111,12 @@ def _check_consistency(config: dict, source: str, given: set[str] | None = None)
             f"{source}: stats.primary_extractor: {stats['primary_extractor']} is not in eval.extractors; "
             f"allowed: {', '.join(ev['extractors'])} (or add it to eval.extractors)"
         )
+    read_everywhere = [m for m in (stats["primary_metric"], stats["secondary_metric"]) if m in ev["final_only"]]
+    if has("stats", "eval") and read_everywhere:
+        raise ConfigError(  # else the trend over training and the tables find no rows of it at earlier checkpoints
+            f"{source}: eval.final_only: {read_everywhere[0]} is stats' primary or secondary metric, read at every "
+            f"checkpoint; allowed: the other metrics"
+        )
     chunk = config["model"]["ghost_chunk"]
     if has("model", "train") and chunk is not None and train["batch_size"] % chunk:
         raise ConfigError(  # else the ghost norm stops the run at its first step

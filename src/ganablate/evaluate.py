@@ -221,8 +221,9 @@ class Scorer:
         save_reference(reference, path)
         return reference
 
-    def score(self, images: torch.Tensor) -> dict[str, float]:
-        """Every metric of uint8 `images` (N, C, H, W) against the test split."""
+    def score(self, images: torch.Tensor, skipped: frozenset[str] = frozenset()) -> dict[str, float]:
+        """Every metric of uint8 `images` (N, C, H, W) against the test split, but those in `skipped` (eval.final_only
+        at an earlier checkpoint), which are not computed."""
         subset = min(self.kid_subset_size, len(images), self.n_reference)
         if subset < self.kid_subset_size:
             warnings.warn(
@@ -231,13 +232,21 @@ class Scorer:
                 stacklevel=2,
             )
         kwargs, layers, reference = self.kwargs | {"kid_subset_size": subset}, self.layers, self.reference
-        generated = self.features(images)
-        result = isc_featuresdict_to_metric(generated, layers["isc"], **kwargs)
-        stats = fid_featuresdict_to_statistics(generated, layers["fid"])
-        result |= fid_statistics_to_metric(stats, reference.fid_stats, False)
-        result |= kid_featuresdict_to_metric(generated, reference.features, layers["kid"], **kwargs)
-        result |= precision_recall(generated[layers["prc"]], reference, layers["prc"], kwargs)
-        return {metric: float(result[key]) for metric, key in METRICS.items()}
+        generated, result = self.features(images), {}
+        if "is" not in skipped:
+            result |= isc_featuresdict_to_metric(generated, layers["isc"], **kwargs)
+        if "fid" not in skipped:
+            stats = fid_featuresdict_to_statistics(generated, layers["fid"])
+            result |= fid_statistics_to_metric(stats, reference.fid_stats, False)
+        if "kid" not in skipped:
+            result |= kid_featuresdict_to_metric(generated, reference.features, layers["kid"], **kwargs)
+        if not {"precision", "recall"} <= skipped:
+            result |= precision_recall(generated[layers["prc"]], reference, layers["prc"], kwargs)
+        return {metric: float(result[key]) for metric, key in METRICS.items() if not _skipped(metric, skipped)}
+
+
+def _skipped(metric: str, skipped: frozenset[str]) -> bool:
+    return (vocab.METRICS[metric].spread_of or metric) in skipped
 
 
 def save_reference(reference: Reference, path: Path) -> None:
@@ -375,22 +384,24 @@ def evaluate_run(
         generators = {step: load_generator(path, data.image_shape, config["model"]) for step, path in files.items()}
         rows = []
         for step in sorted(expected | set(files)):
+            # The scoring plan: eval.final_only's metrics are scored at the last step only, and have no earlier rows.
+            skipped = frozenset(eval_cfg["final_only"] if step != train_cfg["steps"] else ())
             if step not in generators:
                 rows += [
-                    (step, e.label, m, math.nan, 0, eval_cfg["g_mode"], status) for e in extractors for m in METRICS
+                    (step, e.label, m, math.nan, 0, eval_cfg["g_mode"], status)
+                    for e in extractors
+                    for m in METRICS
+                    if not _skipped(m, skipped)
                 ]
                 continue
             G = generators[step].to(device, memory_format=torch.channels_last)  # a quarter faster on the CPU
             images = generate(G, eval_cfg["n_samples"], eval_cfg["batch_size"], eval_cfg["g_mode"], device)
             write_grid(images, run_dir / "samples" / f"step_{step}.png")
             for scorer in scorers:
-                values = scorer.score(images)
+                values = scorer.score(images, skipped)
                 rows += [(step, scorer.label, m, v, len(images), eval_cfg["g_mode"], status) for m, v in values.items()]
-                print(
-                    f"{run_dir}: step {step} {scorer.label}: fid={values['fid']:.4g} is={values['is']:.4g} "
-                    f"kid={values['kid']:.4g}",
-                    flush=True,
-                )
+                shown = " ".join(f"{m}={v:.4g}" for m, v in values.items() if m in ("fid", "is", "kid"))
+                print(f"{run_dir}: step {step} {scorer.label}: {shown}", flush=True)
     table = pd.DataFrame(rows, columns=COLUMNS)
     atomic_write_text(run_dir / "metrics.csv", table.to_csv(index=False))
     return table

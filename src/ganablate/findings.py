@@ -175,6 +175,9 @@ class Page:
             f"- Smallest effect of interest (for power): a ratio of {fmt(plan['smallest_effect'])}.",
             f"- Failure threshold: {threshold}; diverged runs: {plan['diverged_runs']}.",
         ]
+        if plan.get("final_only"):
+            scored = ", ".join(vocab.METRICS[m].label for m in plan["final_only"])
+            lines.append(f"- Scored at the final step only (eval.final_only): {scored}.")
         return ["", f"## Analysis plan (hash {plan['hash']})", "", *lines]
 
     @staticmethod

@@ -17,6 +17,7 @@ class Metric:
     better: str | None  # "lower" / "higher"; None: the estimator's own spread, summarized but never compared
     label: str
     units: str
+    spread_of: str | None = None  # the metric whose estimator's spread it is: computed with it, skipped with it
 
 
 METRICS: dict[str, Metric] = {
@@ -25,8 +26,8 @@ METRICS: dict[str, Metric] = {
     "is": Metric("inception_score_mean", "higher", "Inception score", "unitless"),
     "precision": Metric("precision", "higher", "Precision", "fraction"),
     "recall": Metric("recall", "higher", "Recall", "fraction"),
-    "is_std": Metric("inception_score_std", None, "Inception score SD", "unitless"),
-    "kid_std": Metric("kernel_inception_distance_std", None, "KID SD", "unitless"),
+    "is_std": Metric("inception_score_std", None, "Inception score SD", "unitless", spread_of="is"),
+    "kid_std": Metric("kernel_inception_distance_std", None, "KID SD", "unitless", spread_of="kid"),
 }
 COMPARED = {name: m.better for name, m in METRICS.items() if m.better is not None}
 

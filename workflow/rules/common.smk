@@ -60,6 +60,8 @@ EXECUTION = ("device", "threads", "stack")
 os.environ.update(
     GANABLATE_TRAIN_DEVICE=config["train"]["device"],
     GANABLATE_EVAL_DEVICE=config["eval"]["device"],
+    GANABLATE_TRAIN_THREADS=str(config["train"]["threads"]),
+    GANABLATE_EVAL_THREADS=str(config["eval"]["threads"]),
 )
 # How the data is found (dataset.download) is no part of what it is: two studies of one dataset share its files.
 ACQUISITION = ("download",)
@@ -132,6 +134,26 @@ def gpus(device):
 
 def extractor_inputs(wildcards):
     return {"domain_extractor": DOMAIN_EXTRACTOR} if "domain" in EXTRACTORS else {}
+
+
+def domain_arg(wildcards, input):
+    return (
+        f"--domain-extractor {input.domain_extractor}"
+        if "domain_extractor" in input.keys()
+        else ""
+    )
+
+
+def samples_report(path):
+    """A run's sample grids, in the report by cell and seed."""
+    return report(
+        directory(path),
+        patterns=["{name}.png"],
+        category="samples",
+        subcategory=" / ".join(f"{{{axis}}}" for axis in AXES),
+        labels={**{axis: f"{{{axis}}}" for axis in AXES}, "seed": "{seed}"},
+        caption="../report/samples.rst",
+    )
 
 
 def stack_size(train, n_seeds):

@@ -59,11 +59,7 @@ rule reference:
                 "n_samples",
             ],
         ),
-        domain=lambda wc, input: (
-            f"--domain-extractor {input.domain_extractor}"
-            if "domain_extractor" in input.keys()
-            else ""
-        ),
+        domain=domain_arg,
         cache=CACHE,
     shell:
         "ganablate floor --config-json {params.config:q} --data {input.data} --extractor {wildcards.extractor}"

@@ -13,38 +13,50 @@ rule plan:
         'ganablate plan --config-json "$GANABLATE_PLAN_CONFIG" --out {output} > {log} 2>&1'
 
 
-# Training: one job per run, or with train.stack resolving to more than one seed (common.smk's STACK), one job
-# per block of seeds of a cell. Either way each run's folder holds the same files, which is all that evaluation
-# and everything after it read. Each job gets the sections of its cell's config: a level's value is in them.
+# A run: one job per run, or with train.stack resolving to more than one seed (common.smk's STACK), one training
+# job per block of seeds of a cell and one scoring job per run. Either way each run's folder holds the same files,
+# which is all that everything after it reads. Each job gets the sections of its cell's config: a level's value is
+# in them.
 if STACK == 1:
 
-    rule train:
+    # Trained and scored in one process, which pays its imports and reads the data once: `ganablate run` is
+    # `ganablate train` then `ganablate evaluate`, the same files to the byte. An edit of the eval section reruns
+    # the job; training then resumes from the run's last state (state/, no output, kept), not from step 0.
+    rule run:
         input:
+            unpack(extractor_inputs),
             data=DATA,
             # Only the order: a plan edited later does not retrain (stats reports the change instead).
             plan=ancient(PLAN),
+            # The floors only order the jobs (they warm the reference cache): their content is not read here.
+            floors=ancient(
+                expand(FLOOR.replace("{dataset}", "{{dataset}}"), extractor=EXTRACTORS)
+            ),
         output:
             checkpoints=directory(f"{RUN}/checkpoints"),
             log=f"{RUN}/train_log.csv",
             summary=f"{RUN}/summary.json",
+            metrics=f"{RUN}/metrics.csv",
+            samples=samples_report(f"{RUN}/samples"),
         log:
-            f"{LOGS}/train/{{dataset}}/{CELL}/seed{{seed}}.log",
-        group:
-            "run"
-        threads: config["train"]["threads"]
+            f"{LOGS}/run/{{dataset}}/{CELL}/seed{{seed}}.log",
+        threads: max(config["train"]["threads"], config["eval"]["threads"])
         resources:
-            mem_mb=2000,
-            runtime=train_minutes(1),
-            gpu=gpus(config["train"]["device"]),
+            mem_mb=4000,
+            runtime=train_minutes(1) + 30,
+            gpu=max(gpus(config["train"]["device"]), gpus(config["eval"]["device"])),
         params:
-            config=cell_sections("dataset", "model", "train"),
+            config=cell_sections("dataset", "model", "train", "eval"),
             cell=cell_arg,
             run=run_dir,
+            domain=domain_arg,
+            cache=CACHE,
         shell:
             # A killed job leaves {params.run}/state/, which is no output: the rerun resumes from it.
-            "ganablate train --config-json {params.config:q} --data {input.data} --plan {input.plan}"
-            " --cell {params.cell} --seed {wildcards.seed} --device $GANABLATE_TRAIN_DEVICE --threads {threads}"
-            " --out {params.run} > {log} 2>&1"
+            "ganablate run --config-json {params.config:q} --data {input.data} --plan {input.plan}"
+            " --cell {params.cell} --seed {wildcards.seed} --out {params.run} {params.domain} --cache-root {params.cache}"
+            " --device $GANABLATE_TRAIN_DEVICE --threads $GANABLATE_TRAIN_THREADS"
+            " --eval-device $GANABLATE_EVAL_DEVICE --eval-threads $GANABLATE_EVAL_THREADS > {log} 2>&1"
 
 else:
     # One rule per block of seeds (a rule's outputs are fixed paths but for wildcards, and a block's seeds cannot
@@ -86,45 +98,31 @@ else:
                     " --device $GANABLATE_TRAIN_DEVICE --threads {threads} --out-root {params.root} > {log} 2>&1"
                 )
 
-
-rule evaluate:
-    input:
-        unpack(extractor_inputs),
-        checkpoints=f"{RUN}/checkpoints",
-        summary=f"{RUN}/summary.json",
-        data=DATA,
-        # The floors only order the jobs (they warm the reference cache): their content is not read here.
-        floors=ancient(
-            expand(FLOOR.replace("{dataset}", "{{dataset}}"), extractor=EXTRACTORS)
-        ),
-    output:
-        metrics=f"{RUN}/metrics.csv",
-        samples=report(
-            directory(f"{RUN}/samples"),
-            patterns=["{name}.png"],
-            category="samples",
-            subcategory=" / ".join(f"{{{axis}}}" for axis in AXES),
-            labels={**{axis: f"{{{axis}}}" for axis in AXES}, "seed": "{seed}"},
-            caption="../report/samples.rst",
-        ),
-    log:
-        f"{LOGS}/evaluate/{{dataset}}/{CELL}/seed{{seed}}.log",
-    group:
-        "run"
-    threads: config["eval"]["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=30,
-        gpu=gpus(config["eval"]["device"]),
-    params:
-        config=cell_sections("dataset", "model", "train", "eval"),
-        run=run_dir,
-        domain=lambda wc, input: (
-            f"--domain-extractor {input.domain_extractor}"
-            if "domain_extractor" in input.keys()
-            else ""
-        ),
-        cache=CACHE,
-    shell:
-        "ganablate evaluate --config-json {params.config:q} --run {params.run} --data {input.data} {params.domain}"
-        " --cache-root {params.cache} --device $GANABLATE_EVAL_DEVICE --threads {threads} > {log} 2>&1"
+    rule evaluate:
+        input:
+            unpack(extractor_inputs),
+            checkpoints=f"{RUN}/checkpoints",
+            summary=f"{RUN}/summary.json",
+            data=DATA,
+            # The floors only order the jobs (they warm the reference cache): their content is not read here.
+            floors=ancient(
+                expand(FLOOR.replace("{dataset}", "{{dataset}}"), extractor=EXTRACTORS)
+            ),
+        output:
+            metrics=f"{RUN}/metrics.csv",
+            samples=samples_report(f"{RUN}/samples"),
+        log:
+            f"{LOGS}/evaluate/{{dataset}}/{CELL}/seed{{seed}}.log",
+        threads: config["eval"]["threads"]
+        resources:
+            mem_mb=4000,
+            runtime=30,
+            gpu=gpus(config["eval"]["device"]),
+        params:
+            config=cell_sections("dataset", "model", "train", "eval"),
+            run=run_dir,
+            domain=domain_arg,
+            cache=CACHE,
+        shell:
+            "ganablate evaluate --config-json {params.config:q} --run {params.run} --data {input.data} {params.domain}"
+            " --cache-root {params.cache} --device $GANABLATE_EVAL_DEVICE --threads {threads} > {log} 2>&1"

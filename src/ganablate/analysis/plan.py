@@ -82,6 +82,8 @@ def plan_of(config: dict) -> dict:
         "bootstrap_resamples": cfg["bootstrap_resamples"],
         "power_simulations": cfg["power_simulations"],
         "max_seeds": cfg["max_seeds"],
+        # The scoring plan, when it skips a metric anywhere (a plan that scores everything keeps its hash).
+        **({"final_only": config["eval"]["final_only"]} if config["eval"]["final_only"] else {}),
     }
 
 

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The default study's settings on a reduced grid (BatchNorm x the three feeds x SEEDS seeds, default steps,
+# checkpoints and samples), run from an empty results folder by an earlier release and by this checkout, one after
+# the other on the same machine with `snakemake --cores CORES`; prints both wall times, their ratio, and whether every
+# run's metrics.csv and train_log.csv are byte-identical. Nothing else should run beside it.
+#   benchmarks/side_by_side.sh [RELEASE=a664a1f] [SEEDS=2] [CORES=2]
+# Needs the checkout's .venv (make setup) and the real Fashion-MNIST (Debian's dataset-fashion-mnist).
+set -euo pipefail
+release=${1:-a664a1f}
+seeds=${2:-2}
+cores=${3:-2}
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d /tmp/ganablate-side-by-side.XXXX)
+python=$here/.venv/bin/python
+git -C "$here" worktree add --detach "$work/release" "$release" > /dev/null
+trap 'git -C "$here" worktree remove --force "$work/release"' EXIT
+
+# Each side's `ganablate` is its own source tree run by the one environment (its dependencies are the same).
+for side in release current; do
+    src=$([ $side = release ] && echo "$work/release/src" || echo "$here/src")
+    mkdir -p "$work/$side/bin"
+    printf '#!/bin/sh\nPYTHONPATH=%s exec %s -m ganablate.cli "$@"\n' "$src" "$python" > "$work/$side/bin/ganablate"
+    chmod +x "$work/$side/bin/ganablate"
+done
+
+# The same study in each release's config format: the study's grid is the only difference from config.yaml.
+"$python" - "$here/config.yaml" "$work" "$seeds" <<'EOF'
+import sys, yaml
+default, work, seeds = yaml.safe_load(open(sys.argv[1])), sys.argv[2], int(sys.argv[3])
+common = {k: v for k, v in default.items() if k != "study"}
+common["stats"] = {"primary_metric": "fid", "primary_extractor": "domain"}
+release = common | {"study": {"name": "default", "feeds": ["split", "joint", "joint_consistent"], "norms": ["batch"],
+                              "seeds": seeds}}
+current = common | {"study": {"name": "default", "seeds": seeds,
+                              "axes": {"feed": {"levels": ["split", "joint", "joint_consistent"], "reference": "split"},
+                                       "norm": {"levels": ["batch"]}}}}
+for side, config in (("release", release), ("current", current)):
+    yaml.safe_dump(config, open(f"{work}/{side}/config.yaml", "w"), sort_keys=False)
+EOF
+
+declare -A wall
+for side in release current; do
+    tree=$([ $side = release ] && echo "$work/release" || echo "$here")
+    start=$(date +%s.%N)
+    (cd "$work/$side" && PATH="$work/$side/bin:$here/.venv/bin:$PATH" PYTHONPATH="$tree/src" \
+        "$python" -m snakemake --cores "$cores" -s "$tree/workflow/Snakefile" --configfile config.yaml -q > snakemake.log 2>&1)
+    wall[$side]=$(echo "$(date +%s.%N) - $start" | bc)
+    echo "$side ($([ $side = release ] && echo "$release" || git -C "$here" rev-parse --short HEAD)): ${wall[$side]} s"
+done
+echo "ratio current/release: $(echo "scale=3; ${wall[current]} / ${wall[release]}" | bc)"
+
+# The same run in each layout: <feed>/<norm>/seed<S> then and feed~<feed>/norm~<norm>/seed<S> now.
+same=0 differ=0
+for old in "$work"/release/results/default/runs/fashion-mnist/*/*/seed*; do
+    rel=${old#"$work"/release/results/default/runs/fashion-mnist/}
+    feed=${rel%%/*} rest=${rel#*/} norm=${rel#*/}
+    norm=${norm%%/*} seed=${rest#*/}
+    new="$work/current/results/default/runs/fashion-mnist/feed~$feed/norm~$norm/$seed"
+    for name in metrics.csv train_log.csv; do
+        if cmp -s "$old/$name" "$new/$name"; then same=$((same + 1)); else differ=$((differ + 1)); echo "differs: $rel/$name"; fi
+    done
+done
+echo "byte-identical files: $same, differing: $differ"
+echo "outputs kept in $work"

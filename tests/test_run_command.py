@@ -1,0 +1,124 @@
+"""`ganablate run`: a run trained and scored in one process, the workflow's job for a solo run; and the scoring
+plan (eval.final_only)."""
+
+import copy
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from ganablate.cli import main
+from ganablate.config import ConfigError, validate_config
+from ganablate.data import load_study_data
+from ganablate.extractor import train_extractor
+
+CELL = "feed=joint,norm=batch"
+FILES = ("train_log.csv", "checkpoints/step_10.pt", "checkpoints/step_20.pt", "metrics.csv", "samples/step_20.png")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, synthetic_fashion_mnist):
+    """The tiny config, its data as one file and a domain extractor trained on it."""
+    from tests.conftest import TINY
+
+    folder = tmp_path_factory.mktemp("run-command")
+    config = validate_config(copy.deepcopy(TINY) | {"dataset": {"root": str(synthetic_fashion_mnist)}})
+    load_study_data(config["dataset"]).save(folder / "data.pt")
+    train_extractor(config, folder / "domain.pt", data_path=str(folder / "data.pt"))
+    return SimpleNamespace(config=config, folder=folder)
+
+
+def _args(study, config: dict, out: Path, cache: Path) -> list[str]:
+    data, extractor = study.folder / "data.pt", study.folder / "domain.pt"
+    return [
+        "--config-json",
+        json.dumps(config),
+        "--cell",
+        CELL,
+        "--data",
+        str(data),
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+    ], ["--domain-extractor", str(extractor), "--cache-root", str(cache), "--data", str(data)]
+
+
+def _run(study, config: dict, out: Path, cache: Path) -> list[str]:
+    train_args, score_args = _args(study, config, out, cache)
+    return ["run", *train_args, *score_args[:4]]
+
+
+def test_run_writes_the_bytes_train_then_evaluate_write(study, tmp_path):
+    train_args, score_args = _args(study, study.config, tmp_path / "apart", tmp_path / "cache")
+    assert main(["train", *train_args]) == 0
+    assert (
+        main(["evaluate", "--config-json", json.dumps(study.config), "--run", str(tmp_path / "apart"), *score_args])
+        == 0
+    )
+    assert main(_run(study, study.config, tmp_path / "fused", tmp_path / "cache")) == 0
+    for name in FILES:
+        assert (tmp_path / "apart" / name).read_bytes() == (tmp_path / "fused" / name).read_bytes(), name
+
+
+def test_a_run_killed_while_training_resumes_to_the_same_metrics(study, tmp_path):
+    config = copy.deepcopy(study.config)
+    config["train"].update(steps=300, checkpoints=[100], state_every=10)
+    assert main(_run(study, config, tmp_path / "whole", tmp_path / "cache")) == 0
+    cmd = [sys.executable, "-m", "ganablate.cli", *_run(study, config, tmp_path / "killed", tmp_path / "cache")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    state = tmp_path / "killed/state/state.pt"
+    deadline = time.monotonic() + 120
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state.exists() and not (tmp_path / "killed/metrics.csv").exists(), "the run was not killed mid-way"
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    assert json.loads((tmp_path / "killed/summary.json").read_text())["resumed_from"]
+    for name in ("train_log.csv", "metrics.csv", "samples/step_300.png"):
+        assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "killed" / name).read_bytes(), name
+
+
+def test_final_only_metrics_are_scored_at_the_last_step_alone_with_the_same_values(study, tmp_path):
+    assert main(_run(study, study.config, tmp_path / "all", tmp_path / "cache")) == 0
+    planned = copy.deepcopy(study.config)
+    planned["eval"]["final_only"] = ["precision", "recall", "is"]
+    assert main(_run(study, planned, tmp_path / "planned", tmp_path / "cache")) == 0
+    every, some = (pd.read_csv(tmp_path / run / "metrics.csv") for run in ("all", "planned"))
+    assert set(some[some.step == 10].metric) == {"fid", "kid", "kid_std"}
+    assert set(some[some.step == 20].metric) == set(every.metric)
+    merged = some.merge(every, on=["step", "extractor", "metric"], suffixes=("", "_all"))
+    assert len(merged) == len(some) and (merged.value == merged.value_all).all()
+
+
+def test_final_only_cannot_hold_a_metric_the_tables_read_at_every_checkpoint(study):
+    config = copy.deepcopy(study.config)
+    config["eval"]["final_only"] = ["kid"]  # the default stats.secondary_metric
+    with pytest.raises(ConfigError, match=r"eval.final_only: kid is stats' primary or secondary metric"):
+        validate_config(config)
+
+
+def test_final_only_names_only_known_metrics(study):
+    config = copy.deepcopy(study.config)
+    config["eval"]["final_only"] = ["prc"]
+    with pytest.raises(ConfigError, match=r"eval.final_only.0: 'prc' is not one of"):
+        validate_config(config)
+
+
+@pytest.mark.parametrize(
+    ("drop", "flag"),
+    [("--seed", "--seed"), ("--out", "--out")],
+)
+def test_run_without_its_seed_or_folder_exits_2_naming_the_flag(study, tmp_path, capsys, drop, flag):
+    args = _run(study, study.config, tmp_path / "run", tmp_path / "cache")
+    i = args.index(drop)
+    with pytest.raises(SystemExit) as exc:
+        main(args[:i] + args[i + 2 :])
+    assert exc.value.code == 2 and flag in capsys.readouterr().err
