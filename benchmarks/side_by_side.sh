@@ -2,7 +2,8 @@
 # The default study's settings on a reduced grid (BatchNorm x the three feeds x SEEDS seeds, default steps,
 # checkpoints and samples), run from an empty results folder by an earlier release and by this checkout, one after
 # the other on the same machine with `snakemake --cores CORES`; prints both wall times, their ratio, and whether every
-# run's metrics.csv and train_log.csv are byte-identical. Nothing else should run beside it.
+# run's metrics.csv and train_log.csv are byte-identical. Both sides run committed code (the checkout's HEAD, not its
+# uncommitted edits). Nothing else should run beside it.
 #   benchmarks/side_by_side.sh [RELEASE=a664a1f] [SEEDS=2] [CORES=2]
 # Needs the checkout's .venv (make setup) and the real Fashion-MNIST (Debian's dataset-fashion-mnist).
 set -euo pipefail
@@ -13,18 +14,19 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/ganablate-side-by-side.XXXX)
 python=$here/.venv/bin/python
 git -C "$here" worktree add --detach "$work/release" "$release" > /dev/null
-trap 'git -C "$here" worktree remove --force "$work/release"' EXIT
+git -C "$here" worktree add --detach "$work/current-tree" HEAD > /dev/null
+trap 'git -C "$here" worktree remove --force "$work/release"; git -C "$here" worktree remove --force "$work/current-tree"' EXIT
 
 # Each side's `ganablate` is its own source tree run by the one environment (its dependencies are the same).
 for side in release current; do
-    src=$([ $side = release ] && echo "$work/release/src" || echo "$here/src")
+    src=$([ $side = release ] && echo "$work/release/src" || echo "$work/current-tree/src")
     mkdir -p "$work/$side/bin"
     printf '#!/bin/sh\nPYTHONPATH=%s exec %s -m ganablate.cli "$@"\n' "$src" "$python" > "$work/$side/bin/ganablate"
     chmod +x "$work/$side/bin/ganablate"
 done
 
 # The same study in each release's config format: the study's grid is the only difference from config.yaml.
-"$python" - "$here/config.yaml" "$work" "$seeds" <<'EOF'
+"$python" - "$work/current-tree/config.yaml" "$work" "$seeds" <<'EOF'
 import sys, yaml
 default, work, seeds = yaml.safe_load(open(sys.argv[1])), sys.argv[2], int(sys.argv[3])
 common = {k: v for k, v in default.items() if k != "study"}
@@ -40,7 +42,7 @@ EOF
 
 declare -A wall
 for side in release current; do
-    tree=$([ $side = release ] && echo "$work/release" || echo "$here")
+    tree=$([ $side = release ] && echo "$work/release" || echo "$work/current-tree")
     start=$(date +%s.%N)
     (cd "$work/$side" && PATH="$work/$side/bin:$here/.venv/bin:$PATH" PYTHONPATH="$tree/src" \
         "$python" -m snakemake --cores "$cores" -s "$tree/workflow/Snakefile" --configfile config.yaml -q > snakemake.log 2>&1)
