@@ -10,7 +10,7 @@ a) training steps/s of ganablate's loop against a loop written like the seed que
 b) seconds to score one checkpoint (eval.n_samples images, domain extractor), reference cache warm;
 c) wall time of the study of --config (the default study) with `snakemake --cores 2` from an empty folder, and its
    overhead: wall time x 2 cores over the pure compute of its runs (training loops + scoring, timed in the jobs);
-   skipped with --quick;
+   the study is kept in <--out>/study-<time>/; skipped with --quick;
 d) solo vs stacked training throughput (stack.py) on --device, in images/s (seeds x batch x steps/s),
    per width and number of seeds per stack, with the ratio to a solo run of the same width;
 e) the paper study's (config/paper.yaml) projected wall time on --device: training jobs x steps over the
@@ -527,7 +527,10 @@ def main() -> None:
             record("b) score one checkpoint, 10000 samples, cold cache (whole process)", times["cold"], "s")
             record("b) score one checkpoint, 10000 samples, warm cache (whole process)", times["warm"], "s")
         if "c" in parts:
-            study = study_seconds(workdir / "study", Path(args.config))
+            # Kept (its tables are the study's), in a new folder: a study timed from an empty one.
+            study = study_seconds(
+                Path(args.out).resolve() / f"study-{time.strftime('%Y%m%d-%H%M%S')}", Path(args.config)
+            )
             compute = study["training"] + study["scoring"]
             record(f"c) study of {args.config}, snakemake --cores {STUDY_CORES}", study["wall"] / 60, "min")
             record(f"c) its {study['runs']} runs' training loops, summed", study["training"] / 60, "min")

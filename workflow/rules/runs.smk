@@ -40,6 +40,9 @@ if STACK == 1:
             samples=samples_report(f"{RUN}/samples"),
         log:
             f"{LOGS}/run/{{dataset}}/{CELL}/seed{{seed}}.log",
+        group:
+            # profiles/slurm packs several runs into one cluster job (group-components)
+            "run"
         threads: max(config["train"]["threads"], config["eval"]["threads"])
         resources:
             mem_mb=4000,
@@ -113,6 +116,8 @@ else:
             samples=samples_report(f"{RUN}/samples"),
         log:
             f"{LOGS}/evaluate/{{dataset}}/{CELL}/seed{{seed}}.log",
+        group:
+            "run"
         threads: config["eval"]["threads"]
         resources:
             mem_mb=4000,
