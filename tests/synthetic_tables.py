@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib import image
 from scipy import stats as sps
 
-from ganablate.analysis import contrasts, mechanism, over_training
+from ganablate.analysis import contrasts, mechanism, over_training, remedies
 
 EFFECT = 1.4
 METRICS = {"fid": "lower", "kid": "lower"}
@@ -456,6 +456,7 @@ class Synthetic:
             "mixed": self.mixed(),
             "context_gap": self.context_gap(),
             "mechanism": self.mechanism(mechanism),
+            "remedies": pd.DataFrame(columns=[*self.names, *remedies.TAIL]),  # none declared
             "trend": self.trend(),
         }
         for name, table in built.items():

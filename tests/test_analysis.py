@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 
 import numpy as np
@@ -16,7 +17,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.weightstats import ttost_paired
 
-from ganablate import cli
+from ganablate import cli, vocab
 from ganablate.analysis import aggregate, cells, estimators, factorial, mechanism, power, tables
 from ganablate.config import UsageError
 from ganablate.design import design_of
@@ -294,3 +295,184 @@ def test_the_trend_over_training_tells_a_widening_a_closing_and_a_steady_gap_apa
     tables.write_stats(config, tmp_path / "tables")
     trend = pd.read_csv(tmp_path / "tables/trend.csv")
     assert trend.loc[0, "trend"] == expected and trend.loc[0, "contrast"] == "feed: joint vs split"
+
+
+# --- the remedies table ---------------------------------------------------------------------------------
+
+REMEDY_AXES = {"feed": ["split", "joint"], "norm": ["batch", "ghost", "none"]}
+REMEDIES = {"axis": "norm", "reference": "batch", "feed_axis": "feed", "working": "split", "broken": "joint"}
+SECONDS = {"batch": 40.0, "ghost": 44.0, "none": 30.0}  # a run's training seconds, before its seed's spread
+
+
+def _remedy_fid(cell, seed, step):
+    """joint+batch is worse; ghost costs a little under both feeds; FID falls with training."""
+    worse = 1.3 if cell == {"feed": "joint", "norm": "batch"} else 1.0
+    ghost = 1.05 + 0.01 * ((seed * 3 + len(cell["feed"])) % 4) if cell["norm"] == "ghost" else 1.0
+    return (50.0 + 2.0 * seed) * worse * ghost * 500.0 / (step + 250.0)
+
+
+def _remedy_study(tmp_path, axes=REMEDY_AXES, **stats):
+    """Six seeds of feed x norm, each run's summary.json with its wall_seconds; runs.csv; the config."""
+    make_runs(tmp_path / "runs", axes=axes, seeds=range(6), fid=_remedy_fid, images=False)
+    for path in (tmp_path / "runs").rglob("summary.json"):
+        summary = json.loads(path.read_text())
+        feed_cost = 1.1 if summary["cell"]["feed"] == "joint" else 1.0
+        summary["wall_seconds"] = SECONDS[summary["cell"]["norm"]] * feed_cost * (1 + summary["seed"] / 50)
+        path.write_text(json.dumps(summary))
+    aggregate.write_aggregate([tmp_path / "runs"], tmp_path / "tables")
+    return study_config(axes, seeds=6, remedies=REMEDIES, **stats)
+
+
+def test_run_times_csv_carries_each_runs_training_seconds_and_runs_csv_stays_free_of_them(tmp_path):
+    _remedy_study(tmp_path)
+    times = pd.read_csv(tmp_path / "tables/run_times.csv")
+    one = times[(times["feed"] == "joint") & (times["norm"] == "ghost") & (times["seed"] == 5)]
+    assert list(one["wall_seconds"]) == pytest.approx([44.0 * 1.1 * 1.1]) and list(one["stack_size"]) == [1]
+    assert len(times) == len(times.drop_duplicates(["feed", "norm", "seed"]))
+    for table in ("runs", "train_logs"):  # the same bytes wherever and however fast the runs ran
+        assert "wall_seconds" not in pd.read_csv(tmp_path / f"tables/{table}.csv").columns
+    runs = aggregate.load_runs(tmp_path / "tables", ["feed", "norm"])
+    loaded = runs[(runs["feed"] == "joint") & (runs["norm"] == "ghost") & (runs["seed"] == 5)]
+    assert list(loaded["wall_seconds"]) == pytest.approx([44.0 * 1.1 * 1.1] * len(loaded)) and len(loaded) == 2 * 7
+
+
+def test_the_remedies_table_reads_its_ratios_from_contrasts_and_its_cost_from_the_runs(tmp_path):
+    config = _remedy_study(tmp_path)
+    tables.write_stats(config, tmp_path / "tables")
+    table = aggregate.read_table(tmp_path / "tables", "remedies", ["feed", "norm"])
+    contrasts = aggregate.read_table(tmp_path / "tables", "contrasts", ["feed", "norm"])
+    assert list(table["norm"]) == ["ghost", "none"] and set(table["feed"]) == {"*"}
+    ghost = table.set_index("norm").loc["ghost"]
+    # in_broken: ghost against batch under joint, the automatic contrast's row, its ratio computed here again
+    d = [
+        math.log(
+            _remedy_fid({"feed": "joint", "norm": "ghost"}, s, 500)
+            / _remedy_fid({"feed": "joint", "norm": "batch"}, s, 500)
+        )
+        for s in range(6)
+    ]
+    assert ghost["in_broken_ratio"] == pytest.approx(math.exp(np.mean(d)), rel=1e-12)
+    row = contrasts[(contrasts["contrast"] == ghost["in_broken_contrast"]) & (contrasts["metric"] == "fid")]
+    row = row[row["step"] == 500].iloc[0]
+    assert ghost["in_broken_contrast"] == "norm: ghost vs batch | feed=joint" and row["feed"] == "joint"
+    assert (ghost["in_broken_verdict"], ghost["in_broken_role"]) == (row["verdict"], row["role"])
+    assert (ghost["in_broken_ci_low"], ghost["in_broken_ci_high"]) == (row["ratio_ci_low"], row["ratio_ci_high"])
+    assert ghost["in_working_contrast"] == "norm: ghost vs batch | feed=split" and ghost["in_working_ratio"] > 1
+    # fix: joint+ghost against split+batch changes two axes; no contrast here makes it, and the note says so
+    assert pd.isna(ghost["fix_ratio"]) and pd.isna(ghost["fix_verdict"])
+    assert "fix: feed=joint, norm=ghost against feed=split, norm=batch: no contrast of these two" in ghost["note"]
+    # cost: medians over both feeds' completed runs of seconds per step
+    per_step = {
+        norm: np.median([SECONDS[norm] * f * (1 + s / 50) / 500 for f in (1.0, 1.1) for s in range(6)])
+        for norm in ("ghost", "batch")
+    }
+    assert ghost["cost_ratio"] == pytest.approx(per_step["ghost"] / per_step["batch"], rel=1e-12)
+    assert ghost["reference_seconds_per_step"] == pytest.approx(per_step["batch"], rel=1e-12)
+    assert (ghost["n_timed"], ghost["n_timed_reference"]) == (12, 12)
+    assert ghost["use"] == vocab.NORM_USES["ghost"] and (ghost["reference"], ghost["broken"]) == ("batch", "joint")
+
+
+def test_the_remedies_fix_is_the_row_of_whichever_contrast_weighs_the_two_cells(tmp_path):
+    """A contrast of broken+R against working+reference, however the engine spells it (here a stand-in with the
+    parts and coef of contrasts.Contrast), is found by its cells and its row copied, not recomputed."""
+    from types import SimpleNamespace
+
+    from ganablate.analysis import contrasts, remedies
+
+    config = _remedy_study(tmp_path)
+    design = design_of(config)
+    runs = aggregate.load_runs(tmp_path / "tables", design.names)
+    table = contrasts.contrasts_table(runs, design, config, cells.failed_rows(runs, design, config))
+    found, _ = contrasts.contrasts_of(design, config)
+    both = SimpleNamespace(
+        name="joint+ghost vs split+batch",
+        cell=(("feed", "*"), ("norm", "*")),
+        parts=(((("joint", "ghost"), 1.0),), ((("split", "batch"), 1.0),)),
+        coef=(1.0, -1.0),
+    )
+    made_up = {"ratio": 1.0123, "ratio_ci_low": 0.95, "ratio_ci_high": 1.07, "verdict": "equivalent"}
+    row = table.iloc[0].to_dict() | {"contrast": both.name, "feed": "*", "norm": "*", "role": "confirmatory"}
+    row |= {"step": 500, "extractor": "domain", "metric": "fid"} | made_up
+    table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
+    out = remedies.remedies_table(table, [*found, both], runs, design, config).set_index("norm")
+    fix = out.loc["ghost", ["fix_contrast", "fix_role", "fix_ratio", "fix_ci_low", "fix_ci_high", "fix_verdict"]]
+    assert list(fix) == [both.name, "confirmatory", 1.0123, 0.95, 1.07, "equivalent"]
+    assert "fix:" not in out.loc["ghost", "note"] and pd.isna(out.loc["none", "fix_ratio"])
+
+
+def test_the_remedies_fix_is_the_declared_contrast_of_broken_with_the_remedy_against_working_with_the_reference(
+    tmp_path,
+):
+    """stats.remedies' question as config/remedies.yaml declares it: one contrast of two cells that differ on both
+    axes (non-inferiority), its row of contrasts.csv copied into remedies.csv's fix_* columns and read on the page."""
+    from ganablate.findings import write_findings
+
+    fix = {"compare": {"feed": "joint", "norm": "ghost"}, "against": {"feed": "split", "norm": "batch"}}
+    axes = {"feed": ["split", "joint"], "norm": ["batch", "ghost"]}
+    config = _remedy_study(tmp_path, axes=axes, confirmatory=[fix | {"test": "noninferiority"}])
+    tables.write_stats(config, tmp_path / "tables")
+    table = aggregate.read_table(tmp_path / "tables", "remedies", ["feed", "norm"])
+    contrasts = aggregate.read_table(tmp_path / "tables", "contrasts", ["feed", "norm"])
+    name = "feed=joint, norm=ghost vs feed=split, norm=batch (non-inferiority, margin 10%)"
+    row = contrasts[(contrasts["contrast"] == name) & (contrasts["metric"] == "fid") & (contrasts["step"] == 500)]
+    assert len(row) == 1 and list(table["norm"]) == ["ghost"]
+    row, ghost = row.iloc[0], table.iloc[0]
+    assert (row["axis"], row["level"], row["level_ref"], row["feed"], row["norm"]) == (
+        "feed,norm",
+        "joint,ghost",
+        "split,batch",
+        "*",
+        "*",
+    )
+    d = [
+        math.log(
+            _remedy_fid({"feed": "joint", "norm": "ghost"}, s, 500)
+            / _remedy_fid({"feed": "split", "norm": "batch"}, s, 500)
+        )
+        for s in range(6)
+    ]
+    assert ghost["fix_ratio"] == pytest.approx(math.exp(np.mean(d)), rel=1e-12)
+    fix_columns = ["fix_contrast", "fix_role", "fix_ratio", "fix_ci_low", "fix_ci_high", "fix_verdict"]
+    from_contrasts = ["contrast", "role", "ratio", "ratio_ci_low", "ratio_ci_high", "verdict"]
+    assert list(ghost[fix_columns]) == list(row[from_contrasts])
+    assert (ghost["fix_role"], ghost["fix_verdict"]) == ("confirmatory", "non-inferior")
+    assert "fix:" not in str(ghost["note"]) and ghost["in_broken_contrast"] == "norm: ghost vs batch | feed=joint"
+    page = write_findings({}, tmp_path / "tables", tmp_path / "findings.md")[0].read_text()
+    assert f"**{name}**: **non-inferior**: FID ratio (feed=joint, norm=ghost over feed=split, norm=batch) " in page
+    assert "joint with ghost against split with batch: FID ratio" in page
+
+
+def test_without_stats_remedies_the_table_is_empty_with_its_columns(tmp_path):
+    config = _remedy_study(tmp_path)
+    config["stats"]["remedies"] = None
+    tables.write_stats(config, tmp_path / "tables")
+    table = pd.read_csv(tmp_path / "tables/remedies.csv")
+    assert table.empty and "cost_ratio" in table.columns and "fix_verdict" in table.columns
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"axis": "nrm"}, "stats.remedies.axis: unknown axis 'nrm'; allowed: feed, norm"),
+        ({"feed_axis": "norm"}, "stats.remedies.feed_axis: norm is also stats.remedies.axis; allowed: another axis"),
+        ({"reference": "group"}, "stats.remedies.reference: 'group' is not a level of norm; allowed: batch, ghost, no"),
+        ({"broken": "joint_consistent"}, "stats.remedies.broken: 'joint_consistent' is not a level of feed; allowed"),
+        ({"broken": "split"}, "stats.remedies.broken: the working level; allowed: another level of feed"),
+        ({"repaired": "ghost"}, "stats.remedies: Additional properties are not allowed"),
+    ],
+)
+def test_a_bad_stats_remedies_is_a_one_line_config_error_naming_the_key(changes, message):
+    from ganablate.config import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)) as error:
+        study_config(REMEDY_AXES, remedies=REMEDIES | changes)
+    assert "\n" not in str(error.value)
+
+
+def test_stats_remedies_needs_every_key_and_a_remedy_besides_the_reference():
+    from ganablate.config import ConfigError
+
+    with pytest.raises(ConfigError, match="stats.remedies: 'broken' is a required property"):
+        study_config(REMEDY_AXES, remedies={k: v for k, v in REMEDIES.items() if k != "broken"})
+    with pytest.raises(ConfigError, match="stats.remedies.axis: norm has no level but the reference"):
+        study_config({"feed": ["split", "joint"], "norm": ["batch"]}, remedies=REMEDIES)

@@ -11,9 +11,11 @@ import pytest
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.weightstats import ttost_paired
 
+from ganablate.analysis import power
 from ganablate.analysis.cells import failed_rows
-from ganablate.analysis.contrasts import contrasts_table
+from ganablate.analysis.contrasts import as_cells, contrasts_of, contrasts_table, wide
 from ganablate.design import design_of
 from tests.synthetic_runs import runs_table, study_config
 
@@ -161,3 +163,307 @@ def test_a_large_effect_is_never_equivalent_and_its_verdict_follows_the_metrics_
     assert _row(table, metric="fid")["verdict"] == "worse"  # lower is better: twice the FID
     assert _row(table, metric="is")["verdict"] == "worse"  # higher is better: half the IS
     assert _row(table, metric="fid")["equivalence_bound"] > 0.5
+
+
+# --- the linear kind and declared hypotheses -------------------------------------------------------
+
+FIVE = ["split", "joint", "joint_consistent", "split_g_mixed", "joint_cached_stats"]
+MISMATCH = {"joint": 1, "split_g_mixed": 1, "split": -1, "joint_consistent": -1}
+LINEAR = {"kind": "linear", "weights": {"feed": MISMATCH}, "within": {"norm": "batch"}}
+LINEAR_NAME = "feed[joint + split_g_mixed - split - joint_consistent] | norm=batch"
+
+
+def _mechanism_study(gaps=None, seeds=SEEDS, **stats):
+    """The five feeds x norm {none, batch}: under batch the mismatched cells are worse; under none every feed alike."""
+    rng = np.random.default_rng(11)
+    gaps = gaps or {
+        "split": 0.0,
+        "joint": 1.0,
+        "joint_consistent": 0.3,
+        "split_g_mixed": 0.6,
+        "joint_cached_stats": 0.31,
+    }
+    base = rng.lognormal(4, 0.2, seeds)
+    values = {
+        (f, n): base * np.exp((gaps[f] if n == "batch" else 0.0) + rng.normal(0, 0.06, seeds))
+        for f in FIVE
+        for n in ("none", "batch")
+    }
+    config = study_config({"feed": FIVE, "norm": ["none", "batch"]}, seeds=seeds, **stats)
+    return values, config
+
+
+def _logs(values, norm="batch"):
+    return {f: np.log(values[(f, norm)]) for f in FIVE}
+
+
+def test_a_linear_contrast_is_the_per_seed_weighted_sum_of_log_metric_over_levels_of_one_axis():
+    values, config = _mechanism_study(confirmatory=[LINEAR])
+    table = _table(runs_table(values, axes=["feed", "norm"]), config)
+    row = _row(table, kind="linear", metric="fid")
+    log = _logs(values)
+    d = log["joint"] + log["split_g_mixed"] - log["split"] - log["joint_consistent"]
+    test = stats.ttest_1samp(d, 0.0)
+    ci, ci90 = test.confidence_interval(0.95), test.confidence_interval(0.90)
+    assert row["contrast"] == row["declared"] == LINEAR_NAME
+    assert (row["axis"], row["level"], row["level_ref"]) == (
+        "feed",
+        "joint + split_g_mixed",
+        "split + joint_consistent",
+    )
+    assert (row["feed"], row["norm"], row["role"], row["n_pairs"]) == ("*", "batch", "confirmatory", SEEDS)
+    assert row["ratio"] == pytest.approx(math.exp(d.mean()), rel=1e-12)
+    assert (row["ratio_ci_low"], row["ratio_ci_high"]) == pytest.approx(
+        (math.exp(ci.low), math.exp(ci.high)), rel=1e-10
+    )
+    assert (row["equivalence_ci_low"], row["equivalence_ci_high"]) == pytest.approx(
+        (math.exp(ci90.low), math.exp(ci90.high)), rel=1e-10
+    )
+    assert row["p"] == pytest.approx(test.pvalue, rel=1e-10)
+    assert row["p_holm"] == pytest.approx(test.pvalue, rel=1e-10)  # a family of one
+    pairs = [("joint", "split_g_mixed"), ("joint", "split"), ("joint", "joint_consistent")]
+    pairs += [("split_g_mixed", "split"), ("split_g_mixed", "joint_consistent"), ("split", "joint_consistent")]
+    r = np.mean([stats.pearsonr(log[a], log[b]).statistic for a, b in pairs])
+    assert row["pair_correlation"] == pytest.approx(r, rel=1e-10)
+    assert row["verdict"] == "worse"  # true ratio exp(1.0 + 0.6 - 0.3) = 3.7, lower is better
+    assert len(table[table["kind"] == "linear"]) == 1  # declared only, within norm=batch, at one step and metric
+
+
+def test_a_linear_contrast_takes_any_weights_summing_to_zero_and_names_them():
+    spec = {"kind": "linear", "weights": {"feed": {"joint": 2, "split": -1, "joint_consistent": -1}}}
+    values, config = _mechanism_study(contrasts=[spec])
+    table = _table(runs_table(values, axes=["feed", "norm"]), config)
+    for norm in ("none", "batch"):
+        row = _row(table, kind="linear", norm=norm, metric="fid")
+        log = _logs(values, norm)
+        d = 2 * log["joint"] - log["split"] - log["joint_consistent"]
+        assert row["contrast"] == f"feed[2*joint - split - joint_consistent] | norm={norm}"
+        assert row["declared"] == "feed[2*joint - split - joint_consistent]"
+        assert (row["level"], row["level_ref"], row["role"]) == ("2*joint", "split + joint_consistent", "exploratory")
+        assert row["ratio"] == pytest.approx(math.exp(d.mean()), rel=1e-12)
+        assert row["p"] == pytest.approx(stats.ttest_1samp(d, 0.0).pvalue, rel=1e-10)
+
+
+NONINFERIOR = {
+    "compare": {"feed": "joint_cached_stats"},
+    "against": {"feed": "joint_consistent"},
+    "within": {"norm": "batch"},
+    "test": "noninferiority",
+}
+
+
+def test_a_declared_noninferiority_test_is_one_sided_at_the_margin_and_holm_adjusted_with_its_family():
+    family = [LINEAR, NONINFERIOR, {"compare": {"feed": "joint"}, "within": {"norm": "batch"}}]
+    values, config = _mechanism_study(confirmatory=family)
+    table = _table(runs_table(values, axes=["feed", "norm"]), config)
+    log = _logs(values)
+    name = "feed: joint_cached_stats vs joint_consistent (non-inferiority, margin 10%) | norm=batch"
+    row = _row(table, contrast=name, metric="fid")
+    d = log["joint_cached_stats"] - log["joint_consistent"]
+    p_ni = stats.ttest_1samp(d, math.log(1.1), alternative="less").pvalue
+    ci90 = stats.ttest_1samp(d, 0.0).confidence_interval(0.90)
+    assert row["p_equivalence"] == pytest.approx(p_ni, rel=1e-10)
+    assert row["p"] == pytest.approx(stats.ttest_1samp(d, 0.0).pvalue, rel=1e-10)  # the difference, for reference
+    assert row["equivalence_ci_high"] == pytest.approx(math.exp(ci90.high), rel=1e-10)
+    assert row["equivalence_bound"] == pytest.approx(math.expm1(ci90.high), rel=1e-10)  # one-sided: the upper end
+    # Holm over the family's own p: the linear and simple contrasts' two-sided p, this one's one-sided p
+    members = table[table["role"] == "confirmatory"]
+    assert len(members) == 3
+    p_linear = stats.ttest_1samp(log["joint"] + log["split_g_mixed"] - log["split"] - log["joint_consistent"], 0).pvalue
+    p_simple = stats.ttest_rel(log["joint"], log["split"]).pvalue
+    expected = multipletests([p_linear, p_ni, p_simple], method="holm")[1]
+    got = [_row(members, kind="linear")["p_holm"], row["p_holm"], _row(members, level="joint")["p_holm"]]
+    assert got == pytest.approx(expected, rel=1e-10)
+    assert row["p_holm"] < 0.05 and row["verdict"] == "non-inferior"
+
+
+def test_noninferiority_follows_the_metrics_direction_and_takes_a_margin_of_its_own():
+    values, config = _mechanism_study(contrasts=[NONINFERIOR | {"margin": 0.05}])
+    runs = pd.concat(
+        [
+            runs_table(values, axes=["feed", "norm"], metric="fid"),
+            runs_table({k: 100 / np.asarray(v) for k, v in values.items()}, axes=["feed", "norm"], metric="is"),
+        ]
+    )
+    table = _table(runs, config)
+    name = "feed: joint_cached_stats vs joint_consistent (non-inferiority, margin 5%) | norm=batch"
+    fid, inception = _row(table, contrast=name, metric="fid"), _row(table, contrast=name, metric="is")
+    d = np.log(values[("joint_cached_stats", "batch")] / values[("joint_consistent", "batch")])
+    assert fid["p_equivalence"] == pytest.approx(stats.ttest_1samp(d, math.log(1.05), alternative="less").pvalue)
+    # higher is better: H0 the ratio is below 1/1.05; the IS contrast is -d seed by seed, so the same p
+    assert inception["p_equivalence"] == pytest.approx(
+        stats.ttest_1samp(-d, -math.log(1.05), alternative="greater").pvalue
+    )
+    assert inception["p_equivalence"] == pytest.approx(fid["p_equivalence"], rel=1e-9)
+    assert fid["role"] == "control"  # a declared simple contrast outside the family, as today
+    assert fid["verdict"] in ("non-inferior", "not shown non-inferior")
+
+
+def test_no_noninferiority_or_equivalence_verdict_when_a_run_of_the_compared_cells_failed():
+    specs = [NONINFERIOR, NONINFERIOR | {"test": "equivalence"}]
+    values, config = _mechanism_study(seeds=8, confirmatory=specs)
+    table = _table(runs_table(values, axes=["feed", "norm"]), config)
+    assert set(table.loc[table["role"] == "confirmatory", "verdict"]) == {"non-inferior", "equivalent"}
+    failed = runs_table(values, axes=["feed", "norm"], diverged={(("joint_cached_stats", "batch"), 5)})
+    table = _table(failed, config)
+    rows = table[table["role"] == "confirmatory"]
+    assert (rows["p_holm"] < 0.05).all() and (rows["n_failed"] == 1).all()
+    assert set(rows["verdict"]) == {"not shown non-inferior", "not shown equivalent"}
+    assert rows["note"].str.contains("failed run").all()
+
+
+def test_a_declared_equivalence_test_is_the_paired_tost_and_identical_arms_stay_identical():
+    spec = {"compare": {"feed": "joint"}, "test": "equivalence", "margin": 0.2}
+    config = study_config({"feed": ["split", "joint"]}, seeds=6, confirmatory=[spec])
+    joint = SPLIT * np.exp(np.array([0.05, -0.02, 0.07, 0.03, -0.06, 0.04]))
+    table = _table(runs_table({("split",): SPLIT, ("joint",): joint}, axes=["feed"]), config)
+    row = _row(table, metric="fid")  # one row: the automatic control of joint vs split gives way to the declared test
+    assert row["contrast"] == "feed: joint vs split (equivalence, margin 20%)"
+    assert row["p_equivalence"] == pytest.approx(ttost_paired(joint, SPLIT, 1 / 1.2, 1.2, transform=np.log)[0])
+    assert row["p_holm"] == row["p_equivalence"] and row["verdict"] == "equivalent"
+    wide = SPLIT * np.exp(np.array([0.3, -0.2, 0.25, 0.1, -0.3, 0.2]))
+    row = _row(_table(runs_table({("split",): SPLIT, ("joint",): wide}, axes=["feed"]), config), metric="fid")
+    assert row["verdict"] == "not shown equivalent"
+    row = _row(_table(runs_table({("split",): SPLIT, ("joint",): SPLIT.copy()}, axes=["feed"]), config), metric="fid")
+    assert row["verdict"] == "identical"
+
+
+def test_power_simulates_a_declared_hypothesis_at_a_true_ratio_of_one_within_the_holm_family():
+    sds, n = [0.1, 0.08], 8
+    hypotheses = [("noninferiority", 0.1), ("equivalence", 0.1)]
+    simulated = power.holm_power(
+        "paired_t_log", math.log(1.25), sds, [n, n], 0.05, 4000, np.random.default_rng(3), hypotheses
+    )
+    rng, rejected = np.random.default_rng(97), np.zeros(2)
+    for _ in range(1000):
+        ref = rng.normal(4.0, 0.5, n)
+        a, b = ref + rng.normal(0, sds[0], n), ref + rng.normal(0, sds[1], n)
+        ps = [
+            stats.ttest_1samp(a - ref, math.log(1.1), alternative="less").pvalue,
+            ttost_paired(np.exp(b), np.exp(ref), 1 / 1.1, 1.1, transform=np.log)[0],
+        ]
+        for k, i in enumerate(np.argsort(ps)):  # Holm: reject in increasing p while p < alpha / (m - k)
+            if ps[i] >= 0.05 / (2 - k):
+                break
+            rejected[i] += 1
+    np.testing.assert_allclose(simulated, rejected / 1000, atol=0.05)
+
+
+def test_power_csv_gives_declared_hypotheses_their_own_rule_and_ratio():
+    family = [LINEAR, NONINFERIOR, {"compare": {"feed": "joint"}, "within": {"norm": "batch"}}]
+    values, config = _mechanism_study(confirmatory=family, power_simulations=300)
+    runs = runs_table(values, axes=["feed", "norm"])
+    design = design_of(config)
+    table = contrasts_table(runs, design, config, failed_rows(runs, design, config))
+    found, _ = contrasts_of(design, config)
+    logs = np.log(as_cells(wide(runs, design.names, "value"), design.names))
+    rows = power.power_table(table, {c.name: c for c in found}, logs, design.names, config)
+    members = rows[rows["role"] == "confirmatory"]
+    assert len(members) == 3 and (members["family_size"] == 3).all() and members["power"].notna().all()
+    linear = _row(rows, kind="linear")
+    noninferior = _row(rows, contrast=NONINFERIOR_NAME)
+    assert linear["assumed_ratio"] == 1.25 and "Holm over 3, at a true ratio of 1.25" in linear["rule"]
+    assert noninferior["assumed_ratio"] == 1.0
+    assert noninferior["rule"] == "one-sided t for non-inferiority within +10%, Holm over 3, at a true ratio of 1"
+    d = _logs(values)["joint_cached_stats"] - _logs(values)["joint_consistent"]
+    assert noninferior["sd_log"] == pytest.approx(np.std(d, ddof=1))
+
+
+NONINFERIOR_NAME = "feed: joint_cached_stats vs joint_consistent (non-inferiority, margin 10%) | norm=batch"
+
+
+# --- a simple contrast of two cells that differ on several axes --------------------------------------------------
+
+FIX = {"compare": {"feed": "joint", "norm": "ghost"}, "against": {"feed": "split", "norm": "batch"}}
+FIX_NAME = "feed=joint, norm=ghost vs feed=split, norm=batch"
+IN_JOINT = {"compare": {"norm": "ghost"}, "against": {"norm": "batch"}, "within": {"feed": "joint"}}
+
+
+def _remedy_study(ghost=0.03, seeds=SEEDS, **stats):
+    """feed {split, joint} x norm {batch, ghost}: joint+batch is worse; ghost brings joint near split+batch."""
+    rng = np.random.default_rng(23)
+    base = rng.lognormal(4, 0.2, seeds)
+    shift = {("split", "batch"): 0.0, ("joint", "batch"): 0.3, ("split", "ghost"): 0.01, ("joint", "ghost"): ghost}
+    values = {cell: base * np.exp(s + rng.normal(0, 0.03, seeds)) for cell, s in shift.items()}
+    config = study_config({"feed": ["split", "joint"], "norm": ["batch", "ghost"]}, seeds=seeds, **stats)
+    return values, config
+
+
+def _fix_logs(values):
+    return np.log(values[("joint", "ghost")]), np.log(values[("split", "batch")])
+
+
+def test_a_contrast_of_two_cells_that_differ_on_two_axes_is_scipys_t_test_on_their_per_seed_log_ratio():
+    values, config = _remedy_study(confirmatory=[FIX])
+    table = _table(runs_table(values, axes=["feed", "norm"]), config)
+    row = _row(table, contrast=FIX_NAME, metric="fid")
+    a, b = _fix_logs(values)
+    test = stats.ttest_1samp(a - b, 0.0)
+    ci, ci90 = test.confidence_interval(0.95), test.confidence_interval(0.90)
+    assert row["declared"] == FIX_NAME and row["kind"] == "simple"
+    assert (row["axis"], row["level"], row["level_ref"]) == ("feed,norm", "joint,ghost", "split,batch")
+    assert (row["feed"], row["norm"], row["role"], row["n_pairs"], row["n_failed"]) == ("*", "*", "confirmatory", 6, 0)
+    assert row["ratio"] == pytest.approx(math.exp((a - b).mean()), rel=1e-12)
+    assert (row["ratio_ci_low"], row["ratio_ci_high"]) == pytest.approx(
+        (math.exp(ci.low), math.exp(ci.high)), rel=1e-10
+    )
+    assert (row["equivalence_ci_low"], row["equivalence_ci_high"]) == pytest.approx(
+        (math.exp(ci90.low), math.exp(ci90.high)), rel=1e-10
+    )
+    assert row["p"] == pytest.approx(test.pvalue, rel=1e-10)
+    assert row["p_holm"] == pytest.approx(test.pvalue, rel=1e-10)  # a family of one
+    # the two cells share G's init, the real batches and z but not D's init (norm reseeds it): r per row, as ever
+    assert row["pair_correlation"] == pytest.approx(stats.pearsonr(a, b).statistic, rel=1e-10)
+    assert row["p_failures"] == pytest.approx(mcnemar([[0, 0], [0, 0]], exact=True).pvalue)
+    assert len(table[table["contrast"] == FIX_NAME]) == len(table[["step", "metric"]].drop_duplicates())
+
+
+def test_the_automatic_contrasts_are_the_same_with_a_contrast_of_two_cells_declared():
+    values, config = _remedy_study()
+    runs = runs_table(values, axes=["feed", "norm"])
+    without = _table(runs, config)
+    _, declared = _remedy_study(contrasts=[FIX])
+    table = _table(runs, declared)
+    assert set(table["contrast"]) - set(without["contrast"]) == {FIX_NAME}
+    kept = table[table["contrast"] != FIX_NAME].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, without)
+    assert _row(table, contrast=FIX_NAME, metric="fid")["role"] == "control"  # a declared simple contrast, as today
+
+
+def test_a_noninferiority_test_of_two_cells_that_differ_on_two_axes_is_one_sided_and_holm_adjusted():
+    values, config = _remedy_study(confirmatory=[FIX | {"test": "noninferiority"}, IN_JOINT], power_simulations=300)
+    runs = runs_table(values, axes=["feed", "norm"])
+    table = _table(runs, config)
+    name = f"{FIX_NAME} (non-inferiority, margin 10%)"
+    row = _row(table, contrast=name, metric="fid")
+    a, b = _fix_logs(values)
+    d = a - b
+    p_ni = stats.ttest_1samp(d, math.log(1.1), alternative="less").pvalue
+    ci90 = stats.ttest_1samp(d, 0.0).confidence_interval(0.90)
+    assert row["p_equivalence"] == pytest.approx(p_ni, rel=1e-10)
+    assert row["equivalence_bound"] == pytest.approx(math.expm1(ci90.high), rel=1e-10)
+    p_in_joint = stats.ttest_rel(np.log(values[("joint", "ghost")]), np.log(values[("joint", "batch")])).pvalue
+    expected = multipletests([p_ni, p_in_joint], method="holm")[1]
+    got = [row["p_holm"], _row(table, contrast="norm: ghost vs batch | feed=joint", metric="fid")["p_holm"]]
+    assert got == pytest.approx(expected, rel=1e-10)
+    assert row["p_holm"] < 0.05 and row["verdict"] == "non-inferior"
+    # power.csv: the one-sided rule at a true ratio of 1, Holm over the family, at this contrast's own spread
+    design = design_of(config)
+    found, _ = contrasts_of(design, config)
+    logs = np.log(as_cells(wide(runs, design.names, "value"), design.names))
+    rows = power.power_table(table, {c.name: c for c in found}, logs, design.names, config)
+    own = _row(rows, contrast=name)
+    assert own["rule"] == "one-sided t for non-inferiority within +10%, Holm over 2, at a true ratio of 1"
+    assert own["sd_log"] == pytest.approx(np.std(d, ddof=1)) and own["n_pairs"] == SEEDS and 0 < own["power"] <= 1
+    # a failed run of either cell: McNemar on the failures, and no non-inferiority verdict
+    failed = _table(runs_table(values, axes=["feed", "norm"], diverged={(("joint", "ghost"), 2)}), config)
+    row = _row(failed, contrast=name, metric="fid")
+    assert (row["n_failed"], row["n_pairs"], row["verdict"]) == (1, SEEDS - 1, "not shown non-inferior")
+    assert row["p_failures"] == pytest.approx(mcnemar([[0, 1], [0, 0]], exact=True).pvalue)
+
+
+def test_two_cells_that_differ_on_two_axes_but_give_bitwise_equal_runs_are_identical():
+    values, config = _remedy_study(confirmatory=[FIX | {"test": "noninferiority"}])
+    values[("joint", "ghost")] = values[("split", "batch")].copy()
+    row = _row(_table(runs_table(values, axes=["feed", "norm"]), config), metric="fid", axis="feed,norm")
+    assert row["verdict"] == "identical" and "bitwise-equal" in row["note"]

@@ -3,11 +3,16 @@ cells they promise; a cell's config is the study's with each axis's key set."""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
-from ganablate.analysis.plan import plan_hash, plan_of
-from ganablate.config import ConfigError, validate_config
+from ganablate.analysis.plan import declared, plan_hash, plan_of, write_plan
+from ganablate.config import ConfigError, load_config, validate_config
 from ganablate.design import design_of
+
+REPO = Path(__file__).resolve().parents[1]
 
 BATCH = {"sets": "train.batch_size", "levels": [16, 64, 256], "reference": 64, "ordered": True}
 
@@ -135,3 +140,215 @@ def test_the_plan_hash_covers_what_decides_a_verdict_but_not_how_a_job_runs():
     for section, key, value in (("train", "threads", 2), ("eval", "device", "auto"), ("train", "lr_g", 1e-3)):
         changed = validate_config({**config, section: {**config[section], key: value}})
         assert plan_hash(plan_of(changed)) == base, key
+
+
+FOUR = {
+    "feed": {"levels": ["split", "joint", "joint_consistent", "split_g_mixed"]},
+    "norm": {"levels": ["none", "batch"]},
+}
+MISMATCH = {"joint": 1, "split_g_mixed": 1, "split": -1, "joint_consistent": -1}
+
+
+def _linear(weights, **more):
+    return {"confirmatory": [{"kind": "linear", "weights": weights, **more}]}
+
+
+@pytest.mark.parametrize(
+    ("stats", "expected"),
+    [
+        (_linear({"feed": {"joint": 1, "split": -0.5}}), "stats.confirmatory.0.weights.feed: the weights sum to 0.5; "),
+        (_linear({"feed": {"joint": 1, "mixed": -1}}), "stats.confirmatory.0.weights.feed: unknown level 'mixed'"),
+        (
+            _linear({"depth": {"a": 1, "b": -1}}),
+            "stats.confirmatory.0.weights: unknown axis 'depth'; allowed: feed, norm",
+        ),
+        (
+            _linear({"feed": {"joint": 0, "split": 0}}),
+            "stats.confirmatory.0.weights.feed.joint: weight 0; allowed: a nonzero",
+        ),
+        (_linear({"feed": {"joint": 1}}), "stats.confirmatory.0.weights.feed: 1 level; allowed: two or more levels"),
+        (
+            _linear({"feed": {"joint": "one", "split": -1}}),
+            "stats.confirmatory.0.weights.feed.joint: 'one' is not of type",
+        ),
+        (
+            _linear({"feed": {"joint": True, "split": -1}}),
+            "stats.confirmatory.0.weights.feed.joint: True is not of type",
+        ),
+        ({"confirmatory": [{"kind": "linear"}]}, "stats.confirmatory.0.weights: a linear contrast needs weights"),
+        (
+            _linear({"feed": MISMATCH}, compare={"feed": "joint"}),
+            "stats.confirmatory.0.compare: a linear contrast takes weights (and within, test, margin) only",
+        ),
+        (
+            _linear({"feed": MISMATCH}, within={"feed": "joint"}),
+            "stats.confirmatory.0.within: feed is the weighted axis; allowed: the other axes",
+        ),
+        (
+            {"contrasts": [{"compare": {"feed": "joint"}, "weights": {"feed": MISMATCH}}]},
+            "stats.contrasts.0.weights: only a linear contrast takes weights (kind: linear)",
+        ),
+        (
+            {"confirmatory": [{"compare": {"feed": "joint"}, "margin": 0.05}]},
+            "stats.confirmatory.0.margin: only with test: equivalence or noninferiority",
+        ),
+        (
+            {"confirmatory": [{"compare": {"feed": "joint"}, "test": "superiority"}]},
+            "stats.confirmatory.0.test: 'superiority' is not one of ['difference', 'equivalence', 'noninferiority']",
+        ),
+        (
+            {"confirmatory": [{"compare": {"feed": "joint"}, "test": "equivalence", "margin": 0}]},
+            "stats.confirmatory.0.margin: 0 is less than or equal to the minimum of 0",
+        ),
+    ],
+)
+def test_a_bad_linear_contrast_or_declared_test_is_one_line_naming_its_key(stats, expected):
+    with pytest.raises(ConfigError) as error:
+        _config(FOUR, **stats)
+    assert expected in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_declared_test_and_margin_are_part_of_the_contrasts_name_and_so_of_the_plan():
+    config = _config(
+        FOUR, confirmatory=[{"kind": "linear", "weights": {"feed": MISMATCH}, "within": {"norm": "batch"}}]
+    )
+    assert plan_of(config)["confirmatory"] == ["feed[joint + split_g_mixed - split - joint_consistent] | norm=batch"]
+    names, hashes = [], set()
+    for extra in ({}, {"test": "difference"}, {"test": "noninferiority"}, {"test": "equivalence"}, {"margin": 0.05}):
+        extra = extra if "margin" not in extra else {"test": "equivalence", **extra}
+        plan = plan_of(_config(FOUR, confirmatory=[{"compare": {"feed": "joint"}, **extra}]))
+        names += plan["confirmatory"]
+        hashes.add(plan_hash(plan))
+    assert names == [
+        "feed: joint vs split",  # the default, named (and hashed) as before
+        "feed: joint vs split",
+        "feed: joint vs split (non-inferiority, margin 10%)",
+        "feed: joint vs split (equivalence, margin 10%)",
+        "feed: joint vs split (equivalence, margin 5%)",
+    ]
+    assert len(hashes) == 4
+
+
+def test_the_mechanism_study_validates_with_a_family_of_seven_on_fresh_seeds(tmp_path):
+    config = load_config(REPO / "config/mechanism.yaml")
+    design = design_of(config)
+    assert config["study"]["name"] == "mechanism" and config["model"]["d_norm"] == "batch"
+    assert design.names == ["feed"] and len(design.cells) == 5 and design.axis("feed").reference == "split"
+    assert design.seeds == tuple(range(100, 112))  # fresh: every committed study used seeds below 10
+    family = declared(design, config, "confirmatory")
+    assert [d.kind for d in family] == ["linear", *["simple"] * 6]
+    assert [d.test for d in family] == ["difference"] * 7
+    assert dict(family[0].weights) == {"joint": 1, "split_g_mixed": 1, "split": -1, "joint_consistent": -1}
+    assert plan_of(config)["confirmatory"] == [
+        "feed[joint + split_g_mixed - split - joint_consistent]",
+        "feed: split_g_mixed vs split",
+        "feed: joint_cached_stats vs joint",
+        "feed: joint_cached_stats vs joint_consistent",
+        "feed: joint vs split",
+        "feed: joint_consistent vs split",
+        "feed: joint_consistent vs joint",
+    ]
+    assert plan_of(config)["contrasts"] == ["feed: joint_cached_stats vs joint_consistent (equivalence, margin 10%)"]
+    default = load_config(REPO / "config.yaml")
+    for section, keys in (("train", ["steps", "checkpoints", "lr_g", "lr_d", "batch_size"]), ("eval", ["n_samples"])):
+        assert {k: config[section][k] for k in keys} == {k: default[section][k] for k in keys}
+    for key in ("equivalence_margin", "smallest_effect", "test", "confidence_level"):
+        assert config["stats"][key] == default["stats"][key]
+    assert write_plan(config, tmp_path / "plan.json").is_file()
+
+
+# --- a simple contrast of two cells that differ on several axes ---------------------------------------------------
+
+TWO_AXES = {"compare": {"feed": "joint", "norm": "batch"}, "against": {"feed": "split", "norm": "none"}}
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (
+            TWO_AXES | {"against": {"norm": "none"}},
+            "stats.confirmatory.0.against: names norm; allowed: the axes compare names: feed, norm",
+        ),
+        (
+            {"compare": {"feed": "joint"}, "against": {"feed": "split", "norm": "none"}},
+            "stats.confirmatory.0.against: names feed, norm; allowed: the axes compare names: feed",
+        ),
+        (
+            TWO_AXES | {"against": {"feed": "split", "batch": 64}},
+            "stats.confirmatory.0.against: names feed, batch; allowed: the axes compare names: feed, norm",
+        ),
+        (
+            TWO_AXES | {"against": {"norm": "batch", "feed": "joint"}},
+            "stats.confirmatory.0: compares the cell feed=joint, norm=batch with itself; allowed: cells that differ",
+        ),
+        (
+            TWO_AXES | {"within": {"norm": "batch"}},
+            "stats.confirmatory.0.within: norm is a compared axis (compare names feed, norm); allowed: the other axes",
+        ),
+        (
+            TWO_AXES | {"against": {"feed": "split", "norm": "group"}},
+            "stats.confirmatory.0.against.norm: unknown level 'group'; allowed: none, batch",
+        ),
+        (
+            {"kind": "interaction", "compare": TWO_AXES["compare"], "by": {"norm": ["none", "batch"]}},
+            "stats.confirmatory.0.compare: names feed, norm; allowed: one axis for kind interaction",
+        ),
+        (
+            {"compare": {"feed": "joint"}, "within": {"feed": "joint"}},  # one axis: the message of before
+            "stats.confirmatory.0.within: feed is the compared axis; allowed: the other axes",
+        ),
+    ],
+)
+def test_a_bad_contrast_of_several_axes_is_one_line_naming_its_key(spec, expected):
+    with pytest.raises(ConfigError) as error:
+        _config(FOUR, confirmatory=[spec])
+    assert expected in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_simple_contrast_may_compare_two_cells_that_differ_on_several_axes():
+    reordered = {"compare": {"norm": "batch", "feed": "joint"}, "against": {"norm": "none", "feed": "split"}}
+    specs = [
+        TWO_AXES | {"test": "noninferiority"},
+        reordered,  # the axes' declared order, whatever the order given
+        {"compare": TWO_AXES["compare"]},  # against: each axis's reference (split, none)
+        {"compare": {"feed": "joint", "norm": "batch"}, "against": {"feed": "split", "norm": "batch"}},
+    ]
+    config = _config(FOUR, confirmatory=specs)
+    noninferior, two, default, one = declared(design_of(config), config, "confirmatory")
+    assert (noninferior.axis, noninferior.level, noninferior.level_ref) == ("feed,norm", "joint,batch", "split,none")
+    assert noninferior.axes == ("feed", "norm")
+    assert noninferior.arms == ({"feed": "joint", "norm": "batch"}, {"feed": "split", "norm": "none"})
+    assert (noninferior.kind, noninferior.within, noninferior.test, noninferior.margin) == (
+        "simple",
+        (),
+        "noninferiority",
+        0.10,
+    )
+    assert two == default == dataclasses.replace(noninferior, test="difference", margin=None)
+    # two cells that agree on an axis: the other axis's simple contrast, held at that level
+    assert (one.axis, one.level, one.level_ref, one.within) == ("feed", "joint", "split", (("norm", "batch"),))
+    assert plan_of(config)["confirmatory"] == [
+        "feed=joint, norm=batch vs feed=split, norm=none (non-inferiority, margin 10%)",
+        "feed=joint, norm=batch vs feed=split, norm=none",
+        "feed=joint, norm=batch vs feed=split, norm=none",
+        "feed: joint vs split | norm=batch",
+    ]
+
+
+def test_the_remedies_study_validates_with_noninferiority_contrasts_across_both_axes(tmp_path):
+    config = load_config(REPO / "config/remedies.yaml")
+    family = declared(design_of(config), config, "confirmatory")
+    assert len(family) == 10 and [d.axes for d in family] == [("feed", "norm")] * 5 + [("norm",)] * 5
+    assert {d.level_ref for d in family[:5]} == {"split,batch"} and {d.test for d in family[:5]} == {"noninferiority"}
+    plan = plan_of(config)
+    assert plan["confirmatory"][0] == "feed=joint, norm=ghost vs feed=split, norm=batch (non-inferiority, margin 10%)"
+    assert plan["confirmatory"][5] == "norm: ghost vs batch | feed=joint"
+    assert write_plan(config, tmp_path / "plan.json").is_file()
+
+
+@pytest.mark.parametrize(("path", "expected"), [("config.yaml", "20c5cbd2"), ("config/batch-size.yaml", "696a3983")])
+def test_the_committed_studies_keep_their_plan_hashes(path, expected):
+    """Their runs were launched under these hashes (README): a new kind of contrast must not rename the old ones."""
+    assert plan_hash(plan_of(load_config(REPO / path))) == expected

@@ -314,3 +314,34 @@ def test_findings_need_plan_json(tables, tmp_path):
     (copy / "plan.json").unlink()
     with pytest.raises(UsageError, match="plan.json not found"):
         write_findings({}, copy, tmp_path / "findings.md")
+
+
+def test_without_remedies_the_page_says_none_were_declared(tables, tmp_path):
+    assert (
+        _section(_findings(tables, tmp_path), "Remedies") == "\n- No remedies were declared (remedies.csv is empty).\n"
+    )
+
+
+def test_the_remedies_section_formats_each_row_of_remedies_csv(tables, tmp_path):
+    """Any axes: here the remedy is batch 16 against the reference 64, with feed's split working and joint broken."""
+    from ganablate.analysis.remedies import TAIL
+
+    copy = _copy(tables, tmp_path)
+    row = dict.fromkeys(["feed", "batch", *TAIL], "") | {"feed": "*", "batch": "16", "step": 500, "metric": "fid"}
+    row |= {"extractor": "domain", "axis": "batch", "feed_axis": "feed", "reference": "64"}
+    row |= {"working": "split", "broken": "joint", "use": "when the batch is small"}
+    row |= {"fix_contrast": "c1", "fix_role": "confirmatory", "fix_verdict": "non-inferior"}
+    row |= {"fix_ratio": 1.0234, "fix_ci_low": 0.9712, "fix_ci_high": 1.0781}
+    row |= {"in_broken_contrast": "c2", "in_broken_role": "control", "in_broken_verdict": "better"}
+    row |= {"in_broken_ratio": 0.8123, "in_broken_ci_low": 0.7712, "in_broken_ci_high": 0.8555}
+    row |= dict.fromkeys(["in_working_ratio", "in_working_ci_low", "in_working_ci_high"], float("nan"))
+    row |= {"seconds_per_step": 0.0467, "reference_seconds_per_step": 0.0412, "cost_ratio": 1.1335}
+    row |= {"n_timed": 12, "n_timed_reference": 12, "note": "in_working: not run"}
+    pd.DataFrame([row]).to_csv(copy / "remedies.csv", index=False)
+    section = _section(_findings(copy, tmp_path), "Remedies")
+    assert section == (
+        "\n- batch = 16: joint with 16 against split with 64: FID ratio 1.02 (95% CI 0.971–1.08), **non-inferior** "
+        "(confirmatory); 16 against 64 under joint: FID ratio 0.812 (95% CI 0.771–0.856), **better** (control); 16 "
+        "against 64 under split: not estimated; training time per step 1.13 times the 64's (0.0467 s against 0.0412 "
+        "s). When to use: when the batch is small. (in_working: not run)\n"
+    )

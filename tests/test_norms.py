@@ -8,8 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganablate import vocab
+from ganablate.config import ConfigError, validate_config
+from ganablate.data import to_model_range
 from ganablate.feed import FEEDS
 from ganablate.models import (
+    NORMS,
     ReferenceNorm,
     RunningBatchNorm,
     VirtualNorm,
@@ -18,7 +22,8 @@ from ganablate.models import (
     build_generator,
 )
 from ganablate.stack import Stack
-from tests.test_feeds import MODEL, SHAPE, assert_same, batch, discriminator, steps
+from ganablate.train import build_networks
+from tests.test_feeds import MODEL, SHAPE, assert_same, batch, d_loss_and_grads, discriminator, steps
 
 REMEDIES = ["ghost", "realhalf", "reference", "virtual", "batch_eval", "batch_detached"]
 
@@ -90,6 +95,15 @@ def test_realhalf_without_reals_uses_the_last_d_steps_reals_statistics_detached(
     torch.testing.assert_close(alone.detach(), in_d_step, rtol=0, atol=1e-12)  # lr_d 0: D as it was
     to_fake = torch.autograd.grad(alone[0], fake)[0]
     assert to_fake[0].abs().sum() > 0 and torch.equal(to_fake[1:], torch.zeros_like(to_fake[1:]))
+
+
+def test_realhalf_gives_split_and_joint_one_d_step_value_but_joint_a_gradient_through_the_reals_statistics():
+    """split scores its fakes after its reals, with their statistics detached; joint keeps them in the graph."""
+    (split_loss, *split_grads), (joint_loss, *joint_grads) = (
+        d_loss_and_grads(feed, discriminator("realhalf"), *batch()) for feed in ("split", "joint")
+    )
+    torch.testing.assert_close(joint_loss, split_loss, rtol=0, atol=1e-12)
+    assert max((a - b).abs().max() for a, b in zip(joint_grads, split_grads, strict=True)) > 1e-6
 
 
 def test_reference_normalizes_every_row_with_the_reference_batchs_statistics():
@@ -175,6 +189,73 @@ def test_batch_detached_is_batchs_forward_with_no_gradient_through_the_statistic
     to_x, to_x_batch = torch.autograd.grad(out[0], x)[0], torch.autograd.grad(expected[0], x)[0]
     assert to_x[0].abs().sum() > 0 and torch.equal(to_x[1:], torch.zeros_like(to_x[1:]))
     assert to_x_batch[1:].abs().sum() > 0
+
+
+@pytest.mark.parametrize("norm", list(NORMS))
+def test_per_sample_is_true_exactly_of_the_norms_whose_d_step_scores_a_row_apart_from_the_others(norm):
+    """models.Norm.per_sample, checked where it matters: in joint's D step (batch_eval's state moving on, the
+    reference batch riding in front), a fake's logit stays when every other row of the mixed batch changes."""
+    (real, fake), (other_real, other_fake) = batch(1), batch(2)
+    other_fake[0] = fake[0]
+    D = discriminator(norm)
+    with torch.no_grad():
+        first = FEEDS["joint"].d_step(copy.deepcopy(D), real, fake)[1][0]
+        among_others = FEEDS["joint"].d_step(copy.deepcopy(D), other_real, other_fake)[1][0]
+    if NORMS[norm].per_sample:
+        torch.testing.assert_close(among_others, first, rtol=0, atol=1e-12)
+    else:
+        assert (among_others - first).abs() > 1e-6
+
+
+def test_batch_eval_normalizes_a_d_steps_rows_apart_from_each_other_and_from_this_steps_reals():
+    """Its D step first folds in the previous D step's reals, then normalizes: this step's reals reach the
+    statistics only from the next D step on."""
+    layer, x, y = _layer(RunningBatchNorm), _features(8, 0), _features(8, 1)
+    with batch_rows(4, d_step=True):
+        layer(_features(8, 2))  # one D step before: its reals are pending
+    twins = [copy.deepcopy(layer) for _ in range(2)]
+    y[5] = x[5]
+    with batch_rows(4, d_step=True):
+        out_x, out_y = twins[0](x), twins[1](y)
+    torch.testing.assert_close(out_y[5], out_x[5], rtol=0, atol=1e-12)
+    torch.testing.assert_close(twins[0].running_mean, twins[1].running_mean, rtol=0, atol=0)
+    assert (twins[0].pending_mean - twins[1].pending_mean).abs().max() > 1e-3  # for the next D step
+
+
+def test_the_reference_batch_is_drawn_once_per_run_from_its_seed_among_the_training_images():
+    """The same R reals for a seed's reference and virtual runs (paired), other reals for another seed; a buffer of
+    D, never trained, saved with D's state."""
+    images = torch.randint(0, 256, (40, *SHAPE), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+
+    def reference(norm, seed):
+        return build_networks(SHAPE, MODEL | {"d_norm": norm}, seed, images)[1].reference
+
+    first = reference("reference", 0)
+    assert first.shape == (MODEL["reference_size"], *SHAPE)
+    assert torch.equal(reference("reference", 0), first) and torch.equal(reference("virtual", 0), first)
+    assert not torch.equal(reference("reference", 1), first)
+    pool = to_model_range(images).flatten(1)
+    assert all((pool == row.flatten()).all(1).any() for row in first)
+    D = build_networks(SHAPE, MODEL | {"d_norm": "virtual"}, 0, images)[1]
+    assert all(p is not D.reference for p in D.parameters()) and "reference" in D.state_dict()
+
+
+def test_a_reference_batch_larger_than_the_training_set_is_an_error_naming_the_key():
+    images = torch.zeros(4, *SHAPE, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="norm: reference needs .* model.reference_size=6 real images; given: 4"):
+        build_networks(SHAPE, MODEL | {"d_norm": "reference"}, 0, images)
+
+
+def test_a_ghost_chunk_that_does_not_divide_the_batch_size_is_a_config_error_before_any_run():
+    with pytest.raises(ConfigError, match=r"model.ghost_chunk: 5 does not divide train.batch_size=64; allowed: a div"):
+        validate_config({"model": {"ghost_chunk": 5}, "train": {"batch_size": 64}})
+    assert validate_config({"model": {"ghost_chunk": 16}, "train": {"batch_size": 64}})["model"]["ghost_chunk"] == 16
+
+
+def test_every_norm_has_a_one_line_use_in_the_torch_free_vocabulary():
+    """What the remedies table and findings.md say of a norm, without importing models.py."""
+    assert list(vocab.NORM_USES) == list(NORMS)
+    assert all(use.strip() and "\n" not in use for use in vocab.NORM_USES.values())
 
 
 @pytest.mark.parametrize("feed", list(FEEDS))

@@ -85,7 +85,9 @@ def test_each_run_records_its_cell_its_config_and_the_plan_frozen_at_launch(stud
 
 def test_every_file_the_stats_step_writes_is_a_declared_output(study_dir):
     written = {p.name for p in (study_dir / "results/default/tables").iterdir()}
-    declared = {"runs.csv", "train_logs.csv", "plan.json"} | {f"{t}.{e}" for t in TABLES for e in ("csv", "md", "tex")}
+    declared = {"runs.csv", "train_logs.csv", "run_times.csv", "plan.json"} | {
+        f"{t}.{e}" for t in TABLES for e in ("csv", "md", "tex")
+    }
     assert written == declared
 
 

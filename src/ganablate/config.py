@@ -88,8 +88,36 @@ def _check_design(config: dict, source: str, validator) -> None:
             design_module.declared_contrasts(
                 design, [spec, spec | {"compare": {mechanism["axis"]: mechanism["repaired"]}}], "stats.mechanism"
             )
+        if config["stats"]["remedies"] is not None:
+            _check_remedies(design, config["stats"]["remedies"])
     except design_module.DesignError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+
+
+def _check_remedies(design, remedies: dict) -> None:
+    """stats.remedies names two different axes of the design: on `axis` a reference level and at least one other (a
+    remedy), on `feed_axis` two different levels, working and broken. DesignError names the key."""
+    from ganablate.design import DesignError, label_of
+
+    axes = {a.name: a for a in design.axes}
+    for key in ("axis", "feed_axis"):
+        if remedies[key] not in axes:
+            raise DesignError(f"stats.remedies.{key}: unknown axis {remedies[key]!r}; allowed: {', '.join(axes)}")
+    axis, feed_axis = axes[remedies["axis"]], axes[remedies["feed_axis"]]
+    if axis is feed_axis:
+        raise DesignError(f"stats.remedies.feed_axis: {axis.name} is also stats.remedies.axis; allowed: another axis")
+    for key, on in (("reference", axis), ("working", feed_axis), ("broken", feed_axis)):
+        if label_of(remedies[key]) not in on.labels:
+            raise DesignError(
+                f"stats.remedies.{key}: {label_of(remedies[key])!r} is not a level of {on.name}; "
+                f"allowed: {', '.join(on.labels)}"
+            )
+    if label_of(remedies["working"]) == label_of(remedies["broken"]):
+        raise DesignError(f"stats.remedies.broken: the working level; allowed: another level of {feed_axis.name}")
+    if len(axis.labels) < 2:
+        raise DesignError(
+            f"stats.remedies.axis: {axis.name} has no level but the reference; allowed: an axis of remedies"
+        )
 
 
 def _check_consistency(config: dict, source: str, given: set[str] | None = None) -> None:

@@ -36,6 +36,10 @@ def ci(low, high, level: str) -> str:
     return f"{level} CI NA" if pd.isna(low) or pd.isna(high) else f"{level} CI {fmt(low)}–{fmt(high)}"
 
 
+# How contrasts.csv's name marks a contrast declared `test: equivalence` or `test: noninferiority` (plan.contrast_name).
+HYPOTHESIS = re.compile(r" \((equivalence|non-inferiority), margin [^)]*\)")
+
+
 def text(x) -> str:
     """A text cell: pandas reads an empty one as NaN."""
     return x if isinstance(x, str) else ""
@@ -48,8 +52,8 @@ class Page:
         self.study = study = Study(tables)
         self.plan = study.plan
         self.contrasts = study.table("contrasts")
-        self.power, self.trend, self.mechanism, self.failures, self.mixed = (
-            study.table(name) for name in ("power", "trend", "mechanism", "failures", "mixed")
+        self.power, self.trend, self.mechanism, self.failures, self.mixed, self.remedies = (
+            study.table(name) for name in ("power", "trend", "mechanism", "failures", "mixed", "remedies")
         )
         self.dataset = study.table("runs", hint="run `ganablate aggregate` first")["dataset"].iloc[0]
         self.margin = f"±{self.plan['equivalence_margin']:.0%}"
@@ -60,21 +64,36 @@ class Page:
     def verdict(self, r: pd.Series) -> str:
         """The row's verdict in words; 'equivalent' only where the row's verdict is."""
         v = r["verdict"]
+        if v != "identical" and HYPOTHESIS.search(r["contrast"]):  # its margin is in its name
+            return f"**{v}**"
         if v in ("better", "worse") and r["kind"] == "simple":
-            return f"{r['level']} is **{v}** than {r['level_ref']}"
+            level, level_ref = self.arms(r)
+            return f"{level} is **{v}** than {level_ref}"
         return {
             "equivalent": f"**equivalent** within {self.margin}",
             "identical": "**identical** runs (the same values in every seed pair; no test of equivalence)",
             "inconclusive": "**inconclusive**, neither a difference nor equivalence could be shown",
         }.get(v, f"**{v}**")
 
+    @staticmethod
+    def arms(r: pd.Series) -> tuple[str, str]:
+        """A simple contrast's two arms: its levels, or where it compares cells that differ on several axes (axis
+        `feed,norm`, level `joint,ghost`) each cell as `feed=joint, norm=ghost`."""
+        axes = str(r["axis"]).split(",")
+        if len(axes) == 1:
+            return r["level"], r["level_ref"]
+        arm = [", ".join(f"{a}={lab}" for a, lab in zip(axes, str(r[k]).split(","))) for k in ("level", "level_ref")]
+        return arm[0], arm[1]
+
     def ratio(self, r: pd.Series) -> str:
         """The ratio with its CI, saying what it is a ratio of (kind simple, interaction or trend)."""
+        level, level_ref = self.arms(r)
         of = {
-            "simple": f"{r['level']} / {r['level_ref']}",
+            "simple": f"{level} {'over' if ',' in str(r['axis']) else '/'} {level_ref}",
             "interaction": f"{r['axis']} {r['level']} / {r['level_ref']} at {r['by_axis']} = {r['by_level']} over at "
             f"{r['by_level_ref']}",
             "trend": f"per doubling of {r['by_axis']}",
+            "linear": f"{r['axis']} {r['level']} over {r['level_ref']}",
         }.get(r["kind"], r["kind"])
         return (
             f"{self.study.metric_name} ratio ({of}) {fmt(r['ratio'])} "
@@ -88,7 +107,19 @@ class Page:
             f"{fmt_p(r['p_equivalence'], 'TOST p')}; the data meet a margin of ±{fmt(r['equivalence_bound'])}"
         )
 
+    def noninferiority(self, r: pd.Series) -> str:
+        level = f"{1 - 2 * self.plan['alpha']:.0%}"
+        return (
+            f"{level} interval {fmt(r['equivalence_ci_low'])}–{fmt(r['equivalence_ci_high'])}, "
+            f"{fmt_p(r['p_equivalence'], 'non-inferiority p')}; "
+            f"the data meet a margin of +{fmt(r['equivalence_bound'])}"
+        )
+
     def test(self, r: pd.Series) -> str:
+        hypothesis = HYPOTHESIS.search(r["contrast"])
+        if hypothesis:  # a declared equivalence or non-inferiority test: its 1 - 2 alpha interval, as controls'
+            interval = self.tost(r) if hypothesis[1] == "equivalence" else self.noninferiority(r)
+            return interval + (f", {fmt_p(r['p_holm'], 'Holm p')}" if r["role"] == "confirmatory" else "")
         if r["role"] == "confirmatory":
             return fmt_p(r["p_holm"], "Holm p")
         if r["role"] == "control":
@@ -283,6 +314,40 @@ class Page:
             f"({interval})."
         )
 
+    def remedies_section(self) -> list[str]:
+        lines = ["", "## Remedies", ""]
+        if self.remedies.empty:
+            return [*lines, "- No remedies were declared (remedies.csv is empty)."]
+        return lines + [
+            f"- {self.study.cell_text(r)}: {self.remedy(r)}" for _, r in self.study.ordered(self.remedies).iterrows()
+        ]
+
+    def remedy(self, r: pd.Series) -> str:
+        """A remedy's three comparisons (rows of contrasts.csv), its cost and its use, as remedies.csv has them."""
+        remedy = r[r["axis"]]
+        under = {
+            "fix": f"{r['broken']} with {remedy} against {r['working']} with {r['reference']}",
+            "in_broken": f"{remedy} against {r['reference']} under {r['broken']}",
+            "in_working": f"{remedy} against {r['reference']} under {r['working']}",
+        }
+        parts = [
+            f"{what}: not estimated"
+            if pd.isna(r[f"{name}_ratio"])
+            else f"{what}: {self.study.metric_name} ratio {fmt(r[f'{name}_ratio'])} "
+            f"({ci(r[f'{name}_ci_low'], r[f'{name}_ci_high'], self.study.level)}), **{r[f'{name}_verdict']}** "
+            f"({r[f'{name}_role']})"
+            for name, what in under.items()
+        ]
+        cost = (
+            f"training time per step {fmt(r['cost_ratio'])} times the {r['reference']}'s "
+            f"({fmt(r['seconds_per_step'])} s against {fmt(r['reference_seconds_per_step'])} s)"
+            if pd.notna(r["cost_ratio"])
+            else "training time per step: not measured"
+        )
+        use = f" When to use: {text(r['use'])}." if text(r["use"]) else ""
+        note = f" ({text(r['note'])})" if text(r["note"]) else ""
+        return f"{'; '.join(parts)}; {cost}.{use}{note}"
+
     def failures_section(self) -> list[str]:
         failed = self.study.ordered(self.failures[self.failures["n_failed"] > 0])
         lines = ["", "## Failures", ""]
@@ -325,6 +390,7 @@ class Page:
             *self.interactions(),
             *self.over_training(),
             *self.mechanism_section(),
+            *self.remedies_section(),
             *self.failures_section(),
             *self.mixed_section(),
         ]

@@ -176,7 +176,8 @@ class RealHalfNorm(nn.BatchNorm2d):
     """Every row normalized with the statistics of the batch's reals (OpenAI Improved-GAN's batch_norm_first_half),
     so that a fake's normalization no longer depends on the other fakes. A batch with no reals (a G step's fakes
     alone) is normalized with those of the last D step's reals, detached: the only reals there are, taken at D's
-    weights before its update."""
+    weights before its update. So are split's D-step fakes, scored after its reals: the same values as joint's D
+    step, but joint's fakes' loss also reaches D's weights through the reals' statistics."""
 
     def __init__(self, channels: int):
         super().__init__(channels, track_running_stats=False)
@@ -264,7 +265,8 @@ def reference_size(model_cfg: dict) -> int:
     return size
 
 
-# A new variant of the study is one entry here.
+# A new variant of the study is one entry here, and its name with a one-line use in vocab.NORM_USES (torch-free:
+# the analysis and the findings read it).
 NORMS: dict[str, Norm] = {
     "none": Norm(layer=lambda c, model: nn.Identity()),
     "batch": Norm(layer=lambda c, model: BatchNorm(c), per_sample=False),

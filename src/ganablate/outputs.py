@@ -6,6 +6,7 @@ TABLES = {
     "contrasts": "tables",
     "trend": "tables",
     "mechanism": "tables",
+    "remedies": "tables",
     "mixed": "diagnostics",
     "failures": "diagnostics",
     "power": "diagnostics",

@@ -32,20 +32,26 @@ METRICS: dict[str, Metric] = {
 COMPARED = {name: m.better for name, m in METRICS.items() if m.better is not None}
 
 FEEDS = ("split", "joint", "joint_consistent", "split_g_mixed", "joint_cached_stats")
-NORMS = (
-    "none",
-    "batch",
-    "instance",
-    "layer",
-    "group",
-    "spectral",
-    "ghost",
-    "realhalf",
-    "reference",
-    "virtual",
-    "batch_eval",
-    "batch_detached",
-)
+# D's normalizations (models.NORMS has their code), each with when a practitioner would use it: one line, the
+# remedies table's "use" column and findings.md's words for it.
+NORM_USES = {
+    "none": "no normalization in D: the per-sample baseline, for which the feed cannot matter",
+    "batch": "BatchNorm in D: fine when reals and fakes reach D in separate batches; couples a mixed batch",
+    "instance": "per sample and channel: a per-sample drop-in for BatchNorm, whatever the feed",
+    "layer": "per sample over all channels: a per-sample drop-in for BatchNorm, whatever the feed",
+    "group": "per sample over groups of channels: between instance and layer, whatever the feed",
+    "spectral": "a bound on each weight's spectral norm, no activation statistics: per sample, whatever the feed",
+    "ghost": "BatchNorm over each source's rows apart: keeps BatchNorm and an unshuffled mixed batch, at no cost",
+    "realhalf": "every row normalized with the batch's reals' statistics: fakes no longer see each other",
+    "reference": "statistics of a fixed batch of reals: per sample, at the cost of R more rows in every D call",
+    "virtual": "a fixed batch of reals plus the example itself: per sample, R more rows in every D call",
+    "batch_eval": "BatchNorm's running statistics of the reals in both steps: per sample, at no cost; early "
+    "steps lean on the warm-up",
+    "batch_detached": "a diagnostic, not a fix: batch statistics with no gradient through them",
+}
+NORMS = tuple(NORM_USES)
+# Per config key an axis may set: its levels' one-line uses, where the registry gives them.
+USES = {"model.d_norm": NORM_USES}
 EXTRACTORS = ("domain", "inception-v3-compat")
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "imagefolder")
 

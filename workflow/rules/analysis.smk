@@ -15,6 +15,7 @@ rule aggregate:
     output:
         runs=table("runs.csv"),
         train_logs=f"{TABLES}/train_logs.csv",
+        run_times=f"{TABLES}/run_times.csv",
     log:
         f"{LOGS}/aggregate.log",
     params:

@@ -7,6 +7,7 @@ everywhere, also where they look like numbers ("16"): every reader here passes t
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +15,10 @@ import pandas as pd
 from ganablate.config import UsageError
 
 RUN_INFO = ["status", "steps_done", "plan_hash"]  # from summary.json, beside the dataset, the cell and the seed
+# Also from summary.json, into run_times.csv beside runs.csv: the seconds a run's training loop took, resumed parts
+# included (NaN where the summary has none), and how many seeds trained together in that loop (train.stack; 1
+# alone). Measurements of the machine, not results: runs.csv stays the same bytes wherever the runs ran.
+TIMING = ["wall_seconds", "stack_size"]
 METRICS_COLUMNS = ["step", "extractor", "metric", "value"]
 LOG_COLUMNS = ["step", "d_acc", "context_gap"]
 STATUSES = ("completed", "diverged")
@@ -61,19 +66,27 @@ def _read_run(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
         "status": summary["status"],
         "steps_done": summary["steps_done"],
         "plan_hash": summary.get("plan_hash"),
+        "wall_seconds": summary.get("wall_seconds", math.nan),
+        "stack_size": len(summary.get("stack", [summary["seed"]])),
     }
     # metrics.csv repeats the run's status; summary.json is the source of it.
     metrics = _read_csv(run_dir / "metrics.csv", METRICS_COLUMNS).drop(columns="status", errors="ignore")
     log = _read_csv(run_dir / "train_log.csv", LOG_COLUMNS)
-    return run, metrics.assign(**run), log.assign(**run)
+    results = {k: v for k, v in run.items() if k not in TIMING}
+    return run, metrics.assign(**results), log.assign(**results)
 
 
 def aggregate(roots: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(runs, train_logs): one tidy row per (run, step, extractor, metric), and per (run, logged step)."""
-    metrics, logs, seen, axes = [], [], {}, None
+    return _collect(roots)[:2]
+
+
+def _collect(roots: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(runs, train_logs, run_times): run_times one row per run."""
+    metrics, logs, times, seen, axes = [], [], [], {}, None
     for run_dir in find_run_dirs(roots):
         run, run_metrics, run_log = _read_run(run_dir)
-        names = [k for k in run if k not in ("dataset", "seed", *RUN_INFO)]
+        names = [k for k in run if k not in ("dataset", "seed", *RUN_INFO, *TIMING)]
         if axes is None:
             axes = names
         elif names != axes:
@@ -87,6 +100,7 @@ def aggregate(roots: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
         seen[key] = run_dir
         metrics.append(run_metrics)
         logs.append(run_log)
+        times.append(run)
     keys = ["dataset", *axes, "seed"]
     table = pd.concat(metrics, ignore_index=True)
     first = [*keys, *RUN_INFO, *METRICS_COLUMNS]
@@ -96,20 +110,25 @@ def aggregate(roots: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return (
         table.sort_values([*keys, "step", "extractor", "metric"], ignore_index=True),
         log_table.sort_values([*keys, "step"], ignore_index=True),
+        pd.DataFrame(times)[[*keys, "steps_done", *TIMING]].sort_values(keys, ignore_index=True),
     )
 
 
 def write_aggregate(roots: list[str | Path], out_dir: str | Path) -> list[Path]:
-    runs, logs = aggregate(roots)
+    runs, logs, times = _collect(roots)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out_dir / "runs.csv", index=False)
     logs.to_csv(out_dir / "train_logs.csv", index=False)
-    return [out_dir / "runs.csv", out_dir / "train_logs.csv"]
+    times.to_csv(out_dir / "run_times.csv", index=False)
+    return [out_dir / "runs.csv", out_dir / "train_logs.csv", out_dir / "run_times.csv"]
 
 
 # Columns that hold a level's label or an axis's name beside the axis columns themselves.
-LABEL_COLUMNS = ("declared", "axis", "level", "level_ref", "by_axis", "by_level", "by_level_ref")
+LABEL_COLUMNS = (
+    *("declared", "axis", "level", "level_ref", "by_axis", "by_level", "by_level_ref"),
+    *("feed_axis", "reference", "working", "broken", "repaired"),  # mechanism.csv's and remedies.csv's roles
+)
 # What pandas writes for a missing number; label columns keep every string (a level may be labelled "nan").
 MISSING = ["", "NA", "NaN", "nan"]
 
@@ -139,6 +158,11 @@ def load_runs(tables: str | Path, axes: list[str]) -> pd.DataFrame:
         raise UsageError(
             f"--tables: runs.csv lacks columns {', '.join(missing)} (are study.axes those the runs were trained with?)"
         )
+    times = Path(tables) / "run_times.csv"
+    if times.is_file():  # the machine's timings, beside the results (remedies.csv's cost per step reads them)
+        runs = runs.merge(read_table(tables, "run_times", axes)[[*keys, *TIMING]], on=keys, how="left")
+    else:
+        runs = runs.assign(**dict.fromkeys(TIMING, math.nan))
     datasets = runs["dataset"].unique()
     if len(datasets) > 1:
         raise UsageError(

@@ -2,18 +2,27 @@
 
 Runs of one seed share G's init, the real batches and z across cells (design.BREAKS says where not), so every
 comparison is a per-seed linear contrast L_s = sum_c w_c log y_{s,c} over cells, tested with a one-sample test over
-seeds and reported as a ratio exp(mean L). Three kinds:
-- simple: a level against another of one axis, within a cell of the other axes (today's paired log ratio);
+seeds and reported as a ratio exp(mean L). Four kinds:
+- simple: a level against another of one axis, within a cell of the other axes (today's paired log ratio); a
+  declared one may compare two cells that differ on several axes (joint+ghost against split+batch), spanning them;
 - interaction: how that ratio changes between two levels of another axis (a ratio of ratios);
 - trend: the per-seed OLS slope of the log metric, or of a simple contrast's log ratio, on log2 of an ordered
-  axis's value: the ratio per doubling.
+  axis's value: the ratio per doubling;
+- linear (declared only): any weights summing to 0 over levels of one axis, L_s = sum_l w_l log y_{s,l}; e.g. the
+  interaction of a 2x2 laid out as four levels of one axis.
 Each contrast is computed in every cell where it applies; the declared ones (stats.confirmatory, stats.contrasts)
 and the automatic ones (every level against its axis's reference, every pair of axes' interactions, trends over
 ordered axes) share one table.
+
+A declared contrast tests a difference unless it declares `test: equivalence` (the paired TOST, as controls get) or
+`test: noninferiority` (one-sided t: H0 the ratio is worse than 1 + margin in the metric's direction); for those,
+p_equivalence holds that test's p, the confirmatory family's Holm adjustment takes it, and the verdict answers it
+(equivalent / not shown equivalent, non-inferior / not shown non-inferior).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -26,7 +35,7 @@ from scipy import stats
 
 from ganablate import vocab
 from ganablate.analysis.estimators import holm, mean_interval
-from ganablate.analysis.plan import alpha_of, contrast_name, declared
+from ganablate.analysis.plan import alpha_of, contrast_name, declared, linear_sides
 from ganablate.design import SPANNED, Declared, Design
 
 BETTER = vocab.COMPARED
@@ -36,7 +45,8 @@ BETTER = vocab.COMPARED
 class Contrast:
     """A declared or automatic contrast placed in one cell of the axes it leaves open.
     parts: per-seed components (each a weighting of cells) and coef: how they combine, L = sum coef_k part_k.
-    A simple contrast has parts (compare cell, reference cell) and coef (1, -1)."""
+    A simple contrast has parts (compare cell, reference cell) and coef (1, -1); a linear one a part per level and
+    its weights as coef."""
 
     spec: Declared
     cell: tuple[tuple[str, str], ...]  # every axis: its label, or SPANNED
@@ -47,21 +57,11 @@ class Contrast:
     @property
     def name(self) -> str:
         fixed = tuple((a, lab) for a, lab in self.cell if lab != SPANNED)
-        return contrast_name(
-            Declared(
-                self.spec.kind,
-                self.spec.axis,
-                self.spec.level,
-                self.spec.level_ref,
-                fixed,
-                self.spec.by_axis,
-                self.spec.by_level,
-                self.spec.by_level_ref,
-            )
-        )
+        return contrast_name(dataclasses.replace(self.spec, within=fixed))
 
     @property
-    def key(self) -> tuple:
+    def comparison(self) -> tuple:
+        """What is compared, where: one per row of the table whatever hypothesis is tested on it."""
         return (
             self.spec.kind,
             self.spec.axis,
@@ -71,7 +71,19 @@ class Contrast:
             self.spec.by_level,
             self.spec.by_level_ref,
             self.cell,
+            self.spec.weights,
         )
+
+    @property
+    def key(self) -> tuple:
+        return (*self.comparison, self.spec.test, self.spec.margin)
+
+    @property
+    def sides(self) -> tuple[str | None, str | None]:
+        """contrasts.csv's level and level_ref: a linear contrast's positive and negative terms."""
+        if self.spec.kind == "linear":
+            return linear_sides(self.spec.weights)
+        return self.spec.level, self.spec.level_ref
 
     @property
     def cells(self) -> list[tuple[str, ...]]:
@@ -84,7 +96,8 @@ class Contrast:
 def _placed(design: Design, spec: Declared, declared: bool = False) -> list[Contrast]:
     """`spec` in every cell of the axes it leaves open where all its cells were run."""
     names = design.names
-    spanned = {n for n in (spec.axis, spec.by_axis) if n is not None}
+    spanned = {*spec.axes, *([spec.by_axis] if spec.by_axis else [])}  # a simple contrast may compare several axes
+    compare, against = spec.arms
     fixed = dict(spec.within)
     free = [a for a in design.axes if a.name not in spanned and a.name not in fixed]
     run = set(design.cells)
@@ -94,14 +107,17 @@ def _placed(design: Design, spec: Declared, declared: bool = False) -> list[Cont
         cell = functools.partial(_cell, names, where)
 
         def simple(cell=cell, **at) -> tuple:  # the log ratio level / level_ref at `at`
-            return ((cell(**at, **{spec.axis: spec.level}), 1.0), (cell(**at, **{spec.axis: spec.level_ref}), -1.0))
+            return ((cell(**at, **compare), 1.0), (cell(**at, **against), -1.0))
 
-        if spec.kind == "simple":
-            parts = (((cell(**{spec.axis: spec.level}), 1.0),), ((cell(**{spec.axis: spec.level_ref}), 1.0),))
+        if spec.kind == "simple":  # the compare cell and the against cell, on every axis compare names
+            parts = (((cell(**compare), 1.0),), ((cell(**against), 1.0),))
             coef = (1.0, -1.0)
         elif spec.kind == "interaction":
             parts = (simple(**{spec.by_axis: spec.by_level}), simple(**{spec.by_axis: spec.by_level_ref}))
             coef = (1.0, -1.0)
+        elif spec.kind == "linear":  # one part per weighted level: pair_correlation is the levels' mean pairwise r
+            parts = tuple(((cell(**{spec.axis: lab}), 1.0),) for lab, _ in spec.weights)
+            coef = tuple(w for _, w in spec.weights)
         else:  # trend: one part per level of the ordered axis, weighted by the OLS slope's coefficients
             over = design.axis(spec.by_axis)
             x = np.array([over.position(lab) for lab in over.labels])
@@ -153,10 +169,11 @@ def contrasts_of(design: Design, config: dict) -> tuple[list[Contrast], set[tupl
     """(every contrast of the study, each once, and the keys of the confirmatory family's)."""
     confirmatory = [c for s in declared(design, config, "confirmatory") for c in _placed(design, s, True)]
     others = [c for s in declared(design, config, "contrasts") for c in _placed(design, s, True)]
-    others += [c for s in automatic(design) for c in _placed(design, s)]
+    compared = {c.comparison for c in [*confirmatory, *others]}
+    others += [c for s in automatic(design) for c in _placed(design, s) if c.comparison not in compared]
     unique: dict[tuple, Contrast] = {}
-    for c in [*confirmatory, *others]:  # a contrast declared and automatic alike keeps its first, declared, origin
-        unique.setdefault(c.key, c)
+    for c in [*confirmatory, *others]:  # a contrast declared twice keeps its first, confirmatory, origin; an
+        unique.setdefault(c.key, c)  # automatic one gives way to a declared one of any hypothesis
     return list(unique.values()), {c.key for c in confirmatory}
 
 
@@ -215,6 +232,15 @@ def tost(d: np.ndarray, margin: float) -> float:
     return float(DescrStatsW(d).ttost_mean(-bound, bound)[0])
 
 
+def noninferiority(d: np.ndarray, margin: float, better: str) -> float:
+    """One-sided t-test of H0: the contrast is worse than a ratio of 1 + margin in the metric's direction (a mean
+    log ratio >= log(1 + margin) for a lower-is-better metric, <= -log(1 + margin) for a higher-is-better one)."""
+    bound = math.log1p(margin)
+    if better == "higher":
+        return float(stats.ttest_1samp(d, -bound, alternative="greater").pvalue)
+    return float(stats.ttest_1samp(d, bound, alternative="less").pvalue)
+
+
 def mcnemar_p(failed: pd.DataFrame, a: tuple, b: tuple) -> float:
     """Exact McNemar test of the per-seed failures of two cells (seeds that ran both)."""
     from statsmodels.stats.contingency_tables import mcnemar
@@ -226,10 +252,15 @@ def mcnemar_p(failed: pd.DataFrame, a: tuple, b: tuple) -> float:
     return float(mcnemar([[0, only_a], [only_b, 0]], exact=True).pvalue)
 
 
-def evaluate(c: Contrast, logs: pd.DataFrame, failed: pd.DataFrame, values: pd.DataFrame, cfg: dict) -> dict:
+def evaluate(
+    c: Contrast, logs: pd.DataFrame, failed: pd.DataFrame, values: pd.DataFrame, cfg: dict, better: str = "lower"
+) -> dict:
     """One contrast at one (step, extractor, metric): logs and values are seeds x cells (NaN where unusable),
-    failed seeds x cells of bools (NaN where the run does not exist)."""
-    level, margin, alpha = cfg["confidence_level"], cfg["equivalence_margin"], alpha_of(cfg)
+    failed seeds x cells of bools (NaN where the run does not exist). p_equivalence: the paired TOST, or the declared
+    non-inferiority test (`better`: the metric's direction); equivalence_bound: the smallest margin the 1 - 2 alpha
+    interval meets (for non-inferiority one-sided: on the worse side only, negative when the whole CI is better)."""
+    level, alpha = cfg["confidence_level"], alpha_of(cfg)
+    test, margin = c.spec.test, cfg["equivalence_margin"] if c.spec.margin is None else c.spec.margin
     out = dict.fromkeys(COLUMNS_TAIL[COLUMNS_TAIL.index("n_pairs") :], math.nan) | {"note": ""}
     involved = failed[c.cells]
     out["n_failed"] = int(involved.fillna(False).astype(bool).any(axis=1).sum())
@@ -246,14 +277,19 @@ def evaluate(c: Contrast, logs: pd.DataFrame, failed: pd.DataFrame, values: pd.D
     out["ratio"], out["ratio_ci_low"], out["ratio_ci_high"] = math.exp(d.mean()), math.exp(low), math.exp(high)
     low, high = mean_interval(d, 1 - 2 * alpha)
     out["equivalence_ci_low"], out["equivalence_ci_high"] = math.exp(low), math.exp(high)
-    out["equivalence_bound"] = math.expm1(max(abs(low), abs(high)))
+    if test == "noninferiority":
+        out["equivalence_bound"] = math.expm1(-low if better == "higher" else high)
+    else:
+        out["equivalence_bound"] = math.expm1(max(abs(low), abs(high)))
     if np.ptp(d) > 0:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # near-constant samples: scipy's precision warning; the p stands
             out["p"] = float(
                 stats.ttest_1samp(d, 0.0).pvalue if cfg["test"] == "paired_t_log" else stats.wilcoxon(d).pvalue
             )
-            out["p_equivalence"] = tost(d, margin)
+            out["p_equivalence"] = noninferiority(d, margin, better) if test == "noninferiority" else tost(d, margin)
+    if test != "difference" and out["n_failed"]:
+        out["note"] = f"{out['n_failed']} seed(s) with a failed run in the compared cells: no {test} verdict"
     if c.spec.kind == "simple" and out["n_failed"] == 0:
         a, b = (values[cell].dropna() for cell in c.cells)
         if len(a) == len(b) and len(a) and (a.to_numpy() == b.reindex(a.index).to_numpy()).all():
@@ -269,14 +305,23 @@ def role_of(c: Contrast, confirmatory: set, primary: tuple, at: tuple) -> str:
     return "control" if c.spec.kind == "simple" else "exploratory"
 
 
-def verdicts(table: pd.DataFrame, cfg: dict) -> pd.Series:
+def judged_p(table: pd.DataFrame, tests: pd.Series) -> pd.Series:
+    """The p of each row's declared hypothesis: p for a difference, p_equivalence for equivalence or
+    non-inferiority (what Holm adjusts over the confirmatory family)."""
+    return table["p"].where(tests == "difference", table["p_equivalence"])
+
+
+def verdicts(table: pd.DataFrame, cfg: dict, tests: pd.Series | None = None) -> pd.Series:
     """worse / better / equivalent / identical / inconclusive, in the metric's own direction (a ratio above 1 of
     a lower-is-better metric is worse, also for a ratio of ratios or per doubling).
     - identical: the two arms of a simple contrast gave bitwise-equal values in every seed, none failed: a property
       of the code, not evidence, and kept out of the counts of equivalent controls;
     - a difference is called at alpha on Holm's p for the confirmatory family, on the unadjusted p otherwise;
     - equivalence when the paired TOST's p < alpha and no run of either arm failed;
-    - controls ask first for equivalence, the others first for a difference."""
+    - controls ask first for equivalence, the others first for a difference.
+    tests: each row's declared hypothesis (None: all difference). A row declared equivalence or noninferiority
+    answers only that: equivalent / not shown equivalent, non-inferior / not shown non-inferior (or identical), on
+    Holm's p in the confirmatory family, never shown when a run of the compared cells failed."""
     alpha = alpha_of(cfg)
     p_diff = np.where(table["role"] == "confirmatory", table["p_holm"], table["p"]).astype(float)
     higher = table["ratio"].astype(float) > 1
@@ -285,7 +330,7 @@ def verdicts(table: pd.DataFrame, cfg: dict) -> pd.Series:
     equivalent = (table["p_equivalence"].astype(float) < alpha) & (table["n_failed"] == 0)
     identical = table["note"].str.contains("bitwise-equal", regex=False)
     control = table["role"] == "control"
-    return pd.Series(
+    verdict = pd.Series(
         np.select(
             [identical, control & equivalent, differs, equivalent],
             ["identical", "equivalent", direction, "equivalent"],
@@ -293,6 +338,17 @@ def verdicts(table: pd.DataFrame, cfg: dict) -> pd.Series:
         ),
         index=table.index,
     )
+    if tests is None or (tests == "difference").all():
+        return verdict
+    p_test = np.where(table["role"] == "confirmatory", table["p_holm"], table["p_equivalence"]).astype(float)
+    shown = (p_test < alpha) & (table["n_failed"] == 0).to_numpy()
+    for test, yes, no in (
+        ("equivalence", "equivalent", "not shown equivalent"),
+        ("noninferiority", "non-inferior", "not shown non-inferior"),
+    ):
+        rows = (tests == test).to_numpy()
+        verdict[rows] = np.where(identical.to_numpy()[rows], "identical", np.where(shown[rows], yes, no))
+    return verdict
 
 
 def wide(frame: pd.DataFrame, names: list[str], column: str) -> pd.DataFrame:
@@ -309,7 +365,7 @@ def contrasts_table(runs: pd.DataFrame, design: Design, config: dict, failed_run
     primary = (cfg["primary_metric"], cfg["primary_extractor"], config["train"]["steps"])
     usable = (runs["status"] == "completed") & np.isfinite(runs["value"].astype(float))
     data = runs.assign(usable_value=runs["value"].where(usable), failed=failed_runs.astype(float))
-    rows = []
+    rows, tests = [], []
     for (step, extractor, metric), group in data[data["metric"].isin(list(BETTER))].groupby(
         ["step", "extractor", "metric"], sort=True
     ):
@@ -320,13 +376,14 @@ def contrasts_table(runs: pd.DataFrame, design: Design, config: dict, failed_run
         for c in found:
             if not set(c.cells) <= set(values.columns):
                 continue
+            level, level_ref = c.sides
             row = {
                 "contrast": c.name,
                 "declared": c.declared,
                 "kind": c.spec.kind,
                 "axis": c.spec.axis,
-                "level": c.spec.level,
-                "level_ref": c.spec.level_ref,
+                "level": level,
+                "level_ref": level_ref,
                 "by_axis": c.spec.by_axis,
                 "by_level": c.spec.by_level,
                 "by_level_ref": c.spec.by_level_ref,
@@ -337,12 +394,14 @@ def contrasts_table(runs: pd.DataFrame, design: Design, config: dict, failed_run
                 "better": BETTER[metric],
                 "role": role_of(c, confirmatory, primary, (metric, extractor, step)),
             }
-            rows.append(row | evaluate(c, logs, failed, values, cfg))
+            rows.append(row | evaluate(c, logs, failed, values, cfg, BETTER[metric]))
+            tests.append(c.spec.test)
     table = pd.DataFrame(rows, columns=columns(design))
     if table.empty:
         return table
-    table["p_holm"] = holm(table["p"], table["role"] == "confirmatory")
-    table["verdict"] = verdicts(table, cfg)
+    tests = pd.Series(tests, index=table.index)
+    table["p_holm"] = holm(judged_p(table, tests), table["role"] == "confirmatory")
+    table["verdict"] = verdicts(table, cfg, tests)
     return table
 
 

@@ -40,16 +40,51 @@ def extractor_identity(config: dict) -> dict:
 
 
 def contrast_name(d: Declared) -> str:
-    """A declared contrast as one line: the name findings.md and contrasts.csv's `contrast` column use."""
+    """A declared contrast as one line: the name findings.md and contrasts.csv's `contrast` column use. A declared
+    hypothesis other than a difference follows the comparison, e.g. `feed: a vs b (non-inferiority, margin 10%)`;
+    two cells that differ on several axes are named by those axes' levels: `feed=joint, norm=ghost vs feed=split,
+    norm=batch`."""
     if d.kind == "trend":
         inner = f"{d.axis}: {d.level} vs {d.level_ref}" if d.axis else "log metric"
         name = f"trend over {d.by_axis} of {inner}"
+    elif d.kind == "linear":
+        name = f"{d.axis}[{linear_terms(d.weights)}]"
+    elif len(d.axes) > 1:
+        name = " vs ".join(cell_text(arm) for arm in d.arms)
     else:
         name = f"{d.axis}: {d.level} vs {d.level_ref}"
         if d.kind == "interaction":
             name += f", {d.by_axis}: {d.by_level} vs {d.by_level_ref}"
+    if d.test != "difference":
+        margin = "the study's margin" if d.margin is None else f"margin {round(100 * d.margin, 6):g}%"
+        name += f" ({HYPOTHESIS_NAMES[d.test]}, {margin})"
     within = ", ".join(f"{a}={lab}" for a, lab in d.within)
     return f"{name} | {within}" if within else name
+
+
+HYPOTHESIS_NAMES = {"equivalence": "equivalence", "noninferiority": "non-inferiority"}
+
+
+def cell_text(labels: dict[str, str]) -> str:
+    """Labels of some axes as `axis=label, axis=label`: one arm of a contrast that compares several axes."""
+    return ", ".join(f"{a}={lab}" for a, lab in labels.items())
+
+
+def _term(label: str, weight: float) -> str:
+    return label if abs(weight) == 1 else f"{abs(weight):g}*{label}"
+
+
+def linear_terms(weights: tuple[tuple[str, float], ...]) -> str:
+    """A linear contrast's weights as one expression, the positive terms first (each side in declared order):
+    `joint + split_g_mixed - split - joint_consistent`, `2*joint - split - joint_consistent`."""
+    positive, negative = linear_sides(weights)
+    return " - ".join([positive, *(_term(lab, w) for lab, w in weights if w < 0)])
+
+
+def linear_sides(weights: tuple[tuple[str, float], ...]) -> tuple[str, str]:
+    """(the positive terms, the negative terms' magnitudes), each as `a + b`: contrasts.csv's level and level_ref
+    of a linear contrast, whose ratio is the weighted geometric mean of the one side over the other's."""
+    return tuple(" + ".join(_term(lab, w) for lab, w in weights if (w > 0) == sign) for sign in (True, False))
 
 
 def plan_of(config: dict) -> dict:
@@ -88,7 +123,10 @@ def plan_of(config: dict) -> dict:
 
 
 def declared(design: Design, config: dict, name: str) -> list[Declared]:
-    return declared_contrasts(design, config["stats"][name], f"stats.{name}")
+    """stats.<name>'s contrasts; those testing equivalence or non-inferiority carry their margin (their own, else
+    stats.equivalence_margin)."""
+    stats = config["stats"]
+    return declared_contrasts(design, stats[name], f"stats.{name}", stats["equivalence_margin"])
 
 
 def plan_hash(plan: dict) -> str:

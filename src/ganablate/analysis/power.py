@@ -1,5 +1,6 @@
 """power.csv: the simulated power of the rule each confirmatory and control contrast is judged by, at the spread of
-its own per-seed contrast (an interaction's is about twice a simple effect's variance; the table uses its own)."""
+its own per-seed contrast (an interaction's is about twice a simple effect's variance; the table uses its own).
+A contrast declared `test: equivalence` or `test: noninferiority` is judged by that test, at a true ratio of 1."""
 
 from __future__ import annotations
 
@@ -22,12 +23,40 @@ def _p_values(test: str, effect: float, sd: float, n: int, sims: int, rng: np.ra
     return stats.ttest_1samp(d, 0.0, axis=-1).pvalue if test == "paired_t_log" else stats.wilcoxon(d, axis=-1).pvalue
 
 
+def _hypothesis_p(d: np.ndarray, hypothesis: str, margin: float) -> np.ndarray:
+    """p of the equivalence (paired TOST: the larger one-sided p) or non-inferiority (one-sided t, H0: mean log ratio
+    >= log(1 + margin)) test on every row of d. At a true ratio of 1 the direction of non-inferiority does not
+    matter: the simulated contrast is symmetric about 0."""
+    bound = math.log1p(margin)
+    high = stats.ttest_1samp(d, bound, axis=-1, alternative="less").pvalue
+    if hypothesis == "noninferiority":
+        return high
+    low = stats.ttest_1samp(d, -bound, axis=-1, alternative="greater").pvalue
+    return np.maximum(low, high)
+
+
 def holm_power(
-    test: str, effect: float, sds: list[float], ns: list[int], alpha: float, sims: int, rng: np.random.Generator
+    test: str,
+    effect: float,
+    sds: list[float],
+    ns: list[int],
+    alpha: float,
+    sims: int,
+    rng: np.random.Generator,
+    hypotheses: list[tuple[str, float | None]] | None = None,
 ) -> np.ndarray:
     """Power of each member of a Holm family when every member carries `effect` (log ratio): the share of
-    simulated studies in which Holm's procedure at alpha rejects it."""
-    p = np.column_stack([_p_values(test, effect, sd, n, sims, rng) for sd, n in zip(sds, ns)])
+    simulated studies in which Holm's procedure at alpha rejects it. hypotheses: per member (test, margin); a member
+    that tests equivalence or non-inferiority is simulated at a true ratio of 1 and rejects with that test's p."""
+    hypotheses = hypotheses or [("difference", None)] * len(sds)
+    p = np.column_stack(
+        [
+            _p_values(test, effect, sd, n, sims, rng)
+            if hypothesis == "difference"
+            else _hypothesis_p(rng.normal(0.0, sd, size=(sims, n)), hypothesis, margin)
+            for sd, n, (hypothesis, margin) in zip(sds, ns, hypotheses)
+        ]
+    )
     return (holm_adjusted(p) < alpha).mean(axis=0)
 
 
@@ -43,12 +72,13 @@ def holm_adjusted(p: np.ndarray) -> np.ndarray:
     return adjusted
 
 
-def tost_power(margin: float, sd: float, n: int, alpha: float, sims: int, rng: np.random.Generator) -> float:
-    """Power of the paired TOST to declare equivalence within +-margin (ratio) when the true ratio is 1."""
+def tost_power(
+    margin: float, sd: float, n: int, alpha: float, sims: int, rng: np.random.Generator, hypothesis="equivalence"
+) -> float:
+    """Power of the paired TOST to declare equivalence within +-margin (ratio) when the true ratio is 1; of the
+    one-sided test to declare non-inferiority within +margin with hypothesis="noninferiority"."""
     d = rng.normal(0.0, sd, size=(sims, n))
-    low = stats.ttest_1samp(d, -math.log1p(margin), axis=-1, alternative="greater").pvalue
-    high = stats.ttest_1samp(d, math.log1p(margin), axis=-1, alternative="less").pvalue
-    return float((np.maximum(low, high) < alpha).mean())
+    return float((_hypothesis_p(d, hypothesis, margin) < alpha).mean())
 
 
 def _seeds_needed(power_at, max_seeds: int) -> int | None:
@@ -61,6 +91,11 @@ def _seeds_needed(power_at, max_seeds: int) -> int | None:
         low, high = (low, mid) if power_at(mid) >= POWER_TARGET else (mid, high)
     return high
 
+
+_RULES = {
+    "equivalence": lambda margin: f"paired TOST within ±{round(100 * margin, 6):g}%",
+    "noninferiority": lambda margin: f"one-sided t for non-inferiority within +{round(100 * margin, 6):g}%",
+}
 
 TAIL = [
     "step",
@@ -84,8 +119,10 @@ def power_table(
 ) -> pd.DataFrame:
     """Rows: the confirmatory and control contrasts (primary metric, extractor, final step). Confirmatory: the
     configured test with Holm over the family, every member at a true ratio of stats.smallest_effect; controls:
-    the paired TOST at a true ratio of 1. sd_log: the SD over seeds of the contrast's own per-seed values.
-    logs: seeds x cells of the log primary metric at the final step. seeds_needed: the fewest seeds for 80%."""
+    the paired TOST at a true ratio of 1. A contrast declared test: equivalence or noninferiority is simulated with
+    that test at a true ratio of 1 (in the family, with Holm over it). sd_log: the SD over seeds of the contrast's
+    own per-seed values. logs: seeds x cells of the log primary metric at the final step. seeds_needed: the fewest
+    seeds for 80%."""
     cfg = config["stats"]
     alpha, sims = alpha_of(cfg), cfg["power_simulations"]
     judged = contrasts[contrasts["role"].isin(["confirmatory", "control"])]
@@ -111,24 +148,34 @@ def power_table(
         f"paired TOST within ±{cfg['equivalence_margin']:.0%}, at a true ratio of 1",
     )
     table["assumed_ratio"] = np.where(confirmatory, cfg["smallest_effect"], 1.0)
+    hypotheses = {}  # row -> (test, margin) of the rows declared test: equivalence or noninferiority
+    for index in table.index:
+        spec = placed[table.loc[index, "contrast"]].spec
+        if spec.test != "difference":
+            hypotheses[index] = (spec.test, cfg["equivalence_margin"] if spec.margin is None else spec.margin)
+            holm_over = f", Holm over {len(members)}" if confirmatory[index] else ""
+            table.loc[index, "rule"] = f"{_RULES[spec.test](hypotheses[index][1])}{holm_over}, at a true ratio of 1"
+            table.loc[index, "assumed_ratio"] = 1.0
     if len(members):
         sds, ns = table.loc[members, "sd_log"].tolist(), table.loc[members, "n_pairs"].tolist()
+        tested = [hypotheses.get(index, ("difference", None)) for index in members]
 
         @functools.cache  # every member's bisection asks for the family's power at the same few n
         def family(n: int | None) -> np.ndarray:
             rng = group_rng(cfg["seed"], ("power", "confirmatory"))  # common random numbers across n: a smooth curve
-            return holm_power(cfg["test"], effect, sds, ns if n is None else [n] * len(ns), alpha, sims, rng)
+            n_of = ns if n is None else [n] * len(ns)
+            return holm_power(cfg["test"], effect, sds, n_of, alpha, sims, rng, tested)
 
         table.loc[members, "power"] = family(None)
         for i, index in enumerate(members):  # the family shares one n; each member's need is where it crosses 80%
             table.loc[index, "seeds_needed"] = _seeds_needed(lambda n, i=i: family(n)[i], cfg["max_seeds"])
     for index in table.index[(table["role"] == "control") & ok]:
         r = table.loc[index]
+        hypothesis, margin = hypotheses.get(index, ("equivalence", cfg["equivalence_margin"]))
 
-        def tost_at(n: int, r=r) -> float:
-            return tost_power(
-                cfg["equivalence_margin"], r["sd_log"], n, alpha, sims, group_rng(cfg["seed"], ("power", r["contrast"]))
-            )
+        def tost_at(n: int, r=r, hypothesis=hypothesis, margin=margin) -> float:
+            rng = group_rng(cfg["seed"], ("power", r["contrast"]))
+            return tost_power(margin, r["sd_log"], n, alpha, sims, rng, hypothesis)
 
         table.loc[index, "power"] = tost_at(int(r["n_pairs"]))
         table.loc[index, "seeds_needed"] = _seeds_needed(tost_at, cfg["max_seeds"])

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ganablate import outputs, vocab
-from ganablate.analysis import aggregate, cells, contrasts, factorial, mechanism, over_training, power
+from ganablate.analysis import aggregate, cells, contrasts, factorial, mechanism, over_training, power, remedies
 from ganablate.analysis.plan import DIVERGED_RULE, plan_hash, plan_of
 from ganablate.design import Design, design_of
 
@@ -45,7 +45,8 @@ def _notes(study: Study) -> dict[str, str]:
         f"(distribution-free) for the median, bootstrap (BCa, percentile where undefined; approximate at "
         f"small n) for the IQM.",
         "contrasts": f"Every contrast, paired by seed: the per-seed linear contrast of the log metric over cells "
-        f"(simple: level / level_ref within a cell; interaction: that ratio at by_level over at "
+        f"(simple: level / level_ref within a cell, or of two cells that differ on the axes in `axis`, "
+        f"comma-joined; interaction: that ratio at by_level over at "
         f"by_level_ref; trend: per doubling of by_axis's value), tested over seeds ({cfg['test']}); "
         f"{directions}. ratio with its {level} t CI; p unadjusted; p_holm over the confirmatory family "
         f"(role confirmatory); p_equivalence: paired TOST within {margin}, judged on the "
@@ -68,6 +69,13 @@ def _notes(study: Study) -> dict[str, str]:
         f"reference) / mean log(broken/reference) over seeds (log scale), recovered_raw the same on the "
         f"raw metric, Fieller {level} CIs; gap_slope (final step {step} only, exploratory): OLS log "
         f"metric ~ context gap + level, per logit of gap, unadjusted p.",
+        "remedies": f"stats.remedies, per remedy R (a level of its axis other than the reference) within every cell "
+        f"of the other axes, at {cfg['primary_metric']}, the primary extractor and step {step}: fix = broken+R / "
+        f"working+reference, in_broken and in_working = R / reference within that feed level, each the ratio, "
+        f"{level} CI, role and verdict of its row in contrasts.csv (contrast: which), never recomputed, NaN where "
+        f"no contrast makes it (note); cost_ratio: median training seconds per step (summary.json's wall_seconds / "
+        f"steps, a stack's time shared by its seeds) of R's completed runs under working and broken over the "
+        f"reference's; use: the registry's one line on R.",
         "trend": f"Exploratory: per simple contrast of {cfg['primary_metric']}, ratio_first/ratio_last (geometric "
         f"means over seeds at the first and last checkpoint) and the mean over seeds of each seed's OLS "
         f"slope of the log ratio per 1000 steps, t {level} CI, unadjusted p.",
@@ -98,6 +106,7 @@ def build(study: Study) -> dict[str, pd.DataFrame]:
         "contrasts": table,
         "trend": over_training.trend_table(runs, found, design.names, config),
         "mechanism": mechanism.mechanism_table(runs, study.logs, design, config),
+        "remedies": remedies.remedies_table(table, found, runs, design, config),
         "mixed": factorial.mixed_table(runs, design, config),
         "failures": cells.failures_table(runs, design, config),
         "power": power.power_table(table, {c.name: c for c in found}, logs, design.names, config),

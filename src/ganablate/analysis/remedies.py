@@ -1,0 +1,150 @@
+"""remedies.csv: the practitioner's table that stats.remedies declares, one row per remedy.
+
+On stats.remedies' `axis`, every level R other than `reference` is a remedy for a feed axis's `broken` level (the
+reference level works under `working` and fails under `broken`). Per R, within every cell of the other axes, at the
+primary metric, extractor and final step:
+- fix: broken+R against working+reference, the question a practitioner asks (does the remedy make the broken feed
+  train like the working one?);
+- in_broken, in_working: R against the reference within broken and within working;
+- cost: the median training seconds per step of R's runs over the reference's (under working and broken).
+The three comparisons are rows of contrasts.csv, found by the cells they weigh (+1 on one cell, -1 on the other),
+never recomputed: a comparison no contrast makes is NaN, its note saying so. `use` is the registry's one-line use
+of R (vocab.USES), where the axis's levels have one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+
+from ganablate import vocab
+from ganablate.analysis.cells import ordered
+from ganablate.design import SPANNED, Design, label_of
+
+COMPARISONS = ("fix", "in_broken", "in_working")
+FROM_CONTRASTS = ("contrast", "role", "ratio", "ratio_ci_low", "ratio_ci_high", "verdict")
+TAIL = [
+    "step",
+    "metric",
+    "extractor",
+    "axis",
+    "feed_axis",
+    "reference",
+    "working",
+    "broken",
+    *(f"{c}_{k.removeprefix('ratio_')}" for c in COMPARISONS for k in FROM_CONTRASTS),
+    "seconds_per_step",
+    "reference_seconds_per_step",
+    "cost_ratio",
+    "n_timed",
+    "n_timed_reference",
+    "use",
+    "note",
+]
+
+
+def weights(c) -> dict[tuple[str, ...], float]:
+    """A contrast's weight on each cell of the per-seed log metric (contrasts.Contrast's parts and coef)."""
+    w: dict[tuple[str, ...], float] = defaultdict(float)
+    for k, part in zip(c.coef, c.parts, strict=True):
+        for cell, x in part:
+            w[cell] += k * x
+    return {cell: x for cell, x in w.items() if abs(x) > 1e-12}
+
+
+def _row(contrasts: pd.DataFrame, found: list, compare: tuple, against: tuple, at: dict) -> pd.Series | None:
+    """The primary row of the first contrast that is log compare - log against (contrasts_of lists the confirmatory
+    ones first, then the other declared ones, then the automatic ones)."""
+    for c in found:
+        w = weights(c)
+        if w.keys() == {compare, against} and math.isclose(w[compare], 1) and math.isclose(w[against], -1):
+            row = _row_of(contrasts, c, at)
+            if row is not None:
+                return row
+    return None
+
+
+def _row_of(contrasts: pd.DataFrame, c, at: dict) -> pd.Series | None:
+    """contrasts.csv's row of contrast c at the primary metric, extractor and final step."""
+    keep = (contrasts["contrast"] == c.name) & np.logical_and.reduce(
+        [contrasts[k] == v for k, v in [*c.cell, *at.items()]]
+    )
+    hit = contrasts[keep]
+    return None if hit.empty else hit.iloc[0]
+
+
+def seconds_per_step(runs: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """One row per completed run: its training seconds per step (a stack's loop time shared by its seeds)."""
+    each = runs.drop_duplicates([*names, "seed"])
+    each = each[each["status"] == "completed"]
+    per_step = each["wall_seconds"].astype(float) / each["steps_done"].astype(float) / each["stack_size"].astype(float)
+    return each[names].assign(seconds_per_step=per_step.to_numpy())
+
+
+def remedies_table(contrasts: pd.DataFrame, found: list, runs: pd.DataFrame, design: Design, config: dict):
+    """contrasts: the contrasts table (contrasts.csv's rows); found: its contrasts (contrasts.contrasts_of)."""
+    spec, cfg, names = config["stats"]["remedies"], config["stats"], design.names
+    columns = [*names, *TAIL]
+    if spec is None:
+        return pd.DataFrame(columns=columns)
+    axis, feed_axis = design.axis(spec["axis"]), design.axis(spec["feed_axis"])
+    reference, working, broken = (label_of(spec[k]) for k in ("reference", "working", "broken"))
+    at = {"step": config["train"]["steps"], "extractor": cfg["primary_extractor"], "metric": cfg["primary_metric"]}
+    run = set(design.cells)
+    timed = seconds_per_step(runs, names)
+    timed = timed[timed[feed_axis.name].isin([working, broken]) & np.isfinite(timed["seconds_per_step"])]
+    uses = vocab.USES.get(axis.sets, {})
+    others = [a for a in design.axes if a not in (axis, feed_axis)]
+    rows = []
+    for labels in itertools.product(*(a.labels for a in others)):
+        where = dict(zip((a.name for a in others), labels))
+        for remedy in (lab for lab in axis.labels if lab != reference):
+            row = dict.fromkeys(columns, math.nan) | where | {axis.name: remedy, feed_axis.name: SPANNED}
+            row |= at | {"axis": axis.name, "feed_axis": feed_axis.name, "reference": reference, "working": working}
+            row |= {"broken": broken, "use": uses.get(remedy, "")}
+            notes = []
+
+            def cell(feed: str, level: str, where=where) -> tuple[str, ...]:
+                return tuple({**where, axis.name: level, feed_axis.name: feed}[n] for n in names)
+
+            pairs = {
+                "fix": (cell(broken, remedy), cell(working, reference)),
+                "in_broken": (cell(broken, remedy), cell(broken, reference)),
+                "in_working": (cell(working, remedy), cell(working, reference)),
+            }
+            for name, (compare, against) in pairs.items():
+                what = f"{name}: {_text(design, compare)} against {_text(design, against)}"
+                if not {compare, against} <= run:
+                    notes.append(f"{what}: not run")
+                    continue
+                r = _row(contrasts, found, compare, against, at)
+                if r is None:
+                    notes.append(f"{what}: no contrast of these two cells in contrasts.csv")
+                    continue
+                for k in FROM_CONTRASTS:
+                    row[f"{name}_{k.removeprefix('ratio_')}"] = r[k]
+            _cost(row, timed, where, axis.name, remedy, reference, notes)
+            row["note"] = "; ".join(notes)
+            rows.append(row)
+    table = pd.DataFrame(rows, columns=columns)
+    return ordered(table, design, [*(a.name for a in others), axis.name]) if len(table) else table
+
+
+def _cost(row: dict, timed: pd.DataFrame, where: dict, axis: str, remedy: str, reference: str, notes: list) -> None:
+    here = timed[np.logical_and.reduce([timed[k] == v for k, v in where.items()])] if where else timed
+    for level, prefix in ((remedy, ""), (reference, "reference_")):
+        seconds = here.loc[here[axis] == level, "seconds_per_step"]
+        row[f"n_timed{'_reference' if prefix else ''}"] = len(seconds)
+        row[f"{prefix}seconds_per_step"] = float(seconds.median()) if len(seconds) else math.nan
+    if row["reference_seconds_per_step"] > 0 and np.isfinite(row["seconds_per_step"]):
+        row["cost_ratio"] = row["seconds_per_step"] / row["reference_seconds_per_step"]
+    else:
+        notes.append(f"cost: no completed run of {remedy} or of {reference} with its wall_seconds in runs.csv")
+
+
+def _text(design: Design, cell: tuple[str, ...]) -> str:
+    return ", ".join(f"{n}={lab}" for n, lab in zip(design.names, cell))
