@@ -16,8 +16,10 @@ d) solo vs stacked training throughput (stack.py) on --device, in images/s (seed
 e) the paper study's (config/paper.yaml) projected wall time on --device: training jobs x steps over the
    measured stack rate at its width and stack size, plus its runs x one run's scoring time when f) ran;
 f) seconds to score one run of the paper study (its checkpoints, eval.n_samples) on --device;
+g) seconds per training step of each BatchNorm remedy in D (models.NORMS: ghost, realhalf, reference, virtual,
+   batch_eval, batch_detached) against batch, for split and joint, one after the other on one CPU thread;
 t) `python -m pytest tests/test_stack.py -k cuda`: the stack's CUDA tests (skipped on a machine without CUDA).
-By default --device cpu runs a, b, c, d, e and --device cuda runs t, d, f, e (--parts chooses).
+By default --device cpu runs a, b, c, d, e, g and --device cuda runs t, d, f, e (--parts chooses).
 Prints a table and writes it as CSV (one row per measurement, `ratio` where a comparison is made).
 """
 
@@ -39,6 +41,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ganablate import vocab
 from ganablate.config import checkpoint_steps, load_config
 from ganablate.data import ImageData, load_dataset
 from ganablate.design import design_of, seeds_of
@@ -109,13 +112,25 @@ def seed_style_steps_per_second(data: ImageData, config: dict, feed: str, steps:
     return steps / (time.perf_counter() - start)
 
 
-def ganablate_steps_per_second(data_file: Path, config: dict, feed: str, steps: int, workdir: Path) -> float:
+def ganablate_steps_per_second(
+    data_file: Path, config: dict, feed: str, steps: int, workdir: Path, norm: str = "batch"
+) -> float:
     config = copy.deepcopy(config)
     config["train"].update(steps=steps, checkpoints=[], log_every=steps, state_every=steps)
-    config = copy.deepcopy(config)
-    config["train"]["feed"], config["model"]["d_norm"] = feed, "batch"
-    summary = train_run(config, 0, workdir / f"run-{feed}-{os.getpid()}", data_path=str(data_file))
+    config["train"]["feed"], config["model"]["d_norm"] = feed, norm
+    summary = train_run(config, 0, workdir / f"run-{feed}-{norm}-{os.getpid()}", data_path=str(data_file))
     return steps / summary["wall_seconds"]
+
+
+def remedy_step_seconds(data_file: Path, config: dict, steps: int, workdir: Path, record) -> None:
+    """g) seconds per training step of each BatchNorm remedy against batch, feeds split and joint, one after the
+    other in this process on one thread (the default study's model and batch)."""
+    for feed in ("split", "joint"):
+        batch = 1 / ganablate_steps_per_second(data_file, config, feed, steps, workdir)
+        record(f"g) {feed}, batch: seconds per step", batch * 1000, "ms")
+        for norm in vocab.REMEDIES:
+            seconds = 1 / ganablate_steps_per_second(data_file, config, feed, steps, workdir, norm)
+            record(f"g) {feed}, {norm}: seconds per step (ratio vs batch)", seconds * 1000, "ms", batch * 1000)
 
 
 def _train_command(config: dict, data_file: Path, out: Path, threads: int) -> list[str]:
@@ -409,10 +424,11 @@ PARTS = {
     "c": "the study of --config, snakemake --cores 2, and its overhead ratio (dropped by --quick)",
     "d": "solo vs stacked training throughput on --device, per width and stack size",
     "f": "score one run of the paper study (its checkpoints and eval.n_samples) on --device",
+    "g": "seconds per training step of each BatchNorm remedy (D norm) against batch, split and joint, on the CPU",
     "e": "the paper study's projected wall time on --device, from d) and f)",
 }
 DEFAULTS = {  # device: (parts, stack sizes, widths, timed steps, warm-up steps)
-    "cpu": ("abcde", "1,2,4", "16,32", 20, 3),
+    "cpu": ("abcdeg", "1,2,4", "16,32", 20, 3),
     "cuda": ("tdfe", "1,2,4,8,16,32,64", "32,64", 100, 10),
 }
 
@@ -526,6 +542,10 @@ def main() -> None:
             times = score_one_checkpoint_seconds(config, data_file, workdir, args.extractor)
             record("b) score one checkpoint, 10000 samples, cold cache (whole process)", times["cold"], "s")
             record("b) score one checkpoint, 10000 samples, warm cache (whole process)", times["warm"], "s")
+        if "g" in parts:
+            cpu_config = copy.deepcopy(config)
+            cpu_config["train"]["device"] = "cpu"
+            remedy_step_seconds(data_file, cpu_config, args.steps, workdir, record)
         if "c" in parts:
             # Kept (its tables are the study's), in a new folder: a study timed from an empty one.
             study = study_seconds(

@@ -73,3 +73,7 @@ def test_no_module_outside_the_registries_names_an_axis_or_a_level():
         text = path.read_text()
         offenders += [f"{path.name}: {m[0]}" for m in quoted.finditer(text)]
     assert offenders == []
+
+
+def test_the_remedies_are_levels_of_the_norm_registry_other_than_batch():
+    assert set(vocab.REMEDIES) <= set(vocab.NORMS) - {"batch"} and len(set(vocab.REMEDIES)) == len(vocab.REMEDIES)

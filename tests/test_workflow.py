@@ -321,3 +321,77 @@ def test_snakemake_lint_finds_nothing_but_the_conda_lint_the_snakefile_explains(
     lints = re.findall(r"^\s+\* (.+?):?$", result.stdout + result.stderr, re.M)
     assert lints, result.stdout + result.stderr  # the conda lint, once per rule: the parser found the lints
     assert {lint for lint in lints if "conda environment or container" not in lint} == set()
+
+
+def _tiny_named_study(study_dir, tmp_path, name: str, axes: dict, stats: dict, model: dict | None = None):
+    """A study of its own beside the tiny one (sharing its data and extractor), 2 seeds of 20 steps, run to the end."""
+    both = tmp_path / name
+    shutil.copytree(study_dir, both, symlinks=True)
+    config = yaml.safe_load((both / "config.yaml").read_text())
+    config["study"] |= {"name": name, "axes": axes, "seeds": 2}
+    config["stats"] = {"bootstrap_resamples": 200, "power_simulations": 200} | stats
+    config["train"]["steps"] = 20
+    config["model"] |= model or {}
+    (both / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    snakemake(both, "--configfile", f"{name}.yaml", "--cores", "2")
+    return both / "results" / name
+
+
+def test_the_mechanism_studys_feeds_and_contrasts_run_end_to_end(study_dir, tmp_path):
+    feeds = ["split", "joint", "joint_consistent", "split_g_mixed", "joint_cached_stats"]
+    mismatch = {
+        "kind": "linear",
+        "weights": {"feed": {"joint": 1, "split_g_mixed": 1, "split": -1, "joint_consistent": -1}},
+    }
+    study = _tiny_named_study(
+        study_dir,
+        tmp_path,
+        "mechanism",
+        {"feed": {"levels": feeds, "reference": "split"}},
+        {
+            "confirmatory": [mismatch, {"compare": {"feed": "joint_cached_stats"}, "against": {"feed": "joint"}}],
+            "mechanism": {"axis": "feed", "reference": "split", "broken": "joint", "repaired": "joint_cached_stats"},
+        },
+    )
+    contrasts = pd.read_csv(study / "tables/contrasts.csv")
+    family = contrasts[contrasts["role"] == "confirmatory"]
+    assert set(family["contrast"]) == {
+        "feed[joint + split_g_mixed - split - joint_consistent]",
+        "feed: joint_cached_stats vs joint",
+    }
+    assert family["ratio"].notna().all() and family["p_holm"].notna().all()
+    assert pd.read_csv(study / "tables/mechanism.csv")["repaired"].eq("joint_cached_stats").all()
+    assert "feed[joint + split_g_mixed - split - joint_consistent]" in (study / "findings.md").read_text()
+
+
+def test_the_remedies_study_runs_end_to_end_with_its_practitioners_table(study_dir, tmp_path):
+    study = _tiny_named_study(
+        study_dir,
+        tmp_path,
+        "remedies",
+        {"feed": {"levels": ["split", "joint"]}, "norm": {"levels": ["batch", "ghost", "reference"]}},
+        {
+            "confirmatory": [
+                {
+                    "compare": {"feed": "joint", "norm": norm},
+                    "against": {"feed": "split", "norm": "batch"},
+                    "test": "noninferiority",
+                }
+                for norm in ("ghost", "reference")
+            ],
+            "mechanism": None,
+            "remedies": {
+                "axis": "norm",
+                "reference": "batch",
+                "feed_axis": "feed",
+                "working": "split",
+                "broken": "joint",
+            },
+        },
+        model={"reference_size": 8},
+    )
+    table = pd.read_csv(study / "tables/remedies.csv")
+    assert list(table["norm"]) == ["ghost", "reference"]
+    assert table["fix_ratio"].notna().all() and table["cost_ratio"].gt(0).all()
+    assert set(table["fix_verdict"]) <= {"non-inferior", "not shown non-inferior"}
+    assert "ghost" in (study / "findings.md").read_text()

@@ -41,15 +41,21 @@ NORM_USES = {
     "layer": "per sample over all channels: a per-sample drop-in for BatchNorm, whatever the feed",
     "group": "per sample over groups of channels: between instance and layer, whatever the feed",
     "spectral": "a bound on each weight's spectral norm, no activation statistics: per sample, whatever the feed",
-    "ghost": "BatchNorm over each source's rows apart: keeps BatchNorm and an unshuffled mixed batch, at no cost",
-    "realhalf": "every row normalized with the batch's reals' statistics: fakes no longer see each other",
-    "reference": "statistics of a fixed batch of reals: per sample, at the cost of R more rows in every D call",
-    "virtual": "a fixed batch of reals plus the example itself: per sample, R more rows in every D call",
-    "batch_eval": "BatchNorm's running statistics of the reals in both steps: per sample, at no cost; early "
-    "steps lean on the warm-up",
+    "ghost": "keep BatchNorm and one forward pass: each source's rows of the unshuffled joint batch normalized apart",
+    "realhalf": "every row normalized with the batch's reals' statistics (Improved-GAN's code): fakes no longer see "
+    "each other",
+    "reference": "statistics of a fixed batch of R reals (Salimans et al. 2016): D per sample; R more rows in every "
+    "D call",
+    "virtual": "a fixed batch of R reals plus the example itself (Salimans et al. 2016): D per sample; R more rows "
+    "in every D call",
+    "batch_eval": "BatchNorm's running statistics of the reals in both steps: D per sample; early steps lean on the "
+    "warm-up",
     "batch_detached": "a diagnostic, not a fix: batch statistics with no gradient through them",
 }
 NORMS = tuple(NORM_USES)
+# The known fixes for batch-composition effects (and one diagnostic) that config/remedies.yaml and benchmarks/run.py
+# measure against batch.
+REMEDIES = ("ghost", "realhalf", "reference", "virtual", "batch_eval", "batch_detached")
 # Per config key an axis may set: its levels' one-line uses, where the registry gives them.
 USES = {"model.d_norm": NORM_USES}
 EXTRACTORS = ("domain", "inception-v3-compat")
