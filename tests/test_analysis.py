@@ -405,7 +405,7 @@ def test_the_remedies_fix_is_the_declared_contrast_of_broken_with_the_remedy_aga
 ):
     """stats.remedies' question as config/remedies.yaml declares it: one contrast of two cells that differ on both
     axes (non-inferiority), its row of contrasts.csv copied into remedies.csv's fix_* columns and read on the page."""
-    from ganablate.findings import write_findings
+    from ganablate.findings import fmt, write_findings
 
     fix = {"compare": {"feed": "joint", "norm": "ghost"}, "against": {"feed": "split", "norm": "batch"}}
     axes = {"feed": ["split", "joint"], "norm": ["batch", "ghost"]}
@@ -439,7 +439,7 @@ def test_the_remedies_fix_is_the_declared_contrast_of_broken_with_the_remedy_aga
     assert "fix:" not in str(ghost["note"]) and ghost["in_broken_contrast"] == "norm: ghost vs batch | feed=joint"
     page = write_findings({}, tmp_path / "tables", tmp_path / "findings.md")[0].read_text()
     assert f"**{name}**: **non-inferior**: FID ratio (feed=joint, norm=ghost over feed=split, norm=batch) " in page
-    assert "joint with ghost against split with batch: FID ratio" in page
+    assert f"| norm = ghost | {fmt(ghost['fix_ratio'])} (" in page and "| non-inferior (confirmatory) |" in page
 
 
 def test_without_stats_remedies_the_table_is_empty_with_its_columns(tmp_path):

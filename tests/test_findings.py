@@ -340,8 +340,8 @@ def test_the_remedies_section_formats_each_row_of_remedies_csv(tables, tmp_path)
     pd.DataFrame([row]).to_csv(copy / "remedies.csv", index=False)
     section = _section(_findings(copy, tmp_path), "Remedies")
     assert section == (
-        "\n- batch = 16: joint with 16 against split with 64: FID ratio 1.02 (95% CI 0.971–1.08), **non-inferior** "
-        "(confirmatory); 16 against 64 under joint: FID ratio 0.812 (95% CI 0.771–0.856), **better** (control); 16 "
-        "against 64 under split: not estimated; training time per step 1.13 times the 64's (0.0467 s against 0.0412 "
-        "s). When to use: when the batch is small. (in_working: not run)\n"
+        "\n| remedy R | joint+R vs split+64: FID ratio (95% CI) | verdict | joint+R vs joint+64 | verdict | "
+        "time per step vs 64 | when to use |\n| --- | --- | --- | --- | --- | --- | --- |\n"
+        "| batch = 16 | 1.02 (0.971–1.08) | non-inferior (confirmatory) | 0.812 (0.771–0.856) | better (control) | "
+        "1.13x | when the batch is small |\n\n- batch = 16: in_working: not run\n"
     )

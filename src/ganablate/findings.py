@@ -315,38 +315,40 @@ class Page:
         )
 
     def remedies_section(self) -> list[str]:
+        """remedies.csv as the practitioner's table: one row per remedy and cell of the other axes."""
         lines = ["", "## Remedies", ""]
         if self.remedies.empty:
             return [*lines, "- No remedies were declared (remedies.csv is empty)."]
-        return lines + [
-            f"- {self.study.cell_text(r)}: {self.remedy(r)}" for _, r in self.study.ordered(self.remedies).iterrows()
+        first = self.remedies.iloc[0]
+        fix, in_broken = (
+            f"{first['broken']}+R vs {first['working']}+{first['reference']}",
+            f"{first['broken']}+R vs {first['broken']}+{first['reference']}",
+        )
+        header = [
+            f"| remedy R | {fix}: {self.study.metric_name} ratio ({self.study.level} CI) | verdict | {in_broken} | "
+            f"verdict | time per step vs {first['reference']} | when to use |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
         ]
+        rows = [self.remedy(r) for _, r in self.study.ordered(self.remedies).iterrows()]
+        notes = [
+            f"- {self.study.cell_text(r)}: {text(r['note'])}" for _, r in self.remedies.iterrows() if text(r["note"])
+        ]
+        return [*lines, *header, *rows, *([""] + notes if notes else [])]
 
     def remedy(self, r: pd.Series) -> str:
-        """A remedy's three comparisons (rows of contrasts.csv), its cost and its use, as remedies.csv has them."""
-        remedy = r[r["axis"]]
-        under = {
-            "fix": f"{r['broken']} with {remedy} against {r['working']} with {r['reference']}",
-            "in_broken": f"{remedy} against {r['reference']} under {r['broken']}",
-            "in_working": f"{remedy} against {r['reference']} under {r['working']}",
-        }
-        parts = [
-            f"{what}: not estimated"
-            if pd.isna(r[f"{name}_ratio"])
-            else f"{what}: {self.study.metric_name} ratio {fmt(r[f'{name}_ratio'])} "
-            f"({ci(r[f'{name}_ci_low'], r[f'{name}_ci_high'], self.study.level)}), **{r[f'{name}_verdict']}** "
-            f"({r[f'{name}_role']})"
-            for name, what in under.items()
-        ]
-        cost = (
-            f"training time per step {fmt(r['cost_ratio'])} times the {r['reference']}'s "
-            f"({fmt(r['seconds_per_step'])} s against {fmt(r['reference_seconds_per_step'])} s)"
-            if pd.notna(r["cost_ratio"])
-            else "training time per step: not measured"
-        )
-        use = f" When to use: {text(r['use'])}." if text(r["use"]) else ""
-        note = f" ({text(r['note'])})" if text(r["note"]) else ""
-        return f"{'; '.join(parts)}; {cost}.{use}{note}"
+        """A remedy's row: its comparisons (rows of contrasts.csv, as remedies.csv copies them), cost and use."""
+
+        def compared(name: str) -> list[str]:
+            if pd.isna(r[f"{name}_ratio"]):
+                return ["not estimated", ""]
+            interval = ci(r[f"{name}_ci_low"], r[f"{name}_ci_high"], self.study.level).removeprefix(
+                f"{self.study.level} CI "
+            )
+            return [f"{fmt(r[f'{name}_ratio'])} ({interval})", f"{r[f'{name}_verdict']} ({r[f'{name}_role']})"]
+
+        cost = f"{fmt(r['cost_ratio'])}x" if pd.notna(r["cost_ratio"]) else "not measured"
+        cells = [self.study.cell_text(r), *compared("fix"), *compared("in_broken"), cost, text(r["use"])]
+        return "| " + " | ".join(cells) + " |"
 
     def failures_section(self) -> list[str]:
         failed = self.study.ordered(self.failures[self.failures["n_failed"] > 0])
