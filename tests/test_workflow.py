@@ -329,7 +329,7 @@ def _tiny_named_study(study_dir, tmp_path, name: str, axes: dict, stats: dict, m
     shutil.copytree(study_dir, both, symlinks=True)
     config = yaml.safe_load((both / "config.yaml").read_text())
     config["study"] |= {"name": name, "axes": axes, "seeds": 2}
-    config["stats"] = {"bootstrap_resamples": 200, "power_simulations": 200} | stats
+    config["stats"] = {"bootstrap_resamples": 1000, "power_simulations": 200} | stats
     config["train"]["steps"] = 20
     config["model"] |= model or {}
     (both / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
