@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -143,3 +146,15 @@ def tiny_study(tmp_path_factory, synthetic_fashion_mnist) -> Path:
     if result.returncode != 0:
         pytest.fail(f"the tiny study failed:\n{result.stderr[-6000:]}")
     return workdir
+
+
+def kill_after_first_state(cmd: list[str], run_dir: Path) -> None:
+    """Start a training command and kill -9 it as soon as it has saved its first resumable state, mid-way."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    state = run_dir / "state/state.pt"
+    deadline = time.monotonic() + 120
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state.exists() and proc.returncode == -signal.SIGKILL, "the run was not killed mid-way"

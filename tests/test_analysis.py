@@ -311,6 +311,11 @@ def _remedy_fid(cell, seed, step):
     return (50.0 + 2.0 * seed) * worse * ghost * 500.0 / (step + 250.0)
 
 
+def _remedy_log_ratios(cell, reference) -> list[float]:
+    """Per seed, log FID of cell over reference at step 500, as _remedy_fid made them."""
+    return [math.log(_remedy_fid(cell, s, 500) / _remedy_fid(reference, s, 500)) for s in range(6)]
+
+
 def _remedy_study(tmp_path, axes=REMEDY_AXES, **stats):
     """Six seeds of feed x norm, each run's summary.json with its wall_seconds; runs.csv; the config."""
     make_runs(tmp_path / "runs", axes=axes, seeds=range(6), fid=_remedy_fid, images=False)
@@ -344,13 +349,7 @@ def test_the_remedies_table_reads_its_ratios_from_contrasts_and_its_cost_from_th
     assert list(table["norm"]) == ["ghost", "none"] and set(table["feed"]) == {"*"}
     ghost = table.set_index("norm").loc["ghost"]
     # in_broken: ghost against batch under joint, the automatic contrast's row, its ratio computed here again
-    d = [
-        math.log(
-            _remedy_fid({"feed": "joint", "norm": "ghost"}, s, 500)
-            / _remedy_fid({"feed": "joint", "norm": "batch"}, s, 500)
-        )
-        for s in range(6)
-    ]
+    d = _remedy_log_ratios({"feed": "joint", "norm": "ghost"}, {"feed": "joint", "norm": "batch"})
     assert ghost["in_broken_ratio"] == pytest.approx(math.exp(np.mean(d)), rel=1e-12)
     row = contrasts[(contrasts["contrast"] == ghost["in_broken_contrast"]) & (contrasts["metric"] == "fid")]
     row = row[row["step"] == 500].iloc[0]
@@ -424,13 +423,7 @@ def test_the_remedies_fix_is_the_declared_contrast_of_broken_with_the_remedy_aga
         "*",
         "*",
     )
-    d = [
-        math.log(
-            _remedy_fid({"feed": "joint", "norm": "ghost"}, s, 500)
-            / _remedy_fid({"feed": "split", "norm": "batch"}, s, 500)
-        )
-        for s in range(6)
-    ]
+    d = _remedy_log_ratios({"feed": "joint", "norm": "ghost"}, {"feed": "split", "norm": "batch"})
     assert ghost["fix_ratio"] == pytest.approx(math.exp(np.mean(d)), rel=1e-12)
     fix_columns = ["fix_contrast", "fix_role", "fix_ratio", "fix_ci_low", "fix_ci_high", "fix_verdict"]
     from_contrasts = ["contrast", "role", "ratio", "ratio_ci_low", "ratio_ci_high", "verdict"]

@@ -193,6 +193,21 @@ def _mechanism_study(gaps=None, seeds=SEEDS, **stats):
     return values, config
 
 
+def _assert_paired_t_of_a_family_of_one(row: pd.Series, d: np.ndarray) -> None:
+    """The row's ratio, 95% and 90% CIs and p are scipy's one-sample t on the per-seed log differences d."""
+    test = stats.ttest_1samp(d, 0.0)
+    ci, ci90 = test.confidence_interval(0.95), test.confidence_interval(0.90)
+    assert row["ratio"] == pytest.approx(math.exp(d.mean()), rel=1e-12)
+    assert (row["ratio_ci_low"], row["ratio_ci_high"]) == pytest.approx(
+        (math.exp(ci.low), math.exp(ci.high)), rel=1e-10
+    )
+    assert (row["equivalence_ci_low"], row["equivalence_ci_high"]) == pytest.approx(
+        (math.exp(ci90.low), math.exp(ci90.high)), rel=1e-10
+    )
+    assert row["p"] == pytest.approx(test.pvalue, rel=1e-10)
+    assert row["p_holm"] == pytest.approx(test.pvalue, rel=1e-10)  # a family of one
+
+
 def _logs(values, norm="batch"):
     return {f: np.log(values[(f, norm)]) for f in FIVE}
 
@@ -203,8 +218,6 @@ def test_a_linear_contrast_is_the_per_seed_weighted_sum_of_log_metric_over_level
     row = _row(table, kind="linear", metric="fid")
     log = _logs(values)
     d = log["joint"] + log["split_g_mixed"] - log["split"] - log["joint_consistent"]
-    test = stats.ttest_1samp(d, 0.0)
-    ci, ci90 = test.confidence_interval(0.95), test.confidence_interval(0.90)
     assert row["contrast"] == row["declared"] == LINEAR_NAME
     assert (row["axis"], row["level"], row["level_ref"]) == (
         "feed",
@@ -212,15 +225,7 @@ def test_a_linear_contrast_is_the_per_seed_weighted_sum_of_log_metric_over_level
         "split + joint_consistent",
     )
     assert (row["feed"], row["norm"], row["role"], row["n_pairs"]) == ("*", "batch", "confirmatory", SEEDS)
-    assert row["ratio"] == pytest.approx(math.exp(d.mean()), rel=1e-12)
-    assert (row["ratio_ci_low"], row["ratio_ci_high"]) == pytest.approx(
-        (math.exp(ci.low), math.exp(ci.high)), rel=1e-10
-    )
-    assert (row["equivalence_ci_low"], row["equivalence_ci_high"]) == pytest.approx(
-        (math.exp(ci90.low), math.exp(ci90.high)), rel=1e-10
-    )
-    assert row["p"] == pytest.approx(test.pvalue, rel=1e-10)
-    assert row["p_holm"] == pytest.approx(test.pvalue, rel=1e-10)  # a family of one
+    _assert_paired_t_of_a_family_of_one(row, d)
     pairs = [("joint", "split_g_mixed"), ("joint", "split"), ("joint", "joint_consistent")]
     pairs += [("split_g_mixed", "split"), ("split_g_mixed", "joint_consistent"), ("split", "joint_consistent")]
     r = np.mean([stats.pearsonr(log[a], log[b]).statistic for a, b in pairs])
@@ -398,20 +403,10 @@ def test_a_contrast_of_two_cells_that_differ_on_two_axes_is_scipys_t_test_on_the
     table = _table(runs_table(values, axes=["feed", "norm"]), config)
     row = _row(table, contrast=FIX_NAME, metric="fid")
     a, b = _fix_logs(values)
-    test = stats.ttest_1samp(a - b, 0.0)
-    ci, ci90 = test.confidence_interval(0.95), test.confidence_interval(0.90)
     assert row["declared"] == FIX_NAME and row["kind"] == "simple"
     assert (row["axis"], row["level"], row["level_ref"]) == ("feed,norm", "joint,ghost", "split,batch")
     assert (row["feed"], row["norm"], row["role"], row["n_pairs"], row["n_failed"]) == ("*", "*", "confirmatory", 6, 0)
-    assert row["ratio"] == pytest.approx(math.exp((a - b).mean()), rel=1e-12)
-    assert (row["ratio_ci_low"], row["ratio_ci_high"]) == pytest.approx(
-        (math.exp(ci.low), math.exp(ci.high)), rel=1e-10
-    )
-    assert (row["equivalence_ci_low"], row["equivalence_ci_high"]) == pytest.approx(
-        (math.exp(ci90.low), math.exp(ci90.high)), rel=1e-10
-    )
-    assert row["p"] == pytest.approx(test.pvalue, rel=1e-10)
-    assert row["p_holm"] == pytest.approx(test.pvalue, rel=1e-10)  # a family of one
+    _assert_paired_t_of_a_family_of_one(row, a - b)
     # the two cells share G's init, the real batches and z but not D's init (norm reseeds it): r per row, as ever
     assert row["pair_correlation"] == pytest.approx(stats.pearsonr(a, b).statistic, rel=1e-10)
     assert row["p_failures"] == pytest.approx(mcnemar([[0, 0], [0, 0]], exact=True).pvalue)

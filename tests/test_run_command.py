@@ -3,10 +3,8 @@ plan (eval.final_only)."""
 
 import copy
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,6 +15,7 @@ from ganablate.cli import main
 from ganablate.config import ConfigError, validate_config
 from ganablate.data import load_study_data
 from ganablate.extractor import train_extractor
+from tests.conftest import kill_after_first_state
 
 CELL = "feed=joint,norm=batch"
 FILES = ("train_log.csv", "checkpoints/step_10.pt", "checkpoints/step_20.pt", "metrics.csv", "samples/step_20.png")
@@ -72,14 +71,8 @@ def test_a_run_killed_while_training_resumes_to_the_same_metrics(study, tmp_path
     config["train"].update(steps=300, checkpoints=[100], state_every=10)
     assert main(_run(study, config, tmp_path / "whole", tmp_path / "cache")) == 0
     cmd = [sys.executable, "-m", "ganablate.cli", *_run(study, config, tmp_path / "killed", tmp_path / "cache")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    state = tmp_path / "killed/state/state.pt"
-    deadline = time.monotonic() + 120
-    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert state.exists() and not (tmp_path / "killed/metrics.csv").exists(), "the run was not killed mid-way"
+    kill_after_first_state(cmd, tmp_path / "killed")
+    assert not (tmp_path / "killed/metrics.csv").exists()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     assert json.loads((tmp_path / "killed/summary.json").read_text())["resumed_from"]
     for name in ("train_log.csv", "metrics.csv", "samples/step_300.png"):

@@ -3,10 +3,8 @@ import json
 import math
 import pickle
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +16,7 @@ from ganablate.config import ConfigError, validate_config
 from ganablate.models import NORMS
 from ganablate.train import LOG_COLUMNS, train_run
 from tests.cells import at
+from tests.conftest import kill_after_first_state
 
 
 def _load(path):
@@ -119,14 +118,8 @@ def test_a_killed_run_resumes_to_the_same_bits_as_an_uninterrupted_one(tiny_conf
         "--out",
         str(tmp_path / "killed"),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    state = tmp_path / "killed/state/state.pt"
-    deadline = time.monotonic() + 120
-    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert state.exists() and not (tmp_path / "killed/summary.json").exists(), "the run was not killed mid-way"
+    kill_after_first_state(cmd, tmp_path / "killed")
+    assert not (tmp_path / "killed/summary.json").exists()
     # A workflow manager removes the outputs of an incomplete job before rerunning it.
     for checkpoint in (tmp_path / "killed/checkpoints").iterdir():
         checkpoint.unlink()
