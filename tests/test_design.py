@@ -348,7 +348,30 @@ def test_the_remedies_study_validates_with_noninferiority_contrasts_across_both_
     assert write_plan(config, tmp_path / "plan.json").is_file()
 
 
-@pytest.mark.parametrize(("path", "expected"), [("config.yaml", "20c5cbd2"), ("config/batch-size.yaml", "696a3983")])
+COMMITTED_PLANS = [
+    ("config.yaml", "20c5cbd2"),
+    ("config/batch-size.yaml", "696a3983"),
+    ("config/mechanism.yaml", "4f2fb72d"),
+    ("config/remedies.yaml", "a3678654"),
+]
+
+
+@pytest.mark.parametrize(("path", "expected"), COMMITTED_PLANS)
 def test_the_committed_studies_keep_their_plan_hashes(path, expected):
     """Their runs were launched under these hashes (README): a new kind of contrast must not rename the old ones."""
     assert plan_hash(plan_of(load_config(REPO / path))) == expected
+
+
+def _keys_reversed(value):
+    if isinstance(value, dict):
+        return {key: _keys_reversed(value[key]) for key in reversed(list(value))}
+    return [_keys_reversed(v) for v in value] if isinstance(value, list) else value
+
+
+@pytest.mark.parametrize(("path", "expected"), COMMITTED_PLANS)
+def test_the_plan_hash_does_not_depend_on_the_order_of_a_contrasts_keys(path, expected):
+    """The workflow hands its jobs the config with sorted keys (common.smk's canonical): a declared contrast must
+    name itself the same whichever order its mappings were written in."""
+    config = load_config(REPO / path)
+    config["stats"] = _keys_reversed(config["stats"])
+    assert plan_hash(plan_of(config)) == expected

@@ -477,4 +477,8 @@ def _linear(design: Design, spec: dict, where: str, level_of, test: str, margin:
     within = tuple((name, level_of("within", name, label)) for name, label in spec.get("within", {}).items())
     if axis in dict(within):
         raise DesignError(f"{where}.within: {axis} is the weighted axis; allowed: the other axes")
+    # In the axis's level order, not the mapping's: the name (so the plan's hash) must not depend on how a YAML
+    # writer or a workflow manager orders a mapping's keys (snakemake hands the jobs its config with sorted keys).
+    labels = next(a.labels for a in design.axes if a.name == axis)
+    weights.sort(key=lambda term: labels.index(term[0]))
     return Declared("linear", axis, None, None, within, weights=tuple(weights), test=test, margin=margin)
