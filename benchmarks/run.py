@@ -226,7 +226,9 @@ def study_seconds(workdir: Path, config_file: Path) -> dict:
     )
     wall = time.perf_counter() - start
     study = workdir / "results" / load_config(config_file)["study"]["name"]
-    training = sum(json.loads(p.read_text())["wall_seconds"] for p in study.glob("runs/**/summary.json"))
+    summaries = [json.loads(p.read_text()) for p in study.glob("runs/**/summary.json")]
+    # A stacked run records its whole stack's loop time: each of its seeds counts for its share of it.
+    training = sum(s["wall_seconds"] / len(s.get("stack", [s["seed"]])) for s in summaries)
     scoring = sum(float(m) for log in study.glob("logs/**/*.log") for m in SCORED.findall(log.read_text()))
     runs = len(list(study.glob("runs/**/metrics.csv")))
     return {"wall": wall, "training": training, "scoring": scoring, "runs": runs}

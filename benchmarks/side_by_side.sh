@@ -13,15 +13,15 @@ cores=${3:-2}
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/ganablate-side-by-side.XXXX)
 python=$here/.venv/bin/python
-git -C "$here" worktree add --detach "$work/release" "$release" > /dev/null
+# Each side: its source tree (a worktree, removed on exit) and its study folder $work/<side> (kept).
+trap 'for side in release current; do git -C "$here" worktree remove --force "$work/$side-tree" 2> /dev/null || true; done' EXIT
+git -C "$here" worktree add --detach "$work/release-tree" "$release" > /dev/null
 git -C "$here" worktree add --detach "$work/current-tree" HEAD > /dev/null
-trap 'git -C "$here" worktree remove --force "$work/release"; git -C "$here" worktree remove --force "$work/current-tree"' EXIT
 
 # Each side's `ganablate` is its own source tree run by the one environment (its dependencies are the same).
 for side in release current; do
-    src=$([ $side = release ] && echo "$work/release/src" || echo "$work/current-tree/src")
     mkdir -p "$work/$side/bin"
-    printf '#!/bin/sh\nPYTHONPATH=%s exec %s -m ganablate.cli "$@"\n' "$src" "$python" > "$work/$side/bin/ganablate"
+    printf '#!/bin/sh\nPYTHONPATH=%s exec %s -m ganablate.cli "$@"\n' "$work/$side-tree/src" "$python" > "$work/$side/bin/ganablate"
     chmod +x "$work/$side/bin/ganablate"
 done
 
@@ -42,7 +42,7 @@ EOF
 
 declare -A wall
 for side in release current; do
-    tree=$([ $side = release ] && echo "$work/release" || echo "$work/current-tree")
+    tree=$work/$side-tree
     start=$(date +%s.%N)
     (cd "$work/$side" && PATH="$work/$side/bin:$here/.venv/bin:$PATH" PYTHONPATH="$tree/src" \
         "$python" -m snakemake --cores "$cores" -s "$tree/workflow/Snakefile" --configfile config.yaml -q > snakemake.log 2>&1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from matplotlib import image
 
@@ -123,3 +124,16 @@ def test_every_table_and_figure_has_a_caption_and_every_caption_an_output():
         "workflow.rst",
     }
     assert {p.name for p in report.glob("*.rst")} == expected
+
+
+def test_a_comparison_declared_under_two_tests_is_drawn_once_in_the_heatmap(tmp_path):
+    """e.g. config/mechanism.yaml's joint_cached_stats vs joint_consistent, a difference and an equivalence test."""
+    tables = Synthetic({"feed": FEED}, seeds=range(3)).write(tmp_path, images=False)
+    table = pd.read_csv(tables / "contrasts.csv", keep_default_na=False)
+    joint = table[(table["kind"] == "simple") & (table["level"] == "joint") & (table["level_ref"] == "split")]
+    twice = joint.assign(contrast=joint["contrast"] + " (equivalence, margin 10%)", verdict="not shown equivalent")
+    pd.concat([table, twice]).to_csv(tables / "contrasts.csv", index=False)
+    figure = plots.effects_heatmap(Study(tables), pd.concat([table, twice]))
+    labels = [t.get_text() for ax in figure.axes for t in ax.texts]
+    assert len([label for label in labels if "[" in label]) == 2  # one cell each: joint and joint_consistent vs split
+    assert not any(label.endswith("not shown equivalent") for label in labels)  # the first, difference, row

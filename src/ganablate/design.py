@@ -303,7 +303,8 @@ class Declared:
     """A contrast as stats.confirmatory or stats.contrasts declares it, checked against the design.
     simple: `level` against `level_ref` on `axis`; interaction: that ratio at by_level over at by_level_ref of
     by_axis; trend: the slope over the ordered by_axis of the log metric (axis None) or of the log ratio; linear:
-    sum of weight * log metric over levels of `axis` (weights: (label, weight) in declared order, summing to 0).
+    sum of weight * log metric over levels of `axis` (weights: (label, weight) in the axis's level order, summing
+    to 0).
     A simple contrast of two cells that differ on several axes joins them with SEP in the axes' declared order:
     axis "feed,norm", level "joint,ghost", level_ref "split,batch" (`axes` and `arms` take them apart).
     test: its hypothesis (HYPOTHESES); margin: the equivalence or non-inferiority margin (None for a difference, and
@@ -365,7 +366,7 @@ def _declared(design: Design, spec: dict, where: str, default_margin: float | No
     held: tuple[tuple[str, str], ...] = ()
     if "compare" in spec:
         axis, level, level_ref, held = _compared(design, spec, where, kind, level_of)
-    within = tuple((name, level_of("within", name, label)) for name, label in spec.get("within", {}).items())
+    within = _within(design, spec, where, level_of)
     named = list(spec.get("compare", {}))
     fixed = next((name for name in named if name in dict(within)), None)
     if fixed is not None:
@@ -446,6 +447,12 @@ def _hypothesis(spec: dict, where: str, default_margin: float | None) -> tuple[s
     return test, float(margin)
 
 
+def _within(design: Design, spec: dict, where: str, level_of) -> tuple[tuple[str, str], ...]:
+    """The cells a contrast is held to, in the axes' declared order, not the mapping's (see _linear's sort)."""
+    within = [(name, level_of("within", name, label)) for name, label in spec.get("within", {}).items()]
+    return tuple(sorted(within, key=lambda held: design.names.index(held[0])))
+
+
 def _linear(design: Design, spec: dict, where: str, level_of, test: str, margin: float | None) -> Declared:
     """kind: linear, weights: {axis: {level: weight, ...}}: nonzero weights on two or more levels, summing to 0."""
     extra = [k for k in ("compare", "against", "by", "over") if k in spec]
@@ -474,7 +481,7 @@ def _linear(design: Design, spec: dict, where: str, level_of, test: str, margin:
     total = math.fsum(w for _, w in weights)
     if abs(total) > 1e-9 * max(abs(w) for _, w in weights):
         raise DesignError(f"{key}: the weights sum to {total:g}; allowed: weights summing to 0 (a contrast of levels)")
-    within = tuple((name, level_of("within", name, label)) for name, label in spec.get("within", {}).items())
+    within = _within(design, spec, where, level_of)
     if axis in dict(within):
         raise DesignError(f"{where}.within: {axis} is the weighted axis; allowed: the other axes")
     # In the axis's level order, not the mapping's: the name (so the plan's hash) must not depend on how a YAML

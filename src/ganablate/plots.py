@@ -324,6 +324,9 @@ def effects_heatmap(study: Study, table: pd.DataFrame) -> plt.Figure:
     rows = rows[
         (rows["kind"] == "simple") & (rows["level_ref"] == rows["axis"].map({a.name: a.reference for a in study.axes}))
     ]
+    # A comparison declared under two tests (a difference and an equivalence, say) has one ratio and CI: its first
+    # row, the confirmatory one where there is one, gives the verdict shown.
+    rows = rows.drop_duplicates([*study.names, "axis", "level", "level_ref"])
     panels = [study.ordered(rows[rows["axis"] == a.name]) for a in study.axes]
     # A row of a panel is a cell of the other axes: the axis compared there is spanned ("*"), so cell_text skips it.
     panels = [r.assign(cell=[study.cell_text(x) or "all" for _, x in r.iterrows()]) for r in panels if not r.empty]

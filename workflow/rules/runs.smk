@@ -19,7 +19,7 @@ rule plan:
 # in them.
 if STACK == 1:
 
-    # Trained and scored in one process, which pays its imports and reads the data once: `ganablate run` is
+    # Trained and scored in one process, which pays its imports once: `ganablate run` is
     # `ganablate train` then `ganablate evaluate`, the same files to the byte. An edit of the eval section reruns
     # the job; training then resumes from the run's last state (state/, no output, kept), not from step 0.
     rule run:
@@ -58,8 +58,10 @@ if STACK == 1:
             # A killed job leaves {params.run}/state/, which is no output: the rerun resumes from it.
             "ganablate run --config-json {params.config:q} --data {input.data} --plan {input.plan}"
             " --cell {params.cell} --seed {wildcards.seed} --out {params.run} {params.domain} --cache-root {params.cache}"
-            " --device $GANABLATE_TRAIN_DEVICE --threads $GANABLATE_TRAIN_THREADS"
-            " --eval-device $GANABLATE_EVAL_DEVICE --eval-threads $GANABLATE_EVAL_THREADS > {log} 2>&1"
+            # Each phase its configured threads, capped as snakemake caps {threads} (at --cores).
+            " --device $GANABLATE_TRAIN_DEVICE --threads $(( {threads} < $GANABLATE_TRAIN_THREADS ? {threads} : $GANABLATE_TRAIN_THREADS ))"
+            " --eval-device $GANABLATE_EVAL_DEVICE --eval-threads $(( {threads} < $GANABLATE_EVAL_THREADS ? {threads} : $GANABLATE_EVAL_THREADS ))"
+            " > {log} 2>&1"
 
 else:
     # One rule per block of seeds (a rule's outputs are fixed paths but for wildcards, and a block's seeds cannot

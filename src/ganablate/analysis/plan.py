@@ -75,7 +75,7 @@ def _term(label: str, weight: float) -> str:
 
 
 def linear_terms(weights: tuple[tuple[str, float], ...]) -> str:
-    """A linear contrast's weights as one expression, the positive terms first (each side in declared order):
+    """A linear contrast's weights as one expression, the positive terms first (each side in the axis's level order):
     `joint + split_g_mixed - split - joint_consistent`, `2*joint - split - joint_consistent`."""
     positive, negative = linear_sides(weights)
     return " - ".join([positive, *(_term(lab, w) for lab, w in weights if w < 0)])
@@ -83,7 +83,8 @@ def linear_terms(weights: tuple[tuple[str, float], ...]) -> str:
 
 def linear_sides(weights: tuple[tuple[str, float], ...]) -> tuple[str, str]:
     """(the positive terms, the negative terms' magnitudes), each as `a + b`: contrasts.csv's level and level_ref
-    of a linear contrast, whose ratio is the weighted geometric mean of the one side over the other's."""
+    of a linear contrast, whose ratio is the product of the one side's metrics (each to its weight) over the
+    other's: with weights +-1, a ratio of ratios."""
     return tuple(" + ".join(_term(lab, w) for lab, w in weights if (w > 0) == sign) for sign in (True, False))
 
 

@@ -49,9 +49,11 @@ def _notes(study: Study) -> dict[str, str]:
         f"comma-joined; interaction: that ratio at by_level over at "
         f"by_level_ref; trend: per doubling of by_axis's value), tested over seeds ({cfg['test']}); "
         f"{directions}. ratio with its {level} t CI; p unadjusted; p_holm over the confirmatory family "
-        f"(role confirmatory); p_equivalence: paired TOST within {margin}, judged on the "
+        f"(role confirmatory); p_equivalence: paired TOST within {margin} (a declared test: equivalence or "
+        f"noninferiority, its own test within its margin: the contrast's name says which), with its "
         f"{1 - 2 * plan['alpha']:.0%} CI (equivalence_ci_*); equivalence_bound: the smallest margin that "
-        f"CI meets; p_failures: exact McNemar of the two arms' failures. '*': the axis the contrast spans. "
+        f"CI meets; a declared test's verdict rests on its p, Holm-adjusted (p_holm) in the confirmatory "
+        f"family; p_failures: exact McNemar of the two arms' failures. '*': the axis the contrast spans. "
         f"Roles: confirmatory (the declared family), control (every other simple effect at the primary "
         f"metric and final step), exploratory (the rest). {DIVERGED_RULE}.",
         "mixed": f"Exploratory sensitivity analysis: linear mixed model (REML) of log {cfg['primary_metric']} at step "
