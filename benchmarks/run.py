@@ -206,7 +206,7 @@ SCORED = re.compile(r"metrics\.csv: \d+ checkpoints, \d+ rows in ([\d.]+) s$", r
 
 def study_seconds(workdir: Path, config_file: Path) -> dict:
     """A study from an empty folder with `snakemake --cores 2`: its wall time, and its pure compute: every run's
-    training loop (summary.json's wall_seconds) and scoring (the seconds its job's log reports), each timed inside
+    training loop (run_times.csv's wall_seconds) and scoring (the seconds its job's log reports), each timed inside
     its job. wall x cores / compute is the overhead: imports, data loading, the shared jobs, idle cores."""
     start = time.perf_counter()
     subprocess.run(
@@ -226,9 +226,9 @@ def study_seconds(workdir: Path, config_file: Path) -> dict:
     )
     wall = time.perf_counter() - start
     study = workdir / "results" / load_config(config_file)["study"]["name"]
-    summaries = [json.loads(p.read_text()) for p in study.glob("runs/**/summary.json")]
-    # A stacked run records its whole stack's loop time: each of its seeds counts for its share of it.
-    training = sum(s["wall_seconds"] / len(s.get("stack", [s["seed"]])) for s in summaries)
+    # run_times.csv (aggregate): each run's loop seconds; a stacked run's are its whole stack's, shared by its seeds.
+    times = pd.read_csv(study / "tables/run_times.csv")
+    training = float((times["wall_seconds"] / times["stack_size"]).sum())
     scoring = sum(float(m) for log in study.glob("logs/**/*.log") for m in SCORED.findall(log.read_text()))
     runs = len(list(study.glob("runs/**/metrics.csv")))
     return {"wall": wall, "training": training, "scoring": scoring, "runs": runs}

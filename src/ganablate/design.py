@@ -366,7 +366,7 @@ def _declared(design: Design, spec: dict, where: str, default_margin: float | No
     held: tuple[tuple[str, str], ...] = ()
     if "compare" in spec:
         axis, level, level_ref, held = _compared(design, spec, where, kind, level_of)
-    within = _within(design, spec, where, level_of)
+    within = _within(design, spec, level_of)
     named = list(spec.get("compare", {}))
     fixed = next((name for name in named if name in dict(within)), None)
     if fixed is not None:
@@ -447,7 +447,7 @@ def _hypothesis(spec: dict, where: str, default_margin: float | None) -> tuple[s
     return test, float(margin)
 
 
-def _within(design: Design, spec: dict, where: str, level_of) -> tuple[tuple[str, str], ...]:
+def _within(design: Design, spec: dict, level_of) -> tuple[tuple[str, str], ...]:
     """The cells a contrast is held to, in the axes' declared order, not the mapping's (see _linear's sort)."""
     within = [(name, level_of("within", name, label)) for name, label in spec.get("within", {}).items()]
     return tuple(sorted(within, key=lambda held: design.names.index(held[0])))
@@ -481,7 +481,7 @@ def _linear(design: Design, spec: dict, where: str, level_of, test: str, margin:
     total = math.fsum(w for _, w in weights)
     if abs(total) > 1e-9 * max(abs(w) for _, w in weights):
         raise DesignError(f"{key}: the weights sum to {total:g}; allowed: weights summing to 0 (a contrast of levels)")
-    within = _within(design, spec, where, level_of)
+    within = _within(design, spec, level_of)
     if axis in dict(within):
         raise DesignError(f"{where}.within: {axis} is the weighted axis; allowed: the other axes")
     # In the axis's level order, not the mapping's: the name (so the plan's hash) must not depend on how a YAML
