@@ -358,3 +358,18 @@ def test_damaged_reference_cache_is_one_line_naming_the_file_and_the_remedy(doma
         _evaluate(domain, config, run, tmp_path / "cache")
     assert "\n" not in str(error.value)
     assert not (run / "metrics.csv").exists() and not (tmp_path / "pwned").exists()
+
+
+def test_kid_with_its_real_sums_computed_once_is_bitwise_torch_fidelitys_kid():
+    """evaluate.KID keeps each real subset's kernel sum across calls: every call, at another subset size or on
+    other samples, still gives kid_features_to_metric's mean and SD to the bit."""
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    generator = torch.Generator().manual_seed(0)
+    real = torch.randn(300, 16, generator=generator)
+    kid = evaluate.KID(real)
+    for n, size, shift in ((200, 50, 0.5), (200, 50, 0.0), (250, 50, 1.0), (200, 30, 0.5)):
+        generated = torch.randn(n, 16, generator=generator) + shift
+        kwargs = {"kid_subset_size": size, "kid_subsets": 20, "verbose": False}
+        assert kid(generated, kwargs) == kid_features_to_metric(generated, real, **kwargs), (n, size, shift)
+    assert len(kid._real_sums) == 3  # (200, 50) was reused

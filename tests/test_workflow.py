@@ -135,10 +135,28 @@ def test_stats_says_when_the_plan_changed_after_launch(study_dir, tmp_path):
 
 @pytest.mark.parametrize(
     ("section", "key", "value"),
-    [("train", "threads", 2), ("eval", "threads", 2), ("train", "device", "auto"), ("eval", "device", "auto")],
+    [
+        ("train", "threads", 2),
+        ("eval", "threads", 2),
+        ("train", "device", "auto"),
+        ("eval", "device", "auto"),
+    ],
 )
 def test_execution_settings_never_trigger_a_rerun(study_dir, tmp_path, section, key, value):
     assert planned_jobs(snakemake(edited_copy(study_dir, tmp_path, section, key, value), "-n")) == {}
+
+
+def test_more_runs_per_job_reruns_each_run_from_its_last_state_to_the_same_bytes(study_dir, tmp_path):
+    """train.runs_per_job changes the run jobs' command, which snakemake reruns (its code trigger); each run
+    resumes from its last kept state instead of step 0, and every file but summary.json, which says so, comes out
+    the same to the byte."""
+    edited = edited_copy(study_dir, tmp_path, "train", "runs_per_job", 2)
+    runs = sorted((edited / "results/default/runs").glob("*/*/*/seed*"))
+    kept = [path for run in runs for path in run.rglob("*") if path.is_file() and path.name != "summary.json"]
+    before = {path: path.read_bytes() for path in kept if "state" not in path.relative_to(edited).parts}
+    snakemake(edited, "--cores", "2")
+    assert {path: path.read_bytes() for path in before} == before
+    assert len(runs) == 8 and all(json.loads((run / "summary.json").read_text())["resumed_from"] for run in runs)
 
 
 def test_a_second_named_study_shares_the_data_and_reference_and_overwrites_nothing(study_dir, tmp_path):
@@ -204,12 +222,14 @@ def test_the_rendered_report_shows_the_question_the_design_and_the_findings(stud
     assert plan_hash in dom and "fast" in dom
 
 
-def test_default_config_dry_run_plans_one_training_job_per_cell_and_seed(tmp_path):
+def test_default_config_dry_run_plans_every_cell_and_seed_in_jobs_of_three_runs(tmp_path):
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
     jobs = planned_jobs(snakemake(tmp_path, "-n"))
-    study = yaml.safe_load((REPO / "config.yaml").read_text())["study"]
-    expected = len(study["axes"]["feed"]["levels"]) * len(study["axes"]["norm"]["levels"]) * study["seeds"]
-    assert jobs["run"] == expected == 108 and jobs["plan"] == 1
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    cells = len(config["study"]["axes"]["feed"]["levels"]) * len(config["study"]["axes"]["norm"]["levels"])
+    assert config["study"]["seeds"] == 6 and config["train"]["runs_per_job"] == 3
+    assert {rule: n for rule, n in jobs.items() if rule.startswith("run")} == {"run_0to2": cells, "run_3to5": cells}
+    assert cells * 6 == 108 and jobs["plan"] == 1
 
 
 @pytest.mark.parametrize(
@@ -245,6 +265,9 @@ def test_a_bad_config_stops_the_workflow_before_any_job_naming_the_key(tmp_path,
         ({"stack": "auto", "device": "cpu"}, 2, {"run": 8}),
         ({"stack": "auto", "device": "auto"}, 2, {"run": 8}),
         ({"stack": 1}, 2, {"run": 8}),
+        ({"runs_per_job": 2}, 3, {"run_0_1": 4, "run_2": 4}),
+        ({"runs_per_job": 8}, 3, {"run_0to2": 4}),
+        ({"runs_per_job": 2, "stack": 2}, 2, {"train_stack_0_1": 4}),  # a stack is one job already
     ],
 )
 def test_train_stack_plans_one_training_job_per_variant_and_block_of_seeds(
@@ -262,16 +285,20 @@ def test_train_stack_plans_one_training_job_per_variant_and_block_of_seeds(
     n_variants = 4
     trains = {rule: n for rule, n in jobs.items() if rule.startswith(("train", "run")) and rule != "train_extractor"}
     assert trains == expected
+    stacked = any(rule.startswith("train_stack") for rule in expected)
     # Solo runs train and score in one job; stacked ones are scored one run per job.
-    assert jobs.get("evaluate", 0) == (0 if "run" in expected else n_variants * seeds)
-    # Device and threads stay flags; the stack size is a flag too, and a stack's seeds are its job's.
+    assert jobs.get("evaluate", 0) == (n_variants * seeds if stacked else 0)
+    # Device and threads stay flags; the stack size is a flag too, and a stack's (or a block's) seeds are its job's.
     commands = re.findall(r"ganablate (?:train|run) .*", result.stdout + result.stderr)
     assert len(commands) == sum(expected.values())
     for command in commands:
-        assert '"stack"' not in command and '"device"' not in command and '"threads"' not in command
-        if "run" not in expected:
+        assert not re.search(r'"(stack|device|threads|runs_per_job)"', command)
+        if stacked:
             seeds_flag, size = re.search(r" --seeds ([\d,]+) --stack (\d+) ", command).groups()
             assert len(seeds_flag.split(",")) == int(size) and " --out-root results/default/runs " in command
+        elif "run" not in expected:
+            seeds_flag = re.search(r" --seeds ([\d,]+) --out-root results/default/runs ", command)[1]
+            assert f"run_{seeds_flag.replace(',', '_').replace('0_1_2', '0to2')}" in expected
 
 
 def test_a_stacked_study_gives_the_solo_studys_tables_within_its_seed_to_seed_spread(study_dir, tmp_path):

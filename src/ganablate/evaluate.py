@@ -23,7 +23,7 @@ from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torch_fidelity.helpers import get_kwarg
 from torch_fidelity.metric_fid import fid_featuresdict_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_isc import isc_featuresdict_to_metric
-from torch_fidelity.metric_kid import kid_featuresdict_to_metric
+from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kernel_poly, kernel_rbf
 from torch_fidelity.metric_prc import calc_cdist_part
 from torch_fidelity.utils import (
     create_feature_extractor,
@@ -177,6 +177,48 @@ def precision_recall(generated: torch.Tensor, reference: Reference, layer: str, 
     return {"precision": torch.cat(precision).mean().item(), "recall": torch.cat(recall).mean().item()}
 
 
+KID_KERNELS = {"poly": kernel_poly, "rbf": kernel_rbf}  # torch-fidelity's, under its kid_kernel names
+
+
+def kid_subsets(n_generated: int, n_real: int, kwargs: dict) -> list[tuple[np.ndarray, np.ndarray]]:
+    """KID's (generated, real) index subsets, drawn as torch-fidelity's kid_features_to_metric draws them: from one
+    RandomState(rng_seed), a generated subset then a real one, kid_subsets times. They depend on the sizes only."""
+    size, rng = get_kwarg("kid_subset_size", kwargs), np.random.RandomState(get_kwarg("rng_seed", kwargs))
+    return [
+        (rng.choice(n_generated, size, replace=False), rng.choice(n_real, size, replace=False))
+        for _ in range(get_kwarg("kid_subsets", kwargs))
+    ]
+
+
+class KID:
+    """torch-fidelity's kid_features_to_metric (the unbiased MMD^2 of its mmd2, averaged over random subsets) step
+    for step, to the bit, but for one thing: each real subset's kernel sum, which depends on the test split and the
+    subsets' sizes only, is computed once per process and reused by every checkpoint scored against it. It is a
+    third of KID's kernel evaluations (benchmarks/run.py)."""
+
+    def __init__(self, real: torch.Tensor):
+        self.real = real.cpu().numpy()
+        self._real_sums: dict[tuple[int, int], list[np.float32]] = {}
+
+    @staticmethod
+    def _off_diagonal_sum(a: np.ndarray, kwargs: dict) -> np.float32:
+        K = KID_KERNELS[get_kwarg("kid_kernel", kwargs)](a, a, **kwargs)
+        return (K.sum(axis=1) - np.diagonal(K)).sum()
+
+    def __call__(self, generated: torch.Tensor, kwargs: dict) -> dict[str, float]:
+        size, X, Y = get_kwarg("kid_subset_size", kwargs), generated.cpu().numpy(), self.real
+        subsets = kid_subsets(len(X), len(Y), kwargs)
+        key = (len(X), size)
+        if key not in self._real_sums:
+            self._real_sums[key] = [self._off_diagonal_sum(Y[j], kwargs) for _, j in subsets]
+        mmds = np.zeros(len(subsets))
+        for n, ((i, j), kt_yy_sum) in enumerate(zip(subsets, self._real_sums[key], strict=True)):
+            kt_xx_sum = self._off_diagonal_sum(X[i], kwargs)
+            k_xy_sum = KID_KERNELS[get_kwarg("kid_kernel", kwargs)](X[i], Y[j], **kwargs).sum(axis=0).sum()
+            mmds[n] = (kt_xx_sum + kt_yy_sum) / (size * (size - 1)) - 2 * k_xy_sum / (size * size)
+        return {KEY_METRIC_KID_MEAN: float(np.mean(mmds)), KEY_METRIC_KID_STD: float(np.std(mmds))}
+
+
 class Scorer:
     """One extractor's metrics against data's test split, through torch-fidelity's own functions in the order
     calculate_metrics calls them. Built once per job: the extractor is loaded, and the test split's side read from
@@ -201,6 +243,7 @@ class Scorer:
         self.model = create_feature_extractor(extractor.fidelity_name, sorted(set(self.layers.values())), **self.kwargs)
         path = Path(cache_root) / f"{extractor.reference_cache_name}-{extractor.fidelity_name}-reference.pt"
         self.reference = load_reference(path, self._reference_layers()) if path.is_file() else self._compute(data, path)
+        self.kid = KID(self.reference.features[self.layers["kid"]])
 
     def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         kw = self.kwargs
@@ -239,7 +282,7 @@ class Scorer:
             stats = fid_featuresdict_to_statistics(generated, layers["fid"])
             result |= fid_statistics_to_metric(stats, reference.fid_stats, False)
         if "kid" not in skipped:
-            result |= kid_featuresdict_to_metric(generated, reference.features, layers["kid"], **kwargs)
+            result |= self.kid(generated[layers["kid"]], kwargs)
         if not {"precision", "recall"} <= skipped:
             result |= precision_recall(generated[layers["prc"]], reference, layers["prc"], kwargs)
         return {metric: float(result[key]) for metric, key in METRICS.items() if not _skipped(metric, skipped)}
@@ -347,16 +390,9 @@ def _checkpoint_files(run_dir: Path) -> dict[int, Path]:
     return {int(match[1]): path for match, path in found if match}
 
 
-def evaluate_run(
-    config: dict,
-    run_dir: str | Path,
-    domain_extractor: str | Path | None = None,
-    cache_root: str | Path = DEFAULT_CACHE_ROOT,
-    data_path: str | None = None,
-) -> pd.DataFrame:
-    """Score every checkpoint of a training run into run_dir/metrics.csv and run_dir/samples/; returns the table."""
-    run_dir = Path(run_dir)
-    eval_cfg, train_cfg = config["eval"], config["train"]
+def _scorable(config: dict, run_dir: Path) -> tuple[dict, dict[int, Path]]:
+    """(the run's summary, its checkpoint files): a run trained with this config and finished, or a one-line error."""
+    train_cfg = config["train"]
     summary = _read_summary(run_dir)
     if summary.get("steps") != train_cfg["steps"]:
         raise ConfigError(
@@ -372,39 +408,81 @@ def evaluate_run(
     # A diverged run stopped early: the checkpoints it never reached are NaN rows, not an error.
     if missing and status != "diverged":
         raise DataError(f"{run_dir / 'checkpoints' / f'step_{missing[0]}.pt'}: missing in a {status} run")
-    device = eval_device(eval_cfg["device"])
-    with limited_threads(eval_cfg["threads"]):
-        data = load_study_data(config["dataset"], data_path)
+    return summary, files
+
+
+class Scoring:
+    """What scoring a run needs that is not the run: the data, the extractors and their Scorers (the test split's
+    side read from the cache, KID's real kernel sums). Built once per process, for every run the process scores:
+    a job that scores several runs pays for it once."""
+
+    def __init__(
+        self,
+        config: dict,
+        domain_extractor: str | Path | None = None,
+        cache_root: str | Path = DEFAULT_CACHE_ROOT,
+        data_path: str | None = None,
+    ):
+        self.config, eval_cfg = config, config["eval"]
+        self.device = eval_device(eval_cfg["device"])
+        with limited_threads(eval_cfg["threads"]):
+            self.data = load_study_data(config["dataset"], data_path)
+            self.extractors = [
+                resolve_extractor(label, self.data, eval_cfg, domain_extractor) for label in eval_cfg["extractors"]
+            ]
+            self.scorers = [Scorer(self.data, e, eval_cfg, cache_root, self.device) for e in self.extractors]
+
+    def evaluate(self, run_dir: str | Path) -> pd.DataFrame:
+        """Score every checkpoint of a training run into run_dir/metrics.csv and run_dir/samples/; returns the
+        table."""
+        run_dir, config, data, device = Path(run_dir), self.config, self.data, self.device
+        eval_cfg, train_cfg = config["eval"], config["train"]
+        summary, files = _scorable(config, run_dir)
+        status = summary["status"]
         if summary.get("dataset") != data.name:
             raise DataError(f"{run_dir / 'summary.json'}: the run trained on {summary.get('dataset')}, not {data.name}")
-        extractors = [resolve_extractor(label, data, eval_cfg, domain_extractor) for label in eval_cfg["extractors"]]
-        scorers = [Scorer(data, e, eval_cfg, cache_root, device) for e in extractors]
-        (run_dir / "samples").mkdir(exist_ok=True)  # the workflow's output, even when no checkpoint exists
-        # Every checkpoint is loaded before any is scored, so that a damaged one fails the job at once.
-        generators = {step: load_generator(path, data.image_shape, config["model"]) for step, path in files.items()}
-        rows = []
-        for step in sorted(expected | set(files)):
-            # The scoring plan: eval.final_only's metrics are scored at the last step only, and have no earlier rows.
-            skipped = frozenset(eval_cfg["final_only"] if step != train_cfg["steps"] else ())
-            if step not in generators:
-                rows += [
-                    (step, e.label, m, math.nan, 0, eval_cfg["g_mode"], status)
-                    for e in extractors
-                    for m in METRICS
-                    if not _skipped(m, skipped)
-                ]
-                continue
-            G = generators[step].to(device, memory_format=torch.channels_last)  # a quarter faster on the CPU
-            images = generate(G, eval_cfg["n_samples"], eval_cfg["batch_size"], eval_cfg["g_mode"], device)
-            write_grid(images, run_dir / "samples" / f"step_{step}.png")
-            for scorer in scorers:
-                values = scorer.score(images, skipped)
-                rows += [(step, scorer.label, m, v, len(images), eval_cfg["g_mode"], status) for m, v in values.items()]
-                shown = " ".join(f"{m}={v:.4g}" for m, v in values.items() if m in ("fid", "is", "kid"))
-                print(f"{run_dir}: step {step} {scorer.label}: {shown}", flush=True)
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    atomic_write_text(run_dir / "metrics.csv", table.to_csv(index=False))
-    return table
+        with limited_threads(eval_cfg["threads"]):
+            (run_dir / "samples").mkdir(exist_ok=True)  # the workflow's output, even when no checkpoint exists
+            # Every checkpoint is loaded before any is scored, so that a damaged one fails the job at once.
+            generators = {step: load_generator(path, data.image_shape, config["model"]) for step, path in files.items()}
+            rows = []
+            for step in sorted(set(checkpoint_steps(train_cfg)) | set(files)):
+                # The scoring plan: eval.final_only's metrics are scored at the last step only, and have no earlier
+                # rows.
+                skipped = frozenset(eval_cfg["final_only"] if step != train_cfg["steps"] else ())
+                if step not in generators:
+                    rows += [
+                        (step, e.label, m, math.nan, 0, eval_cfg["g_mode"], status)
+                        for e in self.extractors
+                        for m in METRICS
+                        if not _skipped(m, skipped)
+                    ]
+                    continue
+                G = generators[step].to(device, memory_format=torch.channels_last)  # a quarter faster on the CPU
+                images = generate(G, eval_cfg["n_samples"], eval_cfg["batch_size"], eval_cfg["g_mode"], device)
+                write_grid(images, run_dir / "samples" / f"step_{step}.png")
+                for scorer in self.scorers:
+                    values = scorer.score(images, skipped)
+                    rows += [
+                        (step, scorer.label, m, v, len(images), eval_cfg["g_mode"], status) for m, v in values.items()
+                    ]
+                    shown = " ".join(f"{m}={v:.4g}" for m, v in values.items() if m in ("fid", "is", "kid"))
+                    print(f"{run_dir}: step {step} {scorer.label}: {shown}", flush=True)
+        table = pd.DataFrame(rows, columns=COLUMNS)
+        atomic_write_text(run_dir / "metrics.csv", table.to_csv(index=False))
+        return table
+
+
+def evaluate_run(
+    config: dict,
+    run_dir: str | Path,
+    domain_extractor: str | Path | None = None,
+    cache_root: str | Path = DEFAULT_CACHE_ROOT,
+    data_path: str | None = None,
+) -> pd.DataFrame:
+    """Score every checkpoint of one training run (Scoring.evaluate); the run is checked before anything loads."""
+    _scorable(config, Path(run_dir))
+    return Scoring(config, domain_extractor, cache_root, data_path).evaluate(run_dir)
 
 
 def floor(

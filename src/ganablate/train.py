@@ -285,7 +285,7 @@ class Label:
 
 
 NO_LABEL = Label()
-EXECUTION = ("device", "threads", "stack")
+EXECUTION = ("device", "threads", "stack", "runs_per_job")
 
 
 def resolved(config: dict) -> dict:

@@ -56,7 +56,7 @@ def cell_of(wildcards):
 # Where and how a job executes is no part of what it computes: these keys reach the jobs as resources, threads and
 # environment variables, never as params, so moving a finished study to a GPU node or another core count reruns
 # nothing. Jobs inherit this process's environment, locally and through SLURM (where the Snakefile is parsed again).
-EXECUTION = ("device", "threads", "stack")
+EXECUTION = ("device", "threads", "stack", "runs_per_job")
 os.environ.update(
     GANABLATE_TRAIN_DEVICE=config["train"]["device"],
     GANABLATE_EVAL_DEVICE=config["eval"]["device"],
@@ -166,15 +166,17 @@ def stack_size(train, n_seeds):
     return max(1, min(train["stack"], n_seeds))
 
 
-# Seeds per training job. 1: one `train` job per run (runs.smk). More: one job per (cell, block of STACK
-# consecutive seeds; the last block may hold fewer), as ganablate.train.stack_groups blocks them, writing each
-# seed's run folder as a solo run writes it, so that evaluation and everything after it are the same.
+# Seeds per training job. 1: runs are solo, train.runs_per_job of them to a `run` job (runs.smk). More: one job
+# per (cell, block of STACK consecutive seeds), as ganablate.train.stack_groups blocks them, writing each seed's
+# run folder as a solo run writes it, so that evaluation and everything after it are the same. Either way the
+# last block of a cell may hold fewer seeds.
 STACK = stack_size(config["train"], len(SEEDS))
-SEED_BLOCKS = [SEEDS[i : i + STACK] for i in range(0, len(SEEDS), STACK)]
+BLOCK = STACK if STACK > 1 else min(config["train"]["runs_per_job"], len(SEEDS))
+SEED_BLOCKS = [SEEDS[i : i + BLOCK] for i in range(0, len(SEEDS), BLOCK)]
 
 
 def block_name(block):
-    """The seeds of a block as the stacked training jobs are named after them (0_1, 3_7_9; 0to9 when three or
+    """The seeds of a block as the jobs of several runs are named after them (0_1, 3_7_9; 0to9 when three or
     more are consecutive)."""
     if len(block) > 2 and block == list(range(block[0], block[0] + len(block))):
         return f"{block[0]}to{block[-1]}"

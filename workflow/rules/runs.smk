@@ -13,25 +13,36 @@ rule plan:
         'ganablate plan --config-json "$GANABLATE_PLAN_CONFIG" --out {output} > {log} 2>&1'
 
 
-# A run: one job per run, or with train.stack resolving to more than one seed (common.smk's STACK), one training
-# job per block of seeds of a cell and one scoring job per run. Either way each run's folder holds the same files,
-# which is all that everything after it reads. Each job gets the sections of its cell's config: a level's value is
-# in them.
-if STACK == 1:
+# A run: with solo runs (STACK 1), trained and scored in one process: `ganablate run` is `ganablate train` then
+# `ganablate evaluate`, the same files to the byte; one job per run, or train.runs_per_job of a cell's runs one
+# after another in one job (BLOCK). With train.stack resolving to more than one seed (common.smk's STACK), one
+# training job per block of seeds of a cell and one scoring job per run. Either way each run's folder holds the
+# same files, which is all that everything after it reads. Each job gets the sections of its cell's config: a
+# level's value is in them. An edit of the eval section reruns a run job; training then resumes from the run's
+# last state (state/, no output, kept), not from step 0: so does a killed job's rerun.
+RUN_JOB = dict(
+    # Only the order: a plan edited later does not retrain (stats reports the change instead).
+    plan=ancient(PLAN),
+    # The floors only order the jobs (they warm the reference cache): their content is not read here.
+    floors=ancient(
+        expand(FLOOR.replace("{dataset}", "{{dataset}}"), extractor=EXTRACTORS)
+    ),
+)
+# Each phase its configured threads, capped as snakemake caps {threads} (at --cores).
+RUN_EXECUTION = (
+    " --device $GANABLATE_TRAIN_DEVICE --threads $(( {threads} < $GANABLATE_TRAIN_THREADS ? {threads} : $GANABLATE_TRAIN_THREADS ))"
+    " --eval-device $GANABLATE_EVAL_DEVICE --eval-threads $(( {threads} < $GANABLATE_EVAL_THREADS ? {threads} : $GANABLATE_EVAL_THREADS ))"
+)
+RUN_THREADS = max(config["train"]["threads"], config["eval"]["threads"])
+RUN_GPUS = max(gpus(config["train"]["device"]), gpus(config["eval"]["device"]))
 
-    # Trained and scored in one process, which pays its imports once: `ganablate run` is
-    # `ganablate train` then `ganablate evaluate`, the same files to the byte. An edit of the eval section reruns
-    # the job; training then resumes from the run's last state (state/, no output, kept), not from step 0.
+if STACK == 1 and BLOCK == 1:
+
     rule run:
         input:
             unpack(extractor_inputs),
+            **RUN_JOB,
             data=DATA,
-            # Only the order: a plan edited later does not retrain (stats reports the change instead).
-            plan=ancient(PLAN),
-            # The floors only order the jobs (they warm the reference cache): their content is not read here.
-            floors=ancient(
-                expand(FLOOR.replace("{dataset}", "{{dataset}}"), extractor=EXTRACTORS)
-            ),
         output:
             checkpoints=directory(f"{RUN}/checkpoints"),
             log=f"{RUN}/train_log.csv",
@@ -43,11 +54,11 @@ if STACK == 1:
         group:
             # profiles/slurm packs several runs into one cluster job (group-components)
             "run"
-        threads: max(config["train"]["threads"], config["eval"]["threads"])
+        threads: RUN_THREADS
         resources:
             mem_mb=4000,
             runtime=train_minutes(1) + 30,
-            gpu=max(gpus(config["train"]["device"]), gpus(config["eval"]["device"])),
+            gpu=RUN_GPUS,
         params:
             config=cell_sections("dataset", "model", "train", "eval"),
             cell=cell_arg,
@@ -55,13 +66,51 @@ if STACK == 1:
             domain=domain_arg,
             cache=CACHE,
         shell:
-            # A killed job leaves {params.run}/state/, which is no output: the rerun resumes from it.
             "ganablate run --config-json {params.config:q} --data {input.data} --plan {input.plan}"
             " --cell {params.cell} --seed {wildcards.seed} --out {params.run} {params.domain} --cache-root {params.cache}"
-            # Each phase its configured threads, capped as snakemake caps {threads} (at --cores).
-            " --device $GANABLATE_TRAIN_DEVICE --threads $(( {threads} < $GANABLATE_TRAIN_THREADS ? {threads} : $GANABLATE_TRAIN_THREADS ))"
-            " --eval-device $GANABLATE_EVAL_DEVICE --eval-threads $(( {threads} < $GANABLATE_EVAL_THREADS ? {threads} : $GANABLATE_EVAL_THREADS ))"
-            " > {log} 2>&1"
+            f"{RUN_EXECUTION} > {{log}} 2>&1"
+
+elif STACK == 1:
+    # One rule per block of seeds, as for stacks below: the same files as one job per run, to the byte.
+    for _block in SEED_BLOCKS:
+
+        rule:
+            name:
+                f"run_{block_name(_block)}"
+            input:
+                unpack(extractor_inputs),
+                **RUN_JOB,
+                data=DATA,
+            output:
+                checkpoints=[
+                    directory(path) for path in block_outputs(_block, "checkpoints")
+                ],
+                log=block_outputs(_block, "train_log.csv"),
+                summary=block_outputs(_block, "summary.json"),
+                metrics=block_outputs(_block, "metrics.csv"),
+                samples=[
+                    samples_report(path) for path in block_outputs(_block, "samples")
+                ],
+            log:
+                f"{LOGS}/run/{{dataset}}/{CELL}/seeds-{'-'.join(map(str, _block))}.log",
+            group:
+                "run"
+            threads: RUN_THREADS
+            resources:
+                mem_mb=4000,
+                runtime=len(_block) * (train_minutes(1) + 20) + 10,
+                gpu=RUN_GPUS,
+            params:
+                config=cell_sections("dataset", "model", "train", "eval"),
+                cell=cell_arg,
+                seeds=",".join(map(str, _block)),
+                root=RUNS_ROOT,
+                domain=domain_arg,
+                cache=CACHE,
+            shell:
+                "ganablate run --config-json {params.config:q} --data {input.data} --plan {input.plan}"
+                " --cell {params.cell} --seeds {params.seeds} --out-root {params.root} {params.domain}"
+                f" --cache-root {{params.cache}}{RUN_EXECUTION} > {{log}} 2>&1"
 
 else:
     # One rule per block of seeds (a rule's outputs are fixed paths but for wildcards, and a block's seeds cannot
