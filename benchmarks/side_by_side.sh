@@ -25,13 +25,15 @@ for side in release current; do
     chmod +x "$work/$side/bin/ganablate"
 done
 
-# The same study in each release's config format: the study's grid is the only difference from config.yaml.
+# The same study in each release's config format: the study's grid is the only difference from config.yaml (and,
+# for the release, this checkout's execution keys).
 "$python" - "$work/current-tree/config.yaml" "$work" "$seeds" <<'EOF'
 import sys, yaml
 default, work, seeds = yaml.safe_load(open(sys.argv[1])), sys.argv[2], int(sys.argv[3])
 common = {k: v for k, v in default.items() if k != "study"}
 common["stats"] = {"primary_metric": "fid", "primary_extractor": "domain"}
-release = common | {"study": {"name": "default", "feeds": ["split", "joint", "joint_consistent"], "norms": ["batch"],
+# train.runs_per_job is how this checkout lays runs out in jobs, a key the release does not know: not its config.
+release = common | {"train": {k: v for k, v in common["train"].items() if k != "runs_per_job"}} | {"study": {"name": "default", "feeds": ["split", "joint", "joint_consistent"], "norms": ["batch"],
                               "seeds": seeds}}
 current = common | {"study": {"name": "default", "seeds": seeds,
                               "axes": {"feed": {"levels": ["split", "joint", "joint_consistent"], "reference": "split"},
