@@ -368,8 +368,9 @@ def test_kid_with_its_real_sums_computed_once_is_bitwise_torch_fidelitys_kid():
     generator = torch.Generator().manual_seed(0)
     real = torch.randn(300, 16, generator=generator)
     kid = evaluate.KID(real)
-    for n, size, shift in ((200, 50, 0.5), (200, 50, 0.0), (250, 50, 1.0), (200, 30, 0.5)):
+    cases = ((200, 50, 0.5, 2), (200, 50, 0.0, 2), (250, 50, 1.0, 2), (200, 30, 0.5, 2), (200, 50, 0.5, 3))
+    for n, size, shift, degree in cases:
         generated = torch.randn(n, 16, generator=generator) + shift
-        kwargs = {"kid_subset_size": size, "kid_subsets": 20, "verbose": False}
-        assert kid(generated, kwargs) == kid_features_to_metric(generated, real, **kwargs), (n, size, shift)
-    assert len(kid._real_sums) == 3  # (200, 50) was reused
+        kwargs = {"kid_subset_size": size, "kid_subsets": 20, "kid_kernel_poly_degree": degree, "verbose": False}
+        assert kid(generated, kwargs) == kid_features_to_metric(generated, real, **kwargs), (n, size, shift, degree)
+    assert len(kid._real_sums) == 4  # the second case reused the first's

@@ -194,11 +194,24 @@ class KID:
     """torch-fidelity's kid_features_to_metric (the unbiased MMD^2 of its mmd2, averaged over random subsets) step
     for step, to the bit, but for one thing: each real subset's kernel sum, which depends on the test split and the
     subsets' sizes only, is computed once per process and reused by every checkpoint scored against it. It is a
-    third of KID's kernel evaluations (benchmarks/run.py)."""
+    third of KID's kernel evaluations, and the most costly part of scoring after them (numpy's float32 **3)."""
+
+    # What the real sums depend on besides the test split: the subsets drawn (their sizes, how many, the seed, and
+    # the generated side's size, whose draws come first) and the kernel.
+    SETTINGS = (
+        "kid_subset_size",
+        "kid_subsets",
+        "rng_seed",
+        "kid_kernel",
+        "kid_kernel_poly_degree",
+        "kid_kernel_poly_gamma",
+        "kid_kernel_poly_coef0",
+        "kid_kernel_rbf_sigma",
+    )
 
     def __init__(self, real: torch.Tensor):
         self.real = real.cpu().numpy()
-        self._real_sums: dict[tuple[int, int], list[np.float32]] = {}
+        self._real_sums: dict[tuple, list[np.float32]] = {}
 
     @staticmethod
     def _off_diagonal_sum(a: np.ndarray, kwargs: dict) -> np.float32:
@@ -208,7 +221,7 @@ class KID:
     def __call__(self, generated: torch.Tensor, kwargs: dict) -> dict[str, float]:
         size, X, Y = get_kwarg("kid_subset_size", kwargs), generated.cpu().numpy(), self.real
         subsets = kid_subsets(len(X), len(Y), kwargs)
-        key = (len(X), size)
+        key = (len(X), *(get_kwarg(setting, kwargs) for setting in self.SETTINGS))
         if key not in self._real_sums:
             self._real_sums[key] = [self._off_diagonal_sum(Y[j], kwargs) for _, j in subsets]
         mmds = np.zeros(len(subsets))
