@@ -236,6 +236,7 @@ def test_default_config_dry_run_plans_every_cell_and_seed_in_jobs_of_three_runs(
     ("edit", "key"),
     [
         ({"train": {"steps": -1}}, "train.steps"),
+        ({"train": {"runs_per_job": 0}}, "train.runs_per_job"),
         ({"study": {"axes": {"norm": {"levels": ["batch", "weight"]}}}}, "study.axes.norm.levels"),
         ({"study": {"axes": {"bs": {"sets": "train.batch_size", "levels": [0]}}}}, "study.axes.bs.levels.0"),
         ({"eval": {"extractors": ["inception"]}}, "eval.extractors.0"),

@@ -111,6 +111,11 @@ def run_dir(wildcards, output):
     return Path(output[0]).parent
 
 
+def runs_root(wildcards, output):
+    """--out-root of a job that writes several run folders: the folder above each one's dataset, cell and seed."""
+    return Path(output.summary[0]).parents[len(AXES) + 2]
+
+
 def table(name, category="tables"):
     return report(
         f"{TABLES}/{name}",

@@ -104,7 +104,7 @@ elif STACK == 1:
                 config=cell_sections("dataset", "model", "train", "eval"),
                 cell=cell_arg,
                 seeds=",".join(map(str, _block)),
-                root=RUNS_ROOT,
+                root=runs_root,
                 domain=domain_arg,
                 cache=CACHE,
             shell:
@@ -143,7 +143,7 @@ else:
                 config=cell_sections("dataset", "model", "train"),
                 cell=cell_arg,
                 seeds=",".join(map(str, _block)),
-                root=RUNS_ROOT,
+                root=runs_root,
             shell:
                 # A killed job leaves <variant>/stack-<seeds>/state.pt, which is no output: the rerun resumes from it.
                 (
