@@ -259,6 +259,17 @@ def _cmd_findings(args: argparse.Namespace) -> None:
     print(*write_findings(config, args.tables or folder / "tables", args.out or folder / "findings.md"), sep="\n")
 
 
+def _add_runs_args(p: argparse.ArgumentParser, seeds_help: str) -> None:
+    """--seed with --out (one run), or --seeds with --out-root (several; _check_outs pairs them)."""
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--seed", type=int, help="one run's seed (with --out)")
+    which.add_argument("--seeds", type=_seed_list, help=seeds_help)
+    p.add_argument("--out", help="run directory (with --seed)")
+    p.add_argument(
+        "--out-root", help="root of run directories <root>/<dataset>/<axis>~<label>/.../seed<S>/ (with --seeds)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="ganablate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
@@ -285,17 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train", parents=[run_args], help="train one run (a cell and a seed), or several seeds of one cell"
     )
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--seed", type=int, help="one run's seed (with --out)")
-    which.add_argument(
-        "--seeds",
-        type=_seed_list,
-        help="comma-separated seeds trained in this process, train.stack at a time (with --out-root)",
-    )
-    p.add_argument("--out", help="run directory (with --seed)")
-    p.add_argument(
-        "--out-root", help="root of run directories <root>/<dataset>/<axis>~<label>/.../seed<S>/ (with --seeds)"
-    )
+    _add_runs_args(p, "comma-separated seeds trained in this process, train.stack at a time (with --out-root)")
     p.add_argument("--steps", type=int)
     p.add_argument("--stack", type=_stack_arg, help="seeds per stack with --seeds, a number or auto (train.stack)")
     p.set_defaults(func=_cmd_train)
@@ -335,17 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[run_args, scoring_args],
         help="train one run and score its checkpoints in one process (train, then evaluate: the same files)",
     )
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--seed", type=int, help="one run's seed (with --out)")
-    which.add_argument(
-        "--seeds",
-        type=_seed_list,
-        help="comma-separated seeds run one after the other in this process (with --out-root)",
-    )
-    p.add_argument("--out", help="run directory (with --seed)")
-    p.add_argument(
-        "--out-root", help="root of run directories <root>/<dataset>/<axis>~<label>/.../seed<S>/ (with --seeds)"
-    )
+    _add_runs_args(p, "comma-separated seeds run one after the other in this process (with --out-root)")
     p.add_argument("--eval-device", choices=["auto", "cpu", "cuda"], help="eval.device")
     p.add_argument("--eval-threads", type=int, help="eval.threads")
     p.set_defaults(func=_cmd_run)
