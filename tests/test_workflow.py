@@ -228,7 +228,8 @@ def test_default_config_dry_run_plans_every_cell_and_seed_in_jobs_of_three_runs(
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     cells = len(config["study"]["axes"]["feed"]["levels"]) * len(config["study"]["axes"]["norm"]["levels"])
     assert config["study"]["seeds"] == 6 and config["train"]["runs_per_job"] == 3
-    assert {rule: n for rule, n in jobs.items() if rule.startswith("run")} == {"run_0to2": cells, "run_3to5": cells}
+    blocks = {rule: n for rule, n in jobs.items() if re.fullmatch(r"(train|evaluate|run)(_\d\w*)?", rule)}
+    assert blocks == {f"{step}_{seeds}": cells for step in ("train", "evaluate") for seeds in ("0to2", "3to5")}
     assert cells * 6 == 108 and jobs["plan"] == 1
 
 
@@ -266,8 +267,8 @@ def test_a_bad_config_stops_the_workflow_before_any_job_naming_the_key(tmp_path,
         ({"stack": "auto", "device": "cpu"}, 2, {"run": 8}),
         ({"stack": "auto", "device": "auto"}, 2, {"run": 8}),
         ({"stack": 1}, 2, {"run": 8}),
-        ({"runs_per_job": 2}, 3, {"run_0_1": 4, "run_2": 4}),
-        ({"runs_per_job": 8}, 3, {"run_0to2": 4}),
+        ({"runs_per_job": 2}, 3, {"train_0_1": 4, "train_2": 4}),
+        ({"runs_per_job": 8}, 3, {"train_0to2": 4}),
         ({"runs_per_job": 2, "stack": 2}, 2, {"train_stack_0_1": 4}),  # a stack is one job already
     ],
 )
@@ -287,8 +288,11 @@ def test_train_stack_plans_one_training_job_per_variant_and_block_of_seeds(
     trains = {rule: n for rule, n in jobs.items() if rule.startswith(("train", "run")) and rule != "train_extractor"}
     assert trains == expected
     stacked = any(rule.startswith("train_stack") for rule in expected)
-    # Solo runs train and score in one job; stacked ones are scored one run per job.
-    assert jobs.get("evaluate", 0) == (n_variants * seeds if stacked else 0)
+    # A solo run trains and scores in one job; a block of them is scored by a job of its own, a stack one run per
+    # job.
+    scorers = {rule: n for rule, n in jobs.items() if rule.startswith("evaluate")}
+    blocks = {rule.replace("train_", "evaluate_"): n for rule, n in expected.items() if rule.startswith("train_")}
+    assert scorers == ({"evaluate": n_variants * seeds} if stacked else blocks)
     # Device and threads stay flags; the stack size is a flag too, and a stack's (or a block's) seeds are its job's.
     commands = re.findall(r"ganablate (?:train|run) .*", result.stdout + result.stderr)
     assert len(commands) == sum(expected.values())
@@ -298,8 +302,8 @@ def test_train_stack_plans_one_training_job_per_variant_and_block_of_seeds(
             seeds_flag, size = re.search(r" --seeds ([\d,]+) --stack (\d+) ", command).groups()
             assert len(seeds_flag.split(",")) == int(size) and " --out-root results/default/runs " in command
         elif "run" not in expected:
-            seeds_flag = re.search(r" --seeds ([\d,]+) --out-root results/default/runs ", command)[1]
-            assert f"run_{seeds_flag.replace(',', '_').replace('0_1_2', '0to2')}" in expected
+            seeds_flag = re.search(r" --seeds ([\d,]+) --stack 1 ", command)[1]
+            assert f"train_{seeds_flag.replace(',', '_').replace('0_1_2', '0to2')}" in expected
 
 
 def test_a_stacked_study_gives_the_solo_studys_tables_within_its_seed_to_seed_spread(study_dir, tmp_path):

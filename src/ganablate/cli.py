@@ -213,10 +213,11 @@ def _cmd_floor(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from ganablate.evaluate import evaluate_run
+    from ganablate.evaluate import evaluate_runs
 
-    config = _eval_config(args)
-    _scored(args.run, lambda: evaluate_run(config, args.run, args.domain_extractor, args.cache_root, args.data))
+    tables = evaluate_runs(_eval_config(args), args.run, args.domain_extractor, args.cache_root, args.data)
+    for run in args.run:
+        _scored(run, lambda: next(tables))
 
 
 def _cmd_plan(args: argparse.Namespace) -> None:
@@ -327,8 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .json file")
     p.set_defaults(func=_cmd_floor)
 
-    p = sub.add_parser("evaluate", parents=[eval_args, scoring_args], help="score every checkpoint of one run")
-    p.add_argument("--run", required=True, help="run directory from `ganablate train`")
+    p = sub.add_parser(
+        "evaluate", parents=[eval_args, scoring_args], help="score every checkpoint of one run, or of several"
+    )
+    p.add_argument(
+        "--run",
+        required=True,
+        nargs="+",
+        help="run directories from `ganablate train`, scored one after the other in this process",
+    )
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser(

@@ -8,6 +8,7 @@ import json
 import math
 import re
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -486,6 +487,23 @@ class Scoring:
         return table
 
 
+def evaluate_runs(
+    config: dict,
+    run_dirs: list[str | Path],
+    domain_extractor: str | Path | None = None,
+    cache_root: str | Path = DEFAULT_CACHE_ROOT,
+    data_path: str | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Score every checkpoint of each training run (Scoring.evaluate), one Scoring for all of them; yields each
+    run's table once its files are written. Every run is checked before anything loads."""
+    run_dirs = [Path(run_dir) for run_dir in run_dirs]
+    for run_dir in run_dirs:
+        _scorable(config, run_dir)
+    scoring = Scoring(config, domain_extractor, cache_root, data_path)
+    for run_dir in run_dirs:
+        yield scoring.evaluate(run_dir)
+
+
 def evaluate_run(
     config: dict,
     run_dir: str | Path,
@@ -493,9 +511,8 @@ def evaluate_run(
     cache_root: str | Path = DEFAULT_CACHE_ROOT,
     data_path: str | None = None,
 ) -> pd.DataFrame:
-    """Score every checkpoint of one training run (Scoring.evaluate); the run is checked before anything loads."""
-    _scorable(config, Path(run_dir))
-    return Scoring(config, domain_extractor, cache_root, data_path).evaluate(run_dir)
+    """Score every checkpoint of one training run (evaluate_runs)."""
+    return next(evaluate_runs(config, [run_dir], domain_extractor, cache_root, data_path))
 
 
 def floor(

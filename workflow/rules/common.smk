@@ -171,10 +171,10 @@ def stack_size(train, n_seeds):
     return max(1, min(train["stack"], n_seeds))
 
 
-# Seeds per training job. 1: runs are solo, train.runs_per_job of them to a `run` job (runs.smk). More: one job
-# per (cell, block of STACK consecutive seeds), as ganablate.train.stack_groups blocks them, writing each seed's
-# run folder as a solo run writes it, so that evaluation and everything after it are the same. Either way the
-# last block of a cell may hold fewer seeds.
+# Seeds per training job. STACK 1: runs are solo, train.runs_per_job of them trained by one job and scored by
+# another (runs.smk). More: one job per (cell, block of STACK consecutive seeds), as ganablate.train.stack_groups
+# blocks them, writing each seed's run folder as a solo run writes it, so that evaluation and everything after it
+# are the same. Either way the last block of a cell may hold fewer seeds.
 STACK = stack_size(config["train"], len(SEEDS))
 BLOCK = STACK if STACK > 1 else min(config["train"]["runs_per_job"], len(SEEDS))
 SEED_BLOCKS = [SEEDS[i : i + BLOCK] for i in range(0, len(SEEDS), BLOCK)]

@@ -13,13 +13,14 @@ rule plan:
         'ganablate plan --config-json "$GANABLATE_PLAN_CONFIG" --out {output} > {log} 2>&1'
 
 
-# A run: with solo runs (STACK 1), trained and scored in one process: `ganablate run` is `ganablate train` then
-# `ganablate evaluate`, the same files to the byte; one job per run, or train.runs_per_job of a cell's runs one
-# after another in one job (BLOCK). With train.stack resolving to more than one seed (common.smk's STACK), one
-# training job per block of seeds of a cell and one scoring job per run. Either way each run's folder holds the
-# same files, which is all that everything after it reads. Each job gets the sections of its cell's config: a
-# level's value is in them. An edit of the eval section reruns a run job; training then resumes from the run's
-# last state (state/, no output, kept), not from step 0: so does a killed job's rerun.
+# A run: with solo runs (STACK 1), one job per run trains and scores it in one process (`ganablate run` is
+# `ganablate train` then `ganablate evaluate`, the same files to the byte); with train.runs_per_job above 1 (BLOCK),
+# one job trains a block of a cell's runs and another scores them. With train.stack resolving to more than one seed
+# (common.smk's STACK), one training job per block of seeds of a cell and one scoring job per run. Either way each
+# run's folder holds the same files, which is all that everything after it reads. Each job gets the sections of its
+# cell's config: a level's value is in them. An edit of the eval section reruns the jobs that score; a run job's
+# training then resumes from the run's last state (state/, no output, kept), not from step 0: so does a killed
+# job's rerun.
 RUN_JOB = dict(
     # Only the order: a plan edited later does not retrain (stats reports the change instead).
     plan=ancient(PLAN),
@@ -71,46 +72,77 @@ if STACK == 1 and BLOCK == 1:
             f"{RUN_EXECUTION} > {{log}} 2>&1"
 
 elif STACK == 1:
-    # One rule per block of seeds, as for stacks below: the same files as one job per run, to the byte.
+    # train.runs_per_job of a cell's runs per block: one job trains them one after another, another scores them
+    # with one Scoring (the same files as one job per run, to the byte). Apart, so that training waits only for
+    # the data: it runs beside the extractor's training and the floors, which only scoring needs.
     for _block in SEED_BLOCKS:
 
         rule:
             name:
-                f"run_{block_name(_block)}"
+                f"train_{block_name(_block)}"
             input:
-                unpack(extractor_inputs),
-                **RUN_JOB,
                 data=DATA,
+                plan=ancient(PLAN),
             output:
                 checkpoints=[
                     directory(path) for path in block_outputs(_block, "checkpoints")
                 ],
                 log=block_outputs(_block, "train_log.csv"),
                 summary=block_outputs(_block, "summary.json"),
+            log:
+                f"{LOGS}/train/{{dataset}}/{CELL}/seeds-{'-'.join(map(str, _block))}.log",
+            group:
+                "run"
+            threads: config["train"]["threads"]
+            resources:
+                mem_mb=stack_memory(1),
+                runtime=train_minutes(len(_block)),
+                gpu=gpus(config["train"]["device"]),
+            params:
+                config=cell_sections("dataset", "model", "train"),
+                cell=cell_arg,
+                seeds=",".join(map(str, _block)),
+                root=runs_root,
+            shell:
+                # A killed job leaves the state/ of the run it was in, which is no output: the rerun resumes it.
+                "ganablate train --config-json {params.config:q} --data {input.data} --plan {input.plan}"
+                " --cell {params.cell} --seeds {params.seeds} --stack 1"
+                " --device $GANABLATE_TRAIN_DEVICE --threads {threads} --out-root {params.root} > {log} 2>&1"
+
+        rule:
+            name:
+                f"evaluate_{block_name(_block)}"
+            input:
+                unpack(extractor_inputs),
+                floors=RUN_JOB["floors"],
+                checkpoints=block_outputs(_block, "checkpoints"),
+                summary=block_outputs(_block, "summary.json"),
+                data=DATA,
+            output:
                 metrics=block_outputs(_block, "metrics.csv"),
                 samples=[
                     samples_report(path) for path in block_outputs(_block, "samples")
                 ],
             log:
-                f"{LOGS}/run/{{dataset}}/{CELL}/seeds-{'-'.join(map(str, _block))}.log",
+                f"{LOGS}/evaluate/{{dataset}}/{CELL}/seeds-{'-'.join(map(str, _block))}.log",
             group:
                 "run"
-            threads: RUN_THREADS
+            threads: config["eval"]["threads"]
             resources:
                 mem_mb=4000,
-                runtime=len(_block) * (train_minutes(1) + 20) + 10,
-                gpu=RUN_GPUS,
+                runtime=10 + 10 * len(_block),
+                gpu=gpus(config["eval"]["device"]),
             params:
                 config=cell_sections("dataset", "model", "train", "eval"),
-                cell=cell_arg,
-                seeds=",".join(map(str, _block)),
-                root=runs_root,
+                runs=lambda wildcards, input: [
+                    os.path.dirname(path) for path in input.summary
+                ],
                 domain=domain_arg,
                 cache=CACHE,
             shell:
-                "ganablate run --config-json {params.config:q} --data {input.data} --plan {input.plan}"
-                " --cell {params.cell} --seeds {params.seeds} --out-root {params.root} {params.domain}"
-                f" --cache-root {{params.cache}}{RUN_EXECUTION} > {{log}} 2>&1"
+                "ganablate evaluate --config-json {params.config:q} --run {params.runs:q} --data {input.data}"
+                " {params.domain} --cache-root {params.cache} --device $GANABLATE_EVAL_DEVICE --threads {threads}"
+                " > {log} 2>&1"
 
 else:
     # One rule per block of seeds (a rule's outputs are fixed paths but for wildcards, and a block's seeds cannot
