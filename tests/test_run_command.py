@@ -1,5 +1,5 @@
-"""`ganablate run`: a run trained and scored in one process, the workflow's job for solo runs (one, or
-train.runs_per_job of a cell's runs one after another); and the scoring plan (eval.final_only)."""
+"""`ganablate run`: a run trained and scored in one process, the workflow's job for a solo run; a block of runs
+(train.runs_per_job) trained by one process and scored by another; and the scoring plan (eval.final_only)."""
 
 import copy
 import json
@@ -79,25 +79,24 @@ def test_a_run_killed_while_training_resumes_to_the_same_metrics(study, tmp_path
         assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "killed" / name).read_bytes(), name
 
 
-def _block(study, config: dict, seeds: str, root: Path, cache: Path) -> list[str]:
+def _block(study, config: dict, seeds: str, root: Path, cache: Path) -> tuple[list[str], list[str]]:
+    """The workflow's two jobs of a block: `train --seeds ... --stack 1`, then `evaluate --run` of its runs."""
     train_args, score_args = _args(study, config, root, cache)
-    train_args[train_args.index("--seed") : train_args.index("--seed") + 4] = [
-        "--seeds",
-        seeds,
-        "--out-root",
-        str(root),
-    ]
-    return ["run", *train_args, *score_args[:4]]
+    i = train_args.index("--seed")
+    train_args[i : i + 4] = ["--seeds", seeds, "--stack", "1", "--out-root", str(root)]
+    runs = [str(_seed_dir(study, root, int(seed))) for seed in seeds.split(",")]
+    return ["train", *train_args], ["evaluate", "--config-json", json.dumps(config), "--run", *runs, *score_args]
 
 
 def _seed_dir(study, root: Path, seed: int) -> Path:
     return root / study.config["dataset"]["name"] / "feed~joint" / "norm~batch" / f"seed{seed}"
 
 
-def test_several_runs_in_one_process_write_the_bytes_each_writes_in_its_own(study, tmp_path):
-    """train.runs_per_job's job: one process trains and scores seeds 3 and 4, with one Scoring (and KID's real
-    sums computed once): every file of both runs is the one `run --seed` writes alone."""
-    assert main(_block(study, study.config, "3,4", tmp_path / "block", tmp_path / "cache")) == 0
+def test_a_block_trained_in_one_job_and_scored_in_another_writes_the_bytes_of_solo_runs(study, tmp_path):
+    """train.runs_per_job's jobs: one process trains seeds 3 and 4, another scores both with one Scoring (and
+    KID's real sums computed once): every file of both runs is the one `run --seed` writes alone."""
+    train, evaluate = _block(study, study.config, "3,4", tmp_path / "block", tmp_path / "cache")
+    assert main(train) == 0 and main(evaluate) == 0
     for seed in (3, 4):
         alone = tmp_path / f"alone{seed}"
         args = _run(study, study.config, alone, tmp_path / "cache")
@@ -113,21 +112,28 @@ def test_several_runs_in_one_process_write_the_bytes_each_writes_in_its_own(stud
 def test_a_block_killed_in_its_second_run_resumes_to_the_same_files(study, tmp_path):
     config = copy.deepcopy(study.config)
     config["train"].update(steps=300, checkpoints=[100], state_every=10)
-    assert main(_block(study, config, "3,4", tmp_path / "whole", tmp_path / "cache")) == 0
-    cmd = [
-        sys.executable,
-        "-m",
-        "ganablate.cli",
-        *_block(study, config, "3,4", tmp_path / "killed", tmp_path / "cache"),
-    ]
-    kill_after_first_state(cmd, _seed_dir(study, tmp_path / "killed", 4))
-    assert not _seed_dir(study, tmp_path / "killed", 3).joinpath("metrics.csv").exists()  # scored after training
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    for side in ("whole", "killed"):
+        train, evaluate = _block(study, config, "3,4", tmp_path / side, tmp_path / "cache")
+        if side == "killed":
+            cmd = [sys.executable, "-m", "ganablate.cli", *train]
+            kill_after_first_state(cmd, _seed_dir(study, tmp_path / side, 4))
+            assert _seed_dir(study, tmp_path / side, 3).joinpath("summary.json").exists()  # the first run finished
+        assert main(train) == 0 and main(evaluate) == 0
     assert json.loads(_seed_dir(study, tmp_path / "killed", 4).joinpath("summary.json").read_text())["resumed_from"]
     for seed in (3, 4):
         for name in ("train_log.csv", "checkpoints/step_100.pt", "metrics.csv", "samples/step_300.png"):
             whole, killed = (_seed_dir(study, tmp_path / side, seed) / name for side in ("whole", "killed"))
             assert whole.read_bytes() == killed.read_bytes(), (seed, name)
+
+
+def test_a_block_with_a_run_that_cannot_be_scored_exits_2_naming_it_before_scoring_any(study, tmp_path, capsys):
+    train, evaluate = _block(study, study.config, "3", tmp_path / "block", tmp_path / "cache")
+    assert main(train) == 0
+    missing = tmp_path / "block" / "seed9"
+    evaluate.insert(evaluate.index("--run") + 2, str(missing))
+    assert main(evaluate) == 2
+    assert f"--run: cannot read {missing / 'summary.json'}" in capsys.readouterr().err
+    assert not _seed_dir(study, tmp_path / "block", 3).joinpath("metrics.csv").exists()
 
 
 def test_final_only_metrics_are_scored_at_the_last_step_alone_with_the_same_values(study, tmp_path):
@@ -156,13 +162,6 @@ def test_final_only_names_only_known_metrics(study):
         validate_config(config)
 
 
-def test_seeds_with_a_run_folder_instead_of_a_root_exits_2_naming_out_root(study, tmp_path, capsys):
-    args = _block(study, study.config, "3,4", tmp_path / "root", tmp_path / "cache")
-    args[args.index("--out-root")] = "--out"
-    assert main(args) == 2
-    assert "--out-root: a root of run directories is required with --seeds" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize(
     ("drop", "flag"),
     [("--seed", "--seed"), ("--out", "--out")],
@@ -170,8 +169,6 @@ def test_seeds_with_a_run_folder_instead_of_a_root_exits_2_naming_out_root(study
 def test_run_without_its_seed_or_folder_exits_2_naming_the_flag(study, tmp_path, capsys, drop, flag):
     args = _run(study, study.config, tmp_path / "run", tmp_path / "cache")
     i = args.index(drop)
-    try:  # argparse exits for a missing --seed; the pairing of --seed with --out is checked after it
-        code = main(args[:i] + args[i + 2 :])
-    except SystemExit as exc:
-        code = exc.code
-    assert code == 2 and flag in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(args[:i] + args[i + 2 :])
+    assert exc.value.code == 2 and flag in capsys.readouterr().err

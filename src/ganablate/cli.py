@@ -57,7 +57,11 @@ def _cmd_prepare_data(args: argparse.Namespace) -> None:
 def _cmd_train(args: argparse.Namespace) -> None:
     from ganablate.train import run_dir, train_run, train_seeds
 
-    _check_outs(args)
+    # --seed goes with --out, --seeds with --out-root (argparse's groups cannot say so).
+    if args.seed is not None and (args.out is None or args.out_root is not None):
+        raise UsageError("--out: a run directory is required with --seed (--out-root goes with --seeds)")
+    if args.seeds is not None and (args.out_root is None or args.out is not None):
+        raise UsageError("--out-root: a root of run directories is required with --seeds (--out goes with --seed)")
     config, label = _train_config(args, ("steps", "device", "threads", "stack"))
     cell = label.cell
     if args.seed is not None:
@@ -70,14 +74,6 @@ def _cmd_train(args: argparse.Namespace) -> None:
             f"{summary['steps_done']} steps in {summary['wall_seconds']:.1f} s"
             + (f" (stack of seeds {','.join(map(str, summary['stack']))})" if "stack" in summary else "")
         )
-
-
-def _check_outs(args: argparse.Namespace) -> None:
-    """--seed goes with --out, --seeds with --out-root (argparse's groups cannot say so)."""
-    if args.seed is not None and (args.out is None or args.out_root is not None):
-        raise UsageError("--out: a run directory is required with --seed (--out-root goes with --seeds)")
-    if args.seeds is not None and (args.out_root is None or args.out is not None):
-        raise UsageError("--out-root: a root of run directories is required with --seeds (--out goes with --seed)")
 
 
 def _train_config(args: argparse.Namespace, overrides: tuple[str, ...]):
@@ -94,26 +90,16 @@ def _train_config(args: argparse.Namespace, overrides: tuple[str, ...]):
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from ganablate.evaluate import Scoring
-    from ganablate.train import run_dir, train_run, train_seeds
+    from ganablate.evaluate import evaluate_run
+    from ganablate.train import train_run
 
-    _check_outs(args)
     config, label = _train_config(args, ("device", "threads"))
     given = {"device": args.eval_device, "threads": args.eval_threads}
     config["eval"] |= {key: value for key, value in given.items() if value is not None}
     config = _with_overrides(config, "eval", args, ())  # the eval section validated again, with them
-    if args.seed is not None:
-        summaries = [train_run(config, args.seed, Path(args.out), data_path=args.data, label=label)]
-        runs = [Path(args.out)]
-    else:  # several runs, one after the other, solo as `--seed` trains them: the imports and Scoring paid once
-        config["train"]["stack"] = 1
-        summaries = train_seeds(config, args.seeds, Path(args.out_root), data_path=args.data, label=label)
-        runs = [run_dir(Path(args.out_root), config, label.cell, seed) for seed in args.seeds]
-    for run, summary in zip(runs, summaries, strict=True):
-        print(f"{run}: {summary['status']} after {summary['steps_done']} steps in {summary['wall_seconds']:.1f} s")
-    scoring = Scoring(config, args.domain_extractor, args.cache_root, args.data)
-    for run in runs:
-        _scored(run, lambda run=run: scoring.evaluate(run))
+    summary = train_run(config, args.seed, Path(args.out), data_path=args.data, label=label)
+    print(f"{args.out}: {summary['status']} after {summary['steps_done']} steps in {summary['wall_seconds']:.1f} s")
+    _scored(args.out, lambda: evaluate_run(config, args.out, args.domain_extractor, args.cache_root, args.data))
 
 
 def _scored(run: str, evaluate) -> None:
@@ -260,17 +246,6 @@ def _cmd_findings(args: argparse.Namespace) -> None:
     print(*write_findings(config, args.tables or folder / "tables", args.out or folder / "findings.md"), sep="\n")
 
 
-def _add_runs_args(p: argparse.ArgumentParser, seeds_help: str) -> None:
-    """--seed with --out (one run), or --seeds with --out-root (several; _check_outs pairs them)."""
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--seed", type=int, help="one run's seed (with --out)")
-    which.add_argument("--seeds", type=_seed_list, help=seeds_help)
-    p.add_argument("--out", help="run directory (with --seed)")
-    p.add_argument(
-        "--out-root", help="root of run directories <root>/<dataset>/<axis>~<label>/.../seed<S>/ (with --seeds)"
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="ganablate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
@@ -297,7 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train", parents=[run_args], help="train one run (a cell and a seed), or several seeds of one cell"
     )
-    _add_runs_args(p, "comma-separated seeds trained in this process, train.stack at a time (with --out-root)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--seed", type=int, help="one run's seed (with --out)")
+    which.add_argument(
+        "--seeds",
+        type=_seed_list,
+        help="comma-separated seeds trained in this process, train.stack at a time (with --out-root)",
+    )
+    p.add_argument("--out", help="run directory (with --seed)")
+    p.add_argument(
+        "--out-root", help="root of run directories <root>/<dataset>/<axis>~<label>/.../seed<S>/ (with --seeds)"
+    )
     p.add_argument("--steps", type=int)
     p.add_argument("--stack", type=_stack_arg, help="seeds per stack with --seeds, a number or auto (train.stack)")
     p.set_defaults(func=_cmd_train)
@@ -344,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[run_args, scoring_args],
         help="train one run and score its checkpoints in one process (train, then evaluate: the same files)",
     )
-    _add_runs_args(p, "comma-separated seeds run one after the other in this process (with --out-root)")
+    p.add_argument("--seed", type=int, required=True, help="the run's seed")
+    p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--eval-device", choices=["auto", "cpu", "cuda"], help="eval.device")
     p.add_argument("--eval-threads", type=int, help="eval.threads")
     p.set_defaults(func=_cmd_run)

@@ -22,8 +22,8 @@ rule train_extractor:
         DOMAIN_EXTRACTOR,
     log:
         f"{SHARED_LOGS}/train_extractor.log",
-    # Before training jobs: those only need the data, and scoring waits for this one and the floors.
-    priority: 1
+    # First of all (runs.smk): every scoring job waits for it and the floors, a training job only for the data.
+    priority: 2
     threads: config["eval"]["threads"]
     resources:
         mem_mb=4000,
@@ -46,7 +46,7 @@ rule reference:
         FLOOR,
     log:
         f"{SHARED_LOGS}/reference/{{dataset}}-{{extractor}}.log",
-    priority: 1
+    priority: 2
     threads: config["eval"]["threads"]
     resources:
         mem_mb=6000,

@@ -74,7 +74,9 @@ if STACK == 1 and BLOCK == 1:
 elif STACK == 1:
     # train.runs_per_job of a cell's runs per block: one job trains them one after another, another scores them
     # with one Scoring (the same files as one job per run, to the byte). Apart, so that training waits only for
-    # the data: it runs beside the extractor's training and the floors, which only scoring needs.
+    # the data: it runs beside the extractor's training and the floors, which only scoring needs. Training goes
+    # before scoring (priority; the shared chain before both, reference.smk): a block's training takes about three
+    # times its scoring, so the study ends on short scoring jobs, not on a last block still training.
     for _block in SEED_BLOCKS:
 
         rule:
@@ -91,6 +93,7 @@ elif STACK == 1:
                 summary=block_outputs(_block, "summary.json"),
             log:
                 f"{LOGS}/train/{{dataset}}/{CELL}/seeds-{'-'.join(map(str, _block))}.log",
+            priority: 1
             group:
                 "run"
             threads: config["train"]["threads"]
