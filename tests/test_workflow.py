@@ -306,6 +306,25 @@ def test_train_stack_plans_one_training_job_per_variant_and_block_of_seeds(
             assert f"train_{seeds_flag.replace(',', '_').replace('0_1_2', '0to2')}" in expected
 
 
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_a_block_asks_for_the_runtime_of_its_runs_one_after_another(tmp_path, synthetic_fashion_mnist, device):
+    """A block's runs train one after another, on a GPU too (unlike a stack's): a cluster must not kill a block of
+    two for the runtime of one."""
+    from tests.conftest import write_tiny_study_config
+
+    write_tiny_study_config(tmp_path, synthetic_fashion_mnist)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["train"] |= {"runs_per_job": 2, "stack": 1, "device": device}
+    config["study"]["seeds"] = 3
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n")
+    runtimes = {
+        m[1]: int(m[2])
+        for m in re.finditer(r"rule (train_\d\w*):.*?resources: .*?runtime=(\d+)", result.stdout + result.stderr, re.S)
+    }
+    assert runtimes.keys() == {"train_0_1", "train_2"} and runtimes["train_0_1"] == 2 * runtimes["train_2"]
+
+
 def test_a_stacked_study_gives_the_solo_studys_tables_within_its_seed_to_seed_spread(study_dir, tmp_path):
     """The tiny study again with train.stack: 2 (its 2 seeds of each variant in one process): training reruns
     (a stack's runs differ from solo runs by float rounding), the shared data and reference do not, and the tables

@@ -99,7 +99,7 @@ elif STACK == 1:
             threads: config["train"]["threads"]
             resources:
                 mem_mb=stack_memory(1),
-                runtime=train_minutes(len(_block)),
+                runtime=len(_block) * train_minutes(1),  # one run after another, on a GPU too
                 gpu=gpus(config["train"]["device"]),
             params:
                 config=cell_sections("dataset", "model", "train"),
