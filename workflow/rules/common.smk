@@ -111,6 +111,11 @@ def run_dir(wildcards, output):
     return Path(output[0]).parent
 
 
+def run_dirs(wildcards, output):
+    """The run folders of a job that scores several runs."""
+    return [str(Path(path).parent) for path in output.metrics]
+
+
 def runs_root(wildcards, output):
     """--out-root of a job that writes several run folders: the folder above each one's dataset, cell and seed."""
     return Path(output.summary[0]).parents[len(AXES) + 2]

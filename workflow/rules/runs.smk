@@ -21,29 +21,20 @@ rule plan:
 # cell's config: a level's value is in them. An edit of the eval section reruns the jobs that score; a run job's
 # training then resumes from the run's last state (state/, no output, kept), not from step 0: so does a killed
 # job's rerun.
-RUN_JOB = dict(
-    # Only the order: a plan edited later does not retrain (stats reports the change instead).
-    plan=ancient(PLAN),
-    # The floors only order the jobs (they warm the reference cache): their content is not read here.
-    floors=ancient(
-        expand(FLOOR.replace("{dataset}", "{{dataset}}"), extractor=EXTRACTORS)
-    ),
+# Every scoring job's order after the floors (they warm the reference cache): their content is not read there.
+FLOORS = ancient(
+    expand(FLOOR.replace("{dataset}", "{{dataset}}"), extractor=EXTRACTORS)
 )
-# Each phase its configured threads, capped as snakemake caps {threads} (at --cores).
-RUN_EXECUTION = (
-    " --device $GANABLATE_TRAIN_DEVICE --threads $(( {threads} < $GANABLATE_TRAIN_THREADS ? {threads} : $GANABLATE_TRAIN_THREADS ))"
-    " --eval-device $GANABLATE_EVAL_DEVICE --eval-threads $(( {threads} < $GANABLATE_EVAL_THREADS ? {threads} : $GANABLATE_EVAL_THREADS ))"
-)
-RUN_THREADS = max(config["train"]["threads"], config["eval"]["threads"])
-RUN_GPUS = max(gpus(config["train"]["device"]), gpus(config["eval"]["device"]))
 
 if STACK == 1 and BLOCK == 1:
 
     rule run:
         input:
             unpack(extractor_inputs),
-            **RUN_JOB,
             data=DATA,
+            # Only the order: a plan edited later does not retrain (stats reports the change instead).
+            plan=ancient(PLAN),
+            floors=FLOORS,
         output:
             checkpoints=directory(f"{RUN}/checkpoints"),
             log=f"{RUN}/train_log.csv",
@@ -55,11 +46,11 @@ if STACK == 1 and BLOCK == 1:
         group:
             # profiles/slurm packs several runs into one cluster job (group-components)
             "run"
-        threads: RUN_THREADS
+        threads: max(config["train"]["threads"], config["eval"]["threads"])
         resources:
             mem_mb=4000,
             runtime=train_minutes(1) + 30,
-            gpu=RUN_GPUS,
+            gpu=max(gpus(config["train"]["device"]), gpus(config["eval"]["device"])),
         params:
             config=cell_sections("dataset", "model", "train", "eval"),
             cell=cell_arg,
@@ -69,7 +60,10 @@ if STACK == 1 and BLOCK == 1:
         shell:
             "ganablate run --config-json {params.config:q} --data {input.data} --plan {input.plan}"
             " --cell {params.cell} --seed {wildcards.seed} --out {params.run} {params.domain} --cache-root {params.cache}"
-            f"{RUN_EXECUTION} > {{log}} 2>&1"
+            # Each phase its configured threads, capped as snakemake caps {threads} (at --cores).
+            " --device $GANABLATE_TRAIN_DEVICE --threads $(( {threads} < $GANABLATE_TRAIN_THREADS ? {threads} : $GANABLATE_TRAIN_THREADS ))"
+            " --eval-device $GANABLATE_EVAL_DEVICE --eval-threads $(( {threads} < $GANABLATE_EVAL_THREADS ? {threads} : $GANABLATE_EVAL_THREADS ))"
+            " > {log} 2>&1"
 
 elif STACK == 1:
     # train.runs_per_job of a cell's runs per block: one job trains them one after another, another scores them
@@ -117,7 +111,7 @@ elif STACK == 1:
                 f"evaluate_{block_name(_block)}"
             input:
                 unpack(extractor_inputs),
-                floors=RUN_JOB["floors"],
+                floors=FLOORS,
                 checkpoints=block_outputs(_block, "checkpoints"),
                 summary=block_outputs(_block, "summary.json"),
                 data=DATA,
@@ -137,9 +131,7 @@ elif STACK == 1:
                 gpu=gpus(config["eval"]["device"]),
             params:
                 config=cell_sections("dataset", "model", "train", "eval"),
-                runs=lambda wildcards, input: [
-                    os.path.dirname(path) for path in input.summary
-                ],
+                runs=run_dirs,
                 domain=domain_arg,
                 cache=CACHE,
             shell:
@@ -193,10 +185,7 @@ else:
             checkpoints=f"{RUN}/checkpoints",
             summary=f"{RUN}/summary.json",
             data=DATA,
-            # The floors only order the jobs (they warm the reference cache): their content is not read here.
-            floors=ancient(
-                expand(FLOOR.replace("{dataset}", "{{dataset}}"), extractor=EXTRACTORS)
-            ),
+            floors=FLOORS,
         output:
             metrics=f"{RUN}/metrics.csv",
             samples=samples_report(f"{RUN}/samples"),
