@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from ganablate.allocator import keep_freed_memory
 from ganablate.config import ConfigError, UsageError, load_config, study_dir, validate_config
 
 
@@ -379,6 +380,7 @@ def _data_error() -> tuple[type[Exception], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_freed_memory()  # before torch allocates anything: the process's malloc policy (allocator.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
