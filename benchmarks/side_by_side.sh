@@ -3,13 +3,16 @@
 # checkpoints and samples), run from an empty results folder by an earlier release and by this checkout, one after
 # the other on the same machine with `snakemake --cores CORES`; prints both wall times, their ratio, and whether every
 # run's metrics.csv and train_log.csv are byte-identical. Both sides run committed code (the checkout's HEAD, not its
-# uncommitted edits). Nothing else should run beside it.
-#   benchmarks/side_by_side.sh [RELEASE=a664a1f] [SEEDS=2] [CORES=2]
+# uncommitted edits). REPEATS > 1 runs the pair again, the order alternating (release first, then current first, ...)
+# so that a drift of the machine's speed weighs on both sides; prints each pair's ratio and their geometric mean, and
+# compares the files across sides and repeats. Nothing else should run beside it.
+#   benchmarks/side_by_side.sh [RELEASE=a664a1f] [SEEDS=2] [CORES=2] [REPEATS=1]
 # Needs the checkout's .venv (make setup) and the real Fashion-MNIST (Debian's dataset-fashion-mnist).
 set -euo pipefail
 release=${1:-a664a1f}
 seeds=${2:-2}
 cores=${3:-2}
+repeats=${4:-1}
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/ganablate-side-by-side.XXXX)
 python=$here/.venv/bin/python
@@ -42,27 +45,42 @@ for side, config in (("release", release), ("current", current)):
     yaml.safe_dump(config, open(f"{work}/{side}/config.yaml", "w"), sort_keys=False)
 EOF
 
+# A study's results folder per side and repeat: $work/<side>-<r>, beside that side's config and bin.
 declare -A wall
-for side in release current; do
-    tree=$work/$side-tree
-    start=$(date +%s.%N)
-    (cd "$work/$side" && PATH="$work/$side/bin:$here/.venv/bin:$PATH" PYTHONPATH="$tree/src" \
-        "$python" -m snakemake --cores "$cores" -s "$tree/workflow/Snakefile" --configfile config.yaml -q > snakemake.log 2>&1)
-    wall[$side]=$(echo "$(date +%s.%N) - $start" | bc)
-    echo "$side ($([ $side = release ] && echo "$release" || git -C "$here" rev-parse --short HEAD)): ${wall[$side]} s"
+ratios=()
+for r in $(seq 1 "$repeats"); do
+    order="release current"
+    [ $((r % 2)) = 0 ] && order="current release"
+    for side in $order; do
+        tree=$work/$side-tree
+        mkdir -p "$work/$side-$r"
+        start=$(date +%s.%N)
+        (cd "$work/$side-$r" && PATH="$work/$side/bin:$here/.venv/bin:$PATH" PYTHONPATH="$tree/src" \
+            "$python" -m snakemake --cores "$cores" -s "$tree/workflow/Snakefile" --configfile ../$side/config.yaml -q > snakemake.log 2>&1)
+        wall[$side]=$(echo "$(date +%s.%N) - $start" | bc)
+        echo "repeat $r, $side ($([ $side = release ] && echo "$release" || git -C "$here" rev-parse --short HEAD)): ${wall[$side]} s"
+    done
+    ratios+=("$(echo "scale=4; ${wall[current]} / ${wall[release]}" | bc)")
+    echo "repeat $r, ratio current/release: ${ratios[-1]}"
 done
-echo "ratio current/release: $(echo "scale=3; ${wall[current]} / ${wall[release]}" | bc)"
+echo "geometric mean of the ratios over $repeats repeat(s): $(printf '%s\n' "${ratios[@]}" | awk '{s += log($1)} END {printf "%.3f", exp(s / NR)}')"
 
-# The same run in each layout: <feed>/<norm>/seed<S> then and feed~<feed>/norm~<norm>/seed<S> now.
+# The same run in each layout: <feed>/<norm>/seed<S> then and feed~<feed>/norm~<norm>/seed<S> now; every repeat of
+# either side against the release's first.
 same=0 differ=0
-for old in "$work"/release/results/default/runs/fashion-mnist/*/*/seed*; do
-    rel=${old#"$work"/release/results/default/runs/fashion-mnist/}
+for old in "$work"/release-1/results/default/runs/fashion-mnist/*/*/seed*; do
+    rel=${old#"$work"/release-1/results/default/runs/fashion-mnist/}
     feed=${rel%%/*} rest=${rel#*/} norm=${rel#*/}
     norm=${norm%%/*} seed=${rest#*/}
-    new="$work/current/results/default/runs/fashion-mnist/feed~$feed/norm~$norm/$seed"
-    for name in metrics.csv train_log.csv; do
-        if cmp -s "$old/$name" "$new/$name"; then same=$((same + 1)); else differ=$((differ + 1)); echo "differs: $rel/$name"; fi
+    for r in $(seq 1 "$repeats"); do
+        others=("$work/current-$r/results/default/runs/fashion-mnist/feed~$feed/norm~$norm/$seed")
+        if [ "$r" -gt 1 ]; then others+=("$work/release-$r/results/default/runs/fashion-mnist/$rel"); fi
+        for new in "${others[@]}"; do
+            for name in metrics.csv train_log.csv; do
+                if cmp -s "$old/$name" "$new/$name"; then same=$((same + 1)); else differ=$((differ + 1)); echo "differs: $new/$name"; fi
+            done
+        done
     done
 done
-echo "byte-identical files: $same, differing: $differ"
+echo "byte-identical files (each against the release's first repeat): $same, differing: $differ"
 echo "outputs kept in $work"
