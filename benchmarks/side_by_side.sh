@@ -20,6 +20,7 @@ python=$here/.venv/bin/python
 trap 'for side in release current; do git -C "$here" worktree remove --force "$work/$side-tree" 2> /dev/null || true; done' EXIT
 git -C "$here" worktree add --detach "$work/release-tree" "$release" > /dev/null
 git -C "$here" worktree add --detach "$work/current-tree" HEAD > /dev/null
+head_rev=$(git -C "$here" rev-parse --short HEAD)   # the commit measured, whatever HEAD is by the end
 
 # Each side's `ganablate` is its own source tree run by the one environment (its dependencies are the same).
 for side in release current; do
@@ -58,7 +59,7 @@ for r in $(seq 1 "$repeats"); do
         (cd "$work/$side-$r" && PATH="$work/$side/bin:$here/.venv/bin:$PATH" PYTHONPATH="$tree/src" \
             "$python" -m snakemake --cores "$cores" -s "$tree/workflow/Snakefile" --configfile ../$side/config.yaml -q > snakemake.log 2>&1)
         wall[$side]=$(echo "$(date +%s.%N) - $start" | bc)
-        echo "repeat $r, $side ($([ $side = release ] && echo "$release" || git -C "$here" rev-parse --short HEAD)): ${wall[$side]} s"
+        echo "repeat $r, $side ($([ $side = release ] && echo "$release" || echo "$head_rev")): ${wall[$side]} s"
     done
     ratios+=("$(echo "scale=4; ${wall[current]} / ${wall[release]}" | bc)")
     echo "repeat $r, ratio current/release: ${ratios[-1]}"
