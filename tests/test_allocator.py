@@ -28,7 +28,7 @@ DEFAULT = [
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, synthetic_fashion_mnist):
+def prepared(tmp_path_factory, synthetic_fashion_mnist):
     """A config with the default model and batch (tensors above glibc's default mmap threshold, 128 KiB), its data
     and a domain extractor."""
     from tests.conftest import TINY
@@ -44,9 +44,9 @@ def setup(tmp_path_factory, synthetic_fashion_mnist):
     return folder, config
 
 
-def _command(setup, command: list[str], step: str, out, steps: int) -> int:
+def _command(prepared, command: list[str], step: str, out, steps: int) -> int:
     """Runs `ganablate <step>` for a run of `steps` steps into `out`; the page faults (minor) the process took."""
-    folder, config = setup
+    folder, config = prepared
     config = copy.deepcopy(config)
     config["train"]["steps"] = steps
     args = [step, "--config-json", json.dumps(config), "--data", str(folder / "data.pt")]
@@ -59,11 +59,11 @@ def _command(setup, command: list[str], step: str, out, steps: int) -> int:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt - before
 
 
-def test_the_command_trains_without_faulting_in_fresh_pages_at_every_step(setup, tmp_path):
+def test_the_command_trains_without_faulting_in_fresh_pages_at_every_step(prepared, tmp_path):
     def per_step(command):  # the faults of 40 more steps: imports and set-up cancel out
         return (
-            _command(setup, command, "train", tmp_path / "b", 60)
-            - _command(setup, command, "train", tmp_path / "a", 20)
+            _command(prepared, command, "train", tmp_path / "b", 60)
+            - _command(prepared, command, "train", tmp_path / "a", 20)
         ) / 40
 
     default, policy = per_step(DEFAULT), per_step(POLICY)
@@ -71,9 +71,9 @@ def test_the_command_trains_without_faulting_in_fresh_pages_at_every_step(setup,
     assert policy < default / 10
 
 
-def test_a_run_trained_and_scored_under_the_policy_writes_the_same_bytes(setup, tmp_path):
+def test_a_run_trained_and_scored_under_the_policy_writes_the_same_bytes(prepared, tmp_path):
     for name, command in (("policy", POLICY), ("default", DEFAULT)):
-        _command(setup, command, "train", tmp_path / name, 20)
-        _command(setup, command, "evaluate", tmp_path / name, 20)
+        _command(prepared, command, "train", tmp_path / name, 20)
+        _command(prepared, command, "evaluate", tmp_path / name, 20)
     for name in ("train_log.csv", "checkpoints/step_10.pt", "checkpoints/step_20.pt", "metrics.csv"):
         assert (tmp_path / "policy" / name).read_bytes() == (tmp_path / "default" / name).read_bytes(), name
