@@ -121,7 +121,7 @@ def test_a_cells_config_sets_each_axis_key_and_its_run_path_names_every_axis_in_
     assert [a.as_dict()["shared_streams"] for a in design.axes] == [
         ["G init", "D init"],
         ["G init", "D init", "real batches", "z"],
-        ["G init", "real batches", "z"],
+        ["G init", "D init", "real batches", "z"],  # batch and layer: one family of D inits
     ]
 
 

@@ -19,7 +19,8 @@ PER_SAMPLE = [name for name, norm in NORMS.items() if norm.per_sample]
 def discriminator(norm: str, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     reference = torch.rand(MODEL["reference_size"], *SHAPE) * 2 - 1 if NORMS[norm].reference else None
-    return build_discriminator(SHAPE, MODEL, norm, reference).double()
+    model = MODEL | ({"ghost_chunk": 4} if norm == "ghost_mixed" else {})  # its chunks have a fixed size
+    return build_discriminator(SHAPE, model, norm, reference).double()
 
 
 def batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,3 +116,32 @@ def test_cached_statistics_leave_the_running_statistics_untouched():
     assert all(torch.equal(before[k], v) for k, v in D.state_dict().items())
     FEEDS["joint_consistent"].g_step(D, real, fake)  # whereas a G step on the mixed batch moves them
     assert not torch.equal(before["main.3.running_mean"], D.state_dict()["main.3.running_mean"])
+
+
+@pytest.mark.parametrize("norm", ["batch", "batch_detached"])
+def test_detached_own_statistics_give_the_fakes_joints_g_step_logits(norm):
+    D, (real, fake) = discriminator(norm), batch()
+    with torch.no_grad():
+        detached = FEEDS["joint_detached_g"].g_step(D, real, fake)
+        joint = FEEDS["joint"].g_step(D, real, fake)
+        mixed = FEEDS["joint_cached_stats"].g_step(D, real, fake)
+    torch.testing.assert_close(detached, joint, rtol=0, atol=1e-12)  # BatchNorm's kernel against var_mean's
+    assert (detached - mixed).abs().max() > 1e-2  # not vacuous: the mixed batch's statistics are others
+
+
+def test_detached_own_statistics_send_no_gradient_through_the_statistics():
+    """joint_detached_g against joint: the one thing that differs is the gradient through the fakes' own statistics,
+    so one fake's logit reaches no other fake, where joint's G step reaches them all."""
+    D, (real, fake) = discriminator("batch"), batch()
+    fake = fake.requires_grad_()
+    (to_fake,) = torch.autograd.grad(FEEDS["joint_detached_g"].g_step(D, real, fake)[0], fake)
+    assert to_fake[0].abs().sum() > 0 and torch.equal(to_fake[1:], torch.zeros_like(to_fake[1:]))
+    (to_fake,) = torch.autograd.grad(FEEDS["joint"].g_step(D, real, fake)[0], fake)
+    assert to_fake[1:].abs().sum() > 0
+
+
+def test_detached_own_statistics_leave_the_running_statistics_untouched():
+    D, (real, fake) = discriminator("batch"), batch()
+    before = copy.deepcopy(D.state_dict())
+    FEEDS["joint_detached_g"].g_step(D, real, fake)
+    assert all(torch.equal(before[k], v) for k, v in D.state_dict().items())

@@ -25,7 +25,7 @@ from ganablate.stack import Stack
 from ganablate.train import build_networks
 from tests.test_feeds import MODEL, SHAPE, assert_same, batch, d_loss_and_grads, discriminator, steps
 
-REMEDIES = ["ghost", "realhalf", "reference", "virtual", "batch_eval", "batch_detached"]
+REMEDIES = ["ghost", "ghost_mixed", "realhalf", "reference", "virtual", "batch_eval", "batch_detached"]
 
 
 def _same_init(*norms: str, model: dict = MODEL) -> list[nn.Module]:
@@ -64,6 +64,36 @@ def test_ghost_normalizes_each_chunk_as_batchnorm_normalizes_it_alone():
     x = batch()[0]
     with torch.no_grad():
         torch.testing.assert_close(ghost(x), torch.cat([batch_norm(x[:4]), batch_norm(x[4:])]), rtol=0, atol=1e-12)
+
+
+def test_ghost_mixed_normalizes_every_kth_row_together_as_batchnorm_normalizes_them_alone():
+    """Chunks of 4 of 8 rows: rows 0, 2, 4, 6 and rows 1, 3, 5, 7, so that each chunk of [4 reals; 4 fakes] holds
+    two of each, where ghost's chunks are the reals and the fakes."""
+    mixed, batch_norm = _same_init("ghost_mixed", "batch", model=MODEL | {"ghost_chunk": 4})
+    x = batch()[0]
+    expected = torch.empty(len(x), dtype=x.dtype)  # D's logits
+    with torch.no_grad():
+        expected[0::2], expected[1::2] = batch_norm(x[0::2]), batch_norm(x[1::2])
+        torch.testing.assert_close(mixed(x), expected, rtol=0, atol=1e-12)
+
+
+def test_ghost_mixed_couples_a_joint_batchs_reals_and_fakes_where_ghost_keeps_them_apart():
+    model = MODEL | {"ghost_chunk": 8}
+    (real, fake), outputs = batch(), {}
+    for norm in ("ghost", "ghost_mixed"):
+        for feed in ("split", "joint"):
+            D = _same_init(norm, model=model)[0]
+            with torch.no_grad():
+                outputs[norm, feed] = torch.cat(FEEDS[feed].d_step(D, real, fake))
+    torch.testing.assert_close(outputs["ghost", "joint"], outputs["ghost", "split"], rtol=0, atol=1e-12)
+    assert (outputs["ghost_mixed", "joint"] - outputs["ghost_mixed", "split"]).abs().max() > 1e-2
+
+
+def test_ghost_mixed_without_a_chunk_is_an_error_naming_the_key():
+    with pytest.raises(ValueError, match="model.ghost_chunk: None with norm ghost_mixed; allowed: a divisor"):
+        build_discriminator(SHAPE, MODEL, "ghost_mixed")
+    with pytest.raises(ConfigError, match=r"model.ghost_chunk: null in the cell \{'norm': 'ghost_mixed'\}"):
+        validate_config({"study": {"axes": {"norm": {"levels": ["batch", "ghost_mixed"]}}}})
 
 
 def test_a_ghost_chunk_that_does_not_divide_the_batch_is_an_error():
@@ -276,3 +306,47 @@ def test_a_stack_of_seeds_computes_what_each_seed_computes_alone(norm, feed):
         state, expected_state = stack.seed_state_dict(j)["D"], D.state_dict()
         assert state.keys() == expected_state.keys()
         assert_same([state[k] for k in state], [expected_state[k] for k in state], bitwise=False)
+
+
+def _d_init(norm: str, seed: int = 3) -> dict[str, torch.Tensor]:
+    images = torch.randint(0, 256, (80, *SHAPE), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    model = MODEL | {"d_norm": norm, "ghost_chunk": 4}
+    return dict(build_networks(SHAPE, model, seed, images)[1].named_parameters())
+
+
+@pytest.mark.parametrize("family, members", list(vocab.D_INIT_FAMILIES.items()))
+def test_the_norms_of_one_family_start_a_seed_from_bitwise_equal_d_weights(family, members):
+    """Pairing by seed across norms (issue 27): split+ghost and split+batch, split+batch_eval's first D step and
+    split+batch's, all start from the same D; the declared family is what the training code draws from."""
+    first = _d_init(family)
+    for norm in members:
+        init = _d_init(norm)
+        assert init.keys() == first.keys(), norm
+        assert all(torch.equal(init[k], first[k]) for k in first), norm
+    assert not torch.equal(_d_init(family, seed=4)["main.0.weight"], first["main.0.weight"])
+
+
+def test_norms_of_other_families_draw_d_inits_of_their_own():
+    assert vocab.d_init_family("none") == "none" and vocab.d_init_family("ghost") == "batch"
+    batch_init = _d_init("batch")
+    for norm in ("none", "spectral"):
+        assert vocab.d_init_family(norm) not in vocab.D_INIT_FAMILIES
+        assert not torch.equal(
+            _d_init(norm)["main.0.weight" if norm == "none" else "main.0.parametrizations.weight.original"],
+            batch_init["main.0.weight"],
+        )
+
+
+def test_a_norm_axis_within_one_family_shares_ds_init_and_records_the_families():
+    from ganablate.design import design_of
+
+    def norm_axis(levels):
+        config = validate_config({"study": {"axes": {"norm": {"levels": levels}}}})
+        return design_of(config).axis("norm")
+
+    within = norm_axis(["batch", "ghost", "batch_eval"])
+    assert within.breaks == () and "D init" in within.as_dict()["shared_streams"]
+    assert within.as_dict()["d_init_families"] == {"batch": ["batch", "ghost", "batch_eval"]}
+    across = norm_axis(["none", "batch", "instance"])
+    assert across.breaks == ("D init",)
+    assert across.as_dict()["d_init_families"] == {"none": ["none"], "batch": ["batch", "instance"]}

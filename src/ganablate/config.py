@@ -77,6 +77,13 @@ def _check_design(config: dict, source: str, validator) -> None:
 
     try:
         design = design_module.design_of(config, schema_check)
+        for labels in design.cells:  # else the first D of such a cell stops its run
+            model = design.apply(config, design.cell(labels))["model"]
+            if model["d_norm"] == "ghost_mixed" and model["ghost_chunk"] is None:
+                raise design_module.DesignError(
+                    f"model.ghost_chunk: null in the cell {design.cell(labels)} of norm ghost_mixed; allowed: a "
+                    f"divisor of train.batch_size (ghost_mixed's chunks have a fixed size)"
+                )
         for name in ("confirmatory", "contrasts"):
             design_module.declared_contrasts(design, config["stats"][name], f"stats.{name}")
         mechanism = config["stats"]["mechanism"]

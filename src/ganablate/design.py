@@ -57,11 +57,12 @@ NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 LABEL = re.compile(r"^[a-z0-9][a-z0-9._-]*$")  # a path segment and a wildcard value: no '/', '~' or upper case
 
 # A seed fixes four random streams (train.stream_seed). Levels of most keys share all four, so runs of one seed
-# are paired on every one; these keys change what a stream draws (D's init is seeded per norm; a width or the
-# batch size changes the shapes drawn), so across their levels the streams named here are not shared.
+# are paired on every one; these keys change what a stream draws (a width or the batch size changes the shapes
+# drawn; D's init is drawn per family of norms, vocab.D_INIT_FAMILIES), so across their levels the streams named
+# here are not shared: for model.d_norm only across levels of different families (Axis.breaks).
 STREAMS = ("G init", "D init", "real batches", "z")
 BREAKS = {
-    "model.d_norm": ("D init",),
+    "model.d_norm": ("D init",),  # between families only
     "model.d_width": ("D init",),
     "model.g_width": ("G init",),
     "model.z_dim": ("G init", "z"),
@@ -95,8 +96,21 @@ class Axis:
 
     @property
     def breaks(self) -> tuple[str, ...]:
-        """The random streams that runs of one seed do not share across this axis's levels."""
+        """The random streams that runs of one seed do not share across this axis's levels: none of D's init for
+        norms of one family."""
+        if self.sets == "model.d_norm" and len(self.d_init_families) == 1:
+            return ()
         return BREAKS.get(self.sets, ())
+
+    @property
+    def d_init_families(self) -> dict[str, list[str]]:
+        """For the norm axis: family -> its levels here, the levels whose runs of one seed share D's init."""
+        if self.sets != "model.d_norm":
+            return {}
+        families: dict[str, list[str]] = {}
+        for label, value in zip(self.labels, self.values):
+            families.setdefault(vocab.d_init_family(value), []).append(label)
+        return families
 
     def value(self, label: str):
         return self.values[self.labels.index(label)]
@@ -114,6 +128,7 @@ class Axis:
             "reference": self.reference,
             "ordered": self.ordered,
             "shared_streams": [s for s in STREAMS if s not in self.breaks],
+            **({"d_init_families": self.d_init_families} if self.d_init_families else {}),
         }
 
 

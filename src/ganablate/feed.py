@@ -50,16 +50,26 @@ def _fakes_in_mixed_batch(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) 
     return _scored(D, torch.cat([real, fake]), len(real))[len(real) :]
 
 
-def _fakes_alone_with_mixed_statistics(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> Logits:
-    # The statistics are recomputed on the mixed batch at D's current weights, not kept from the D step: the D step
-    # took them before D's update, so they would normalize the updated D's activations with another D's. Recomputed,
-    # the fakes' forward pass is joint_consistent's G step's (to float rounding), and only the gradient differs: none
-    # flows through the statistics or the reals. The recording pass needs no gradient and leaves running statistics be.
+def _fakes_alone_with_statistics_of(D: nn.Module, batch: torch.Tensor, reals: int, fake: torch.Tensor) -> Logits:
+    # The statistics are recomputed on `batch` at D's current weights, not kept from the D step: the D step took
+    # them before D's update, so they would normalize the updated D's activations with another D's. No gradient
+    # flows through them. The recording pass needs no gradient and leaves running statistics be.
     statistics = BatchStatistics()
     with torch.no_grad(), statistics.recording():
-        _scored(D, torch.cat([real, fake]), len(real))
+        _scored(D, batch, reals)
     with statistics.replaying():
         return _scored(D, fake, 0)
+
+
+def _fakes_alone_with_mixed_statistics(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> Logits:
+    # joint_consistent's G-step forward pass for the fakes (to float rounding), with no gradient through the
+    # statistics or the reals.
+    return _fakes_alone_with_statistics_of(D, torch.cat([real, fake]), len(real), fake)
+
+
+def _fakes_alone_with_own_detached_statistics(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> Logits:
+    # joint's G-step forward pass (to float rounding), with no gradient through the fakes' own statistics.
+    return _fakes_alone_with_statistics_of(D, fake, 0, fake)
 
 
 @dataclass(frozen=True)
@@ -82,4 +92,8 @@ FEEDS: dict[str, Feed] = {
     # batch and no gradient through the statistics. Defined for D's BatchNorm layers (norms batch, batch_detached):
     # with any other norm its G step is fakes alone, and the mode is joint.
     "joint_cached_stats": Feed(d_step=_mixed, g_step=_fakes_alone_with_mixed_statistics),
+    # joint with no gradient through the G step's (fake-only) statistics: between joint and joint_cached_stats it
+    # separates the two things the cached statistics change, the statistics' values (fake-only or mixed) and the
+    # gradient through them. Defined for the same norms as joint_cached_stats; with any other norm it is joint.
+    "joint_detached_g": Feed(d_step=_mixed, g_step=_fakes_alone_with_own_detached_statistics),
 }

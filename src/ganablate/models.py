@@ -172,6 +172,36 @@ class GhostBatchNorm(nn.BatchNorm2d):
         )
 
 
+class MixedGhostBatchNorm(nn.BatchNorm2d):
+    """Ghost batch normalization on chunks that mix the batch's sources: row i joins chunk i mod k of the k chunks
+    of `chunk` rows, so that each chunk of an unshuffled joint batch [reals; fakes] holds its reals and fakes in the
+    batch's proportion, as a shuffled batch's chunks do on average (a shuffle with the proportion exact, and no
+    random stream: the same chunks every step and under vmap). Against ghost, whose chunks of [reals; fakes] are
+    pure, it tells smaller normalization batches apart from the mixing of sources within one."""
+
+    def __init__(self, channels: int, chunk: int | None):
+        super().__init__(channels, track_running_stats=False)
+        if chunk is None or chunk < 1:
+            raise ValueError(
+                f"model.ghost_chunk: {chunk} with norm ghost_mixed; allowed: a divisor of train.batch_size (its chunks "
+                f"have a fixed size)"
+            )
+        self.chunk = chunk
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, channels = x.shape[:2]
+        if n % self.chunk:
+            raise ValueError(
+                f"model.ghost_chunk: {self.chunk} does not divide D's batch of {n} rows; "
+                f"allowed: a divisor of train.batch_size"
+            )
+        strided = x.reshape(self.chunk, n // self.chunk, *x.shape[1:])  # [j, i] is row j*k + i: chunk i
+        var, mean = torch.var_mean(strided, dim=(0, 3, 4), unbiased=False)  # (k, C): each chunk's statistics
+        scale = torch.rsqrt(var + self.eps) * self.weight
+        out = (strided - mean[None, :, :, None, None]) * scale[None, :, :, None, None]
+        return (out + self.bias.view(1, 1, channels, 1, 1)).reshape(x.shape)
+
+
 class RealHalfNorm(nn.BatchNorm2d):
     """Every row normalized with the statistics of the batch's reals (OpenAI Improved-GAN's batch_norm_first_half),
     so that a fake's normalization no longer depends on the other fakes. A batch with no reals (a G step's fakes
@@ -276,6 +306,7 @@ NORMS: dict[str, Norm] = {
     "spectral": Norm(layer=lambda c, model: nn.Identity(), weight=spectral_norm),
     # Remedies for BatchNorm in a jointly fed D (issue 20), and one diagnostic.
     "ghost": Norm(layer=lambda c, model: GhostBatchNorm(c, model.get("ghost_chunk")), per_sample=False),
+    "ghost_mixed": Norm(layer=lambda c, model: MixedGhostBatchNorm(c, model.get("ghost_chunk")), per_sample=False),
     "realhalf": Norm(layer=lambda c, model: RealHalfNorm(c), per_sample=False),
     "reference": Norm(layer=lambda c, model: ReferenceNorm(c, reference_size(model)), reference=True),
     "virtual": Norm(layer=lambda c, model: VirtualNorm(c, reference_size(model)), reference=True),

@@ -30,6 +30,7 @@ from ganablate.design import run_path
 from ganablate.feed import FEEDS, Feed
 from ganablate.files import atomic_save, atomic_write_text, load_tensors
 from ganablate.models import NORMS, build_discriminator, build_generator, reference_size
+from ganablate.vocab import d_init_family
 
 LOG_COLUMNS = ["step", "loss_d", "loss_g", "d_real", "d_fake", "d_acc", "grad_norm_g", "grad_norm_d", "context_gap"]
 
@@ -119,9 +120,10 @@ def _log_csv(rows: list[dict]) -> str:
 def build_networks(
     image_shape: tuple[int, int, int], model_cfg: dict, seed: int, images: torch.Tensor | None = None
 ) -> tuple[nn.Module, nn.Module]:
-    """A seed's G and D as its run starts, on the CPU: G's init is the seed's for every feed and norm; D's is
-    seeded per norm (design.BREAKS records it), and so is its reference batch, drawn from `images` (the training
-    set, uint8) for the norms that take one."""
+    """A seed's G and D as its run starts, on the CPU: G's init is the seed's for every feed and norm; D's is the
+    seed's for every norm of one family (vocab.D_INIT_FAMILIES; design.BREAKS records it), so that runs of one seed
+    are paired on D's init across them; the reference batch, drawn from `images` (the training set, uint8) for the
+    norms that take one, is the seed's for every such norm."""
     norm = model_cfg["d_norm"]
     torch.manual_seed(stream_seed(seed, "G"))
     G = build_generator(image_shape, model_cfg)
@@ -129,7 +131,7 @@ def build_networks(
     if NORMS[norm].reference:  # the same reals for reference and virtual: paired by seed
         pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(stream_seed(seed, "reference")))
         reference = to_model_range(images[pick[: reference_size(model_cfg)]])
-    torch.manual_seed(stream_seed(seed, f"D/{norm}"))
+    torch.manual_seed(stream_seed(seed, f"D/{d_init_family(norm)}"))
     return G, build_discriminator(image_shape, model_cfg, norm, reference)
 
 

@@ -31,7 +31,7 @@ METRICS: dict[str, Metric] = {
 }
 COMPARED = {name: m.better for name, m in METRICS.items() if m.better is not None}
 
-FEEDS = ("split", "joint", "joint_consistent", "split_g_mixed", "joint_cached_stats")
+FEEDS = ("split", "joint", "joint_consistent", "split_g_mixed", "joint_cached_stats", "joint_detached_g")
 # D's normalizations (models.NORMS has their code), each with when a practitioner would use it: one line, the
 # remedies table's "use" column and findings.md's words for it.
 NORM_USES = {
@@ -41,7 +41,10 @@ NORM_USES = {
     "layer": "per sample over all channels: a per-sample drop-in for BatchNorm, whatever the feed",
     "group": "per sample over groups of channels: between instance and layer, whatever the feed",
     "spectral": "a bound on each weight's spectral norm, no activation statistics: per sample, whatever the feed",
-    "ghost": "keep BatchNorm and one forward pass: each source's rows of the unshuffled joint batch normalized apart",
+    "ghost": "keep BatchNorm and one forward pass: consecutive chunks normalized apart; by default one chunk per "
+    "source, which is split's computation on an unshuffled joint batch",
+    "ghost_mixed": "ghost batch norm on chunks that each hold the batch's reals and fakes in its proportion, as a "
+    "shuffled joint batch's chunks do (model.ghost_chunk rows each)",
     "realhalf": "every row normalized with the batch's reals' statistics (Improved-GAN's code): fakes no longer see "
     "each other",
     "reference": "statistics of a fixed batch of R reals (Salimans et al. 2016): D per sample; R more rows in every "
@@ -55,7 +58,34 @@ NORM_USES = {
 NORMS = tuple(NORM_USES)
 # The known fixes for batch-composition effects (and one diagnostic) that config/remedies.yaml and benchmarks/run.py
 # measure against batch.
-REMEDIES = ("ghost", "realhalf", "reference", "virtual", "batch_eval", "batch_detached")
+REMEDIES = ("ghost", "ghost_mixed", "realhalf", "reference", "virtual", "batch_eval", "batch_detached")
+# D's init is drawn from the stream of its norm's family (train.build_networks): the norms of one family have the same
+# parameters (names and shapes) and draw them in the same order, so runs of one seed start from bitwise-equal D
+# weights across them and are paired on D's init too (tests/test_norms.py checks both). A norm in no family here
+# is a family of its own. This family's stream keeps the name of batch, its first member, so that batch's runs keep
+# the bits they had before families were declared.
+D_INIT_FAMILIES = {
+    "batch": (
+        "batch",
+        "instance",
+        "layer",
+        "group",
+        "ghost",
+        "ghost_mixed",
+        "realhalf",
+        "reference",
+        "virtual",
+        "batch_eval",
+        "batch_detached",
+    ),
+}
+
+
+def d_init_family(norm: str) -> str:
+    """The family whose D init a norm's runs draw (D_INIT_FAMILIES), its own name where it is in none."""
+    return next((family for family, members in D_INIT_FAMILIES.items() if norm in members), norm)
+
+
 # Per config key an axis may set: its levels' one-line uses, where the registry gives them.
 USES = {"model.d_norm": NORM_USES}
 EXTRACTORS = ("domain", "inception-v3-compat")
