@@ -382,7 +382,7 @@ def test_the_remedies_fix_is_the_row_of_whichever_contrast_weighs_the_two_cells(
     design = design_of(config)
     runs = aggregate.load_runs(tmp_path / "tables", design.names)
     table = contrasts.contrasts_table(runs, design, config, cells.failed_rows(runs, design, config))
-    found, _ = contrasts.contrasts_of(design, config)
+    found, _, _ = contrasts.contrasts_of(design, config)
     both = SimpleNamespace(
         name="joint+ghost vs split+batch",
         cell=(("feed", "*"), ("norm", "*")),

@@ -360,7 +360,7 @@ def test_power_csv_gives_declared_hypotheses_their_own_rule_and_ratio():
     runs = runs_table(values, axes=["feed", "norm"])
     design = design_of(config)
     table = contrasts_table(runs, design, config, failed_rows(runs, design, config))
-    found, _ = contrasts_of(design, config)
+    found, _, _ = contrasts_of(design, config)
     logs = np.log(as_cells(wide(runs, design.names, "value"), design.names))
     rows = power.power_table(table, {c.name: c for c in found}, logs, design.names, config)
     members = rows[rows["role"] == "confirmatory"]
@@ -444,7 +444,7 @@ def test_a_noninferiority_test_of_two_cells_that_differ_on_two_axes_is_one_sided
     assert row["p_holm"] < 0.05 and row["verdict"] == "non-inferior"
     # power.csv: the one-sided rule at a true ratio of 1, Holm over the family, at this contrast's own spread
     design = design_of(config)
-    found, _ = contrasts_of(design, config)
+    found, _, _ = contrasts_of(design, config)
     logs = np.log(as_cells(wide(runs, design.names, "value"), design.names))
     rows = power.power_table(table, {c.name: c for c in found}, logs, design.names, config)
     own = _row(rows, contrast=name)

@@ -84,7 +84,7 @@ def _check_design(config: dict, source: str, validator) -> None:
                     f"model.ghost_chunk: null in the cell {design.cell(labels)} of norm ghost_mixed; allowed: a "
                     f"divisor of train.batch_size (ghost_mixed's chunks have a fixed size)"
                 )
-        for name in ("confirmatory", "contrasts"):
+        for name in ("confirmatory", "controls", "contrasts"):
             design_module.declared_contrasts(design, config["stats"][name], f"stats.{name}")
         mechanism = config["stats"]["mechanism"]
         if mechanism is not None:

@@ -99,5 +99,5 @@ TESTS = {
 }
 
 # What contrasts.csv's verdict column may say, from the point of view of `level` against `level_ref`.
-VERDICTS = ("better", "worse", "equivalent", "identical", "inconclusive")
+VERDICTS = ("better", "worse", "equivalent", "not equivalent", "non-inferior", "inferior", "identical", "inconclusive")
 ROLES = ("confirmatory", "control", "exploratory")

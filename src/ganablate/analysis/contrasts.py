@@ -165,16 +165,23 @@ def automatic(design: Design) -> list[Declared]:
     return specs
 
 
-def contrasts_of(design: Design, config: dict) -> tuple[list[Contrast], set[tuple]]:
-    """(every contrast of the study, each once, and the keys of the confirmatory family's)."""
+def contrasts_of(design: Design, config: dict) -> tuple[list[Contrast], set[tuple], set[tuple]]:
+    """(every contrast of the study, each once, the keys of the confirmatory family's, and those of the declared
+    controls (stats.controls))."""
     confirmatory = [c for s in declared(design, config, "confirmatory") for c in _placed(design, s, True)]
+    controls = [c for s in declared(design, config, "controls") for c in _placed(design, s, True)]
     others = [c for s in declared(design, config, "contrasts") for c in _placed(design, s, True)]
-    compared = {c.comparison for c in [*confirmatory, *others]}
+    compared = {c.comparison for c in [*confirmatory, *controls, *others]}
     others += [c for s in automatic(design) for c in _placed(design, s) if c.comparison not in compared]
     unique: dict[tuple, Contrast] = {}
-    for c in [*confirmatory, *others]:  # a contrast declared twice keeps its first, confirmatory, origin; an
-        unique.setdefault(c.key, c)  # automatic one gives way to a declared one of any hypothesis
-    return list(unique.values()), {c.key for c in confirmatory}
+    for c in [*confirmatory, *controls, *others]:  # a contrast declared twice keeps its first origin, confirmatory
+        unique.setdefault(c.key, c)  # before control; an automatic one gives way to a declared one of any hypothesis
+    keys = set(unique)
+    return (
+        list(unique.values()),
+        {c.key for c in confirmatory} & keys,
+        {c.key for c in controls} - {c.key for c in confirmatory},
+    )
 
 
 # --- evaluating a contrast on the runs -----------------------------------------------------------
@@ -188,6 +195,8 @@ COLUMNS_TAIL = [
     "role",
     "n_pairs",
     "n_failed",
+    "n_failed_level",
+    "n_failed_level_ref",
     "pair_correlation",
     "ratio",
     "ratio_ci_low",
@@ -198,6 +207,7 @@ COLUMNS_TAIL = [
     "equivalence_ci_low",
     "equivalence_ci_high",
     "equivalence_bound",
+    "p_beyond_margin",
     "p_failures",
     "verdict",
     "note",
@@ -241,6 +251,18 @@ def noninferiority(d: np.ndarray, margin: float, better: str) -> float:
     return float(stats.ttest_1samp(d, bound, alternative="less").pvalue)
 
 
+def beyond_margin(d: np.ndarray, margin: float, better: str, test: str) -> float:
+    """One-sided t-test that the contrast lies beyond the margin: for non-inferiority on the worse side (H0: the
+    ratio is within 1 + margin; rejected: inferior), for equivalence on the side of the estimate (rejected: the
+    1 - 2 alpha interval lies wholly outside the margin, not equivalent)."""
+    bound = math.log1p(margin)
+    above = float(stats.ttest_1samp(d, bound, alternative="greater").pvalue)
+    below = float(stats.ttest_1samp(d, -bound, alternative="less").pvalue)
+    if test == "noninferiority":
+        return below if better == "higher" else above
+    return min(above, below)
+
+
 def mcnemar_p(failed: pd.DataFrame, a: tuple, b: tuple) -> float:
     """Exact McNemar test of the per-seed failures of two cells (seeds that ran both)."""
     from statsmodels.stats.contingency_tables import mcnemar
@@ -262,16 +284,23 @@ def evaluate(
     level, alpha = cfg["confidence_level"], alpha_of(cfg)
     test, margin = c.spec.test, cfg["equivalence_margin"] if c.spec.margin is None else c.spec.margin
     out = dict.fromkeys(COLUMNS_TAIL[COLUMNS_TAIL.index("n_pairs") :], math.nan) | {"note": ""}
-    involved = failed[c.cells]
-    out["n_failed"] = int(involved.fillna(False).astype(bool).any(axis=1).sum())
+    notes = []
+    involved = failed[c.cells].fillna(False).astype(bool)
+    out["n_failed"] = int(involved.any(axis=1).sum())
     if c.spec.kind == "simple":
         out["p_failures"] = mcnemar_p(failed, *c.cells)
+        out["n_failed_level"], out["n_failed_level_ref"] = (int(involved[cell].sum()) for cell in c.cells)
+    if out["n_failed"]:
+        notes.append(_failures_note(c, out))
+    if c.spec.kind == "trend" and any(abs(w) < 1e-12 for w in c.coef):
+        over = [lab for lab, w in zip(design_labels(c), c.coef) if abs(w) < 1e-12]
+        notes.append(f"{', '.join(over)} weighs 0 in the trend: it is the contrast of the other levels")
     if (values[c.cells] <= 0).any().any():
-        return out | {"n_pairs": 0, "note": "non-positive values: no log contrast"}
+        return out | {"n_pairs": 0, "note": "; ".join([*notes, "non-positive values: no log contrast"])}
     d, parts = per_seed(c, logs)
     out["n_pairs"] = len(d)
     if len(d) < 2:
-        return out | {"note": f"{len(d)} complete seed(s): no test or interval"}
+        return out | {"note": "; ".join([*notes, f"{len(d)} complete seed(s): no test or interval"])}
     out["pair_correlation"] = pair_correlation(parts)
     low, high = mean_interval(d, level)
     out["ratio"], out["ratio_ci_low"], out["ratio_ci_high"] = math.exp(d.mean()), math.exp(low), math.exp(high)
@@ -281,73 +310,114 @@ def evaluate(
         out["equivalence_bound"] = math.expm1(-low if better == "higher" else high)
     else:
         out["equivalence_bound"] = math.expm1(max(abs(low), abs(high)))
-    if np.ptp(d) > 0:
+    identical = False
+    if c.spec.kind == "simple":
+        a, b = (values[cell].dropna() for cell in c.cells)
+        same_failures = (involved[c.cells[0]] == involved[c.cells[1]]).all()
+        identical = bool(len(a) == len(b) and len(a) and same_failures)
+        identical = identical and bool((a.to_numpy() == b.reindex(a.index).to_numpy()).all())
+    if identical:
+        failed_too = ", and failed at the same seeds" if out["n_failed"] else ""
+        notes = [f"the two arms gave bitwise-equal results for every seed{failed_too}: the same computation"]
+    elif np.ptp(d) > 0:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # near-constant samples: scipy's precision warning; the p stands
             out["p"] = float(
                 stats.ttest_1samp(d, 0.0).pvalue if cfg["test"] == "paired_t_log" else stats.wilcoxon(d).pvalue
             )
             out["p_equivalence"] = noninferiority(d, margin, better) if test == "noninferiority" else tost(d, margin)
-    if test != "difference" and out["n_failed"]:
-        out["note"] = f"{out['n_failed']} seed(s) with a failed run in the compared cells: no {test} verdict"
-    if c.spec.kind == "simple" and out["n_failed"] == 0:
-        a, b = (values[cell].dropna() for cell in c.cells)
-        if len(a) == len(b) and len(a) and (a.to_numpy() == b.reindex(a.index).to_numpy()).all():
-            out["note"] = "the two arms gave bitwise-equal results for every seed: the same computation"
+            out["p_beyond_margin"] = beyond_margin(
+                d, margin, better, "noninferiority" if test == "noninferiority" else "equivalence"
+            )
+    else:
+        notes.append("the per-seed contrast is the same in every seed (no spread): no test")
+    out["note"] = "; ".join(notes)
     return out
 
 
-def role_of(c: Contrast, confirmatory: set, primary: tuple, at: tuple) -> str:
+def design_labels(c: Contrast) -> list[str]:
+    """A trend's levels of its ordered axis, in the order of its parts (and weights)."""
+    index = [n for n, _ in c.cell].index(c.spec.by_axis)
+    return [part[0][0][index] for part in c.parts]
+
+
+def _failures_note(c: Contrast, out: dict) -> str:
+    if c.spec.kind != "simple":
+        return f"{out['n_failed']} seed(s) with a failed run in the compared cells: no verdict from the survivors"
+    level, level_ref = c.spec.level, c.spec.level_ref
+    return (
+        f"failed runs: {out['n_failed_level']} in {level}, {out['n_failed_level_ref']} in {level_ref} "
+        f"(McNemar p = {out['p_failures']:.3g}): no verdict from the survivors"
+    )
+
+
+def role_of(c: Contrast, confirmatory: set, controls: set, primary: tuple, at: tuple) -> str:
+    """confirmatory and control only as declared (stats.confirmatory, stats.controls), at the primary metric,
+    extractor and final step; everything else is exploratory."""
     if at != primary:
         return "exploratory"
     if c.key in confirmatory:
         return "confirmatory"
-    return "control" if c.spec.kind == "simple" else "exploratory"
+    return "control" if c.key in controls else "exploratory"
 
 
 def judged_p(table: pd.DataFrame, tests: pd.Series) -> pd.Series:
-    """The p of each row's declared hypothesis: p for a difference, p_equivalence for equivalence or
-    non-inferiority (what Holm adjusts over the confirmatory family)."""
-    return table["p"].where(tests == "difference", table["p_equivalence"])
+    """The p each row's verdict rests on (what Holm adjusts over the confirmatory family): p for a difference,
+    p_equivalence for equivalence or non-inferiority; for a row with failed runs, the failures' McNemar p for a
+    difference and none (p = 1 in Holm) for the others, whose survivors decide nothing."""
+    p = table["p"].where(tests == "difference", table["p_equivalence"])
+    failed = table["n_failed"] > 0
+    return p.where(~failed, table["p_failures"].where(tests == "difference"))
 
 
 def verdicts(table: pd.DataFrame, cfg: dict, tests: pd.Series | None = None) -> pd.Series:
-    """worse / better / equivalent / identical / inconclusive, in the metric's own direction (a ratio above 1 of
-    a lower-is-better metric is worse, also for a ratio of ratios or per doubling).
-    - identical: the two arms of a simple contrast gave bitwise-equal values in every seed, none failed: a property
-      of the code, not evidence, and kept out of the counts of equivalent controls;
-    - a difference is called at alpha on Holm's p for the confirmatory family, on the unadjusted p otherwise;
-    - equivalence when the paired TOST's p < alpha and no run of either arm failed;
-    - controls ask first for equivalence, the others first for a difference.
-    tests: each row's declared hypothesis (None: all difference). A row declared equivalence or noninferiority
-    answers only that: equivalent / not shown equivalent, non-inferior / not shown non-inferior (or identical), on
-    Holm's p in the confirmatory family, never shown when a run of the compared cells failed."""
+    """The verdict of every row, in the metric's own direction (a ratio above 1 of a lower-is-better metric is worse,
+    also for a ratio of ratios or per doubling). At alpha, on Holm's p over the confirmatory family (each member
+    counted, an untestable one as p = 1), on the unadjusted p otherwise:
+    - identical: the two arms of a simple contrast gave bitwise-equal values in every seed (and failed at the same
+      seeds): a property of the code, not evidence, kept out of the counts of equivalent controls;
+    - failed runs in the compared cells: no verdict from the survivors. A simple contrast whose failures differ by
+      the exact McNemar test is better/worse by them (the arm with more failures is worse); else inconclusive;
+    - a difference: better / worse, else inconclusive; equivalent (the paired TOST) only for a control or an
+      exploratory row, never for a confirmatory difference, whose TOST is not part of the family;
+    - a control asks first for equivalence;
+    - declared equivalence: equivalent / not equivalent (the 1 - 2 alpha interval wholly outside the margin) /
+      inconclusive; declared non-inferiority: non-inferior / inferior (wholly beyond the margin on the worse side) /
+      inconclusive; each of the two outcomes Holm-adjusted over the family's members that declare one.
+    tests: each row's declared hypothesis (None: all difference)."""
     alpha = alpha_of(cfg)
-    p_diff = np.where(table["role"] == "confirmatory", table["p_holm"], table["p"]).astype(float)
+    tests = pd.Series("difference", index=table.index) if tests is None else tests
+    confirmatory = table["role"] == "confirmatory"
+    p_judged = np.where(confirmatory, table["p_holm"], judged_p(table, tests)).astype(float)
+    failed = (table["n_failed"] > 0).to_numpy()
     higher = table["ratio"].astype(float) > 1
     direction = np.where(higher == (table["better"] == "higher"), "better", "worse")
-    differs = p_diff < alpha
-    equivalent = (table["p_equivalence"].astype(float) < alpha) & (table["n_failed"] == 0)
-    identical = table["note"].str.contains("bitwise-equal", regex=False)
-    control = table["role"] == "control"
+    by_failures = np.where(table["n_failed_level"] > table["n_failed_level_ref"], "worse", "better")
+    equivalent = (table["p_equivalence"].astype(float) < alpha) & ~failed
+    identical = table["note"].str.contains("bitwise-equal", regex=False).to_numpy()
+    control = (table["role"] == "control").to_numpy()
+    differs = p_judged < alpha
     verdict = pd.Series(
         np.select(
-            [identical, control & equivalent, differs, equivalent],
-            ["identical", "equivalent", direction, "equivalent"],
+            [identical, failed & differs, failed, control & equivalent, differs, equivalent & ~confirmatory],
+            ["identical", by_failures, "inconclusive", "equivalent", direction, "equivalent"],
             "inconclusive",
         ),
         index=table.index,
     )
-    if tests is None or (tests == "difference").all():
+    declared = (tests != "difference").to_numpy()
+    if not declared.any():
         return verdict
-    p_test = np.where(table["role"] == "confirmatory", table["p_holm"], table["p_equivalence"]).astype(float)
-    shown = (p_test < alpha) & (table["n_failed"] == 0).to_numpy()
+    beyond = table["p_beyond_margin"].astype(float)
+    beyond = np.where(confirmatory, holm(beyond, confirmatory & (tests != "difference")), beyond).astype(float)
+    shown = (p_judged < alpha) & ~failed
     for test, yes, no in (
-        ("equivalence", "equivalent", "not shown equivalent"),
-        ("noninferiority", "non-inferior", "not shown non-inferior"),
+        ("equivalence", "equivalent", "not equivalent"),
+        ("noninferiority", "non-inferior", "inferior"),
     ):
         rows = (tests == test).to_numpy()
-        verdict[rows] = np.where(identical.to_numpy()[rows], "identical", np.where(shown[rows], yes, no))
+        words = np.select([identical, shown, (beyond < alpha) & ~failed], ["identical", yes, no], "inconclusive")
+        verdict[rows] = words[rows]
     return verdict
 
 
@@ -361,11 +431,11 @@ def contrasts_table(runs: pd.DataFrame, design: Design, config: dict, failed_run
     verdict. failed_runs: per row of runs, whether the run counts as failed there (plan's failure rule)."""
     cfg = config["stats"]
     names = design.names
-    found, confirmatory = contrasts_of(design, config)
+    found, confirmatory, controls = contrasts_of(design, config)
     primary = (cfg["primary_metric"], cfg["primary_extractor"], config["train"]["steps"])
     usable = (runs["status"] == "completed") & np.isfinite(runs["value"].astype(float))
     data = runs.assign(usable_value=runs["value"].where(usable), failed=failed_runs.astype(float))
-    rows, tests = [], []
+    rows, tests, signatures = [], [], []
     for (step, extractor, metric), group in data[data["metric"].isin(list(BETTER))].groupby(
         ["step", "extractor", "metric"], sort=True
     ):
@@ -392,17 +462,37 @@ def contrasts_table(runs: pd.DataFrame, design: Design, config: dict, failed_run
                 "extractor": extractor,
                 "metric": metric,
                 "better": BETTER[metric],
-                "role": role_of(c, confirmatory, primary, (metric, extractor, step)),
+                "role": role_of(c, confirmatory, controls, primary, (metric, extractor, step)),
             }
             rows.append(row | evaluate(c, logs, failed, values, cfg, BETTER[metric]))
             tests.append(c.spec.test)
+            # What Holm must count once: a confirmatory member's per-seed contrast (sign fixed) and its hypothesis.
+            d = per_seed(c, logs)[0] if row["role"] == "confirmatory" else np.array([])
+            signatures.append(np.abs(d).tobytes() + c.spec.test.encode() if len(d) else b"")
     table = pd.DataFrame(rows, columns=columns(design))
     if table.empty:
         return table
     tests = pd.Series(tests, index=table.index)
-    table["p_holm"] = holm(judged_p(table, tests), table["role"] == "confirmatory")
+    again = (table["role"] == "confirmatory") & once_more(table, signatures)
+    counted_once = "the same per-seed contrast as another member: counted once in Holm"
+    table.loc[again, "note"] = [f"{n}; {counted_once}" if n else counted_once for n in table.loc[again, "note"]]
+    family = (table["role"] == "confirmatory") & ~again
+    table["p_holm"] = holm(judged_p(table, tests), family)
     table["verdict"] = verdicts(table, cfg, tests)
     return table
+
+
+def once_more(table: pd.DataFrame, signatures: list[bytes]) -> pd.Series:
+    """Rows whose per-seed contrast is bitwise that of an earlier row at the same step, extractor and metric: one
+    contrast counted twice (e.g. a trend over three equally spaced levels and the contrast of its end levels)."""
+    seen, again = set(), []
+    for (step, extractor, metric), signature in zip(
+        table[["step", "extractor", "metric"]].itertuples(index=False), signatures
+    ):
+        key = (step, extractor, metric, signature)
+        again.append(signature != b"" and key in seen)
+        seen.add(key)
+    return pd.Series(again, index=table.index)
 
 
 def as_cells(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:

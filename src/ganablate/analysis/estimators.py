@@ -110,11 +110,15 @@ def fieller_interval(a, b, level: float) -> tuple[float, float]:
 
 
 def holm(p: pd.Series, family: pd.Series) -> pd.Series:
-    """Holm-adjusted p over the rows in `family` with a finite p (statsmodels); NaN elsewhere."""
+    """Holm-adjusted p over the rows in `family` (statsmodels), each member counted: an untestable one (NaN) as
+    p = 1, so that the family keeps its declared size (as power.holm_adjusted simulates it); NaN outside it and for
+    the untestable members."""
     from statsmodels.stats.multitest import multipletests
 
     adjusted = pd.Series(math.nan, index=p.index)
-    tested = family & np.isfinite(p.astype(float))
-    if tested.any():
-        adjusted[tested] = multipletests(p[tested].astype(float), method="holm")[1]
+    family = family.astype(bool)
+    if family.any():
+        given = p[family].astype(float)
+        adjusted[family] = multipletests(given.fillna(1.0), method="holm")[1]
+        adjusted[family & ~np.isfinite(p.astype(float))] = math.nan
     return adjusted

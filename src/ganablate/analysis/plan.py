@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ganablate import __version__
 from ganablate.config import checkpoint_steps, config_hash
 from ganablate.design import Declared, Design, declared_contrasts, design_of
 
@@ -28,15 +29,29 @@ def alpha_of(stats_cfg: dict) -> float:
 
 
 def extractor_identity(config: dict) -> dict:
-    """What fixes the features a metric is computed on: the extractor names and what builds them."""
+    """What fixes the features a metric is computed on: the extractor names and what builds them, and the sha256 of
+    the Inception weights' file where one is given (its path says nothing of what it holds)."""
     ev = config["eval"]
+    weights = ev["inception_weights"]
     return {
         "extractors": ev["extractors"],
         "primary": config["stats"]["primary_extractor"],
         "domain_epochs": ev["extractor_epochs"],
-        "inception_weights": ev["inception_weights"],
+        "inception_weights": weights,
+        **({"inception_weights_sha256": _sha256(weights)} if weights and Path(weights).is_file() else {}),
         "dataset": config["dataset"]["name"],
     }
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+# Keys of model and train that say where and how often a run reports, not what it computes.
+NOT_COMPUTED = ("device", "threads", "stack", "runs_per_job", "log_every", "state_every")
 
 
 def contrast_name(d: Declared) -> str:
@@ -104,8 +119,16 @@ def plan_of(config: dict) -> dict:
         "n_samples": config["eval"]["n_samples"],
         "test": cfg["test"],
         "confirmatory": [contrast_name(d) for d in declared(design, config, "confirmatory")],
+        "controls": [contrast_name(d) for d in declared(design, config, "controls")],
         "contrasts": [contrast_name(d) for d in declared(design, config, "contrasts")],
         "mechanism": cfg["mechanism"],
+        "remedies": cfg["remedies"],
+        # What the runs compute and how they are scored: a verdict means nothing apart from them.
+        "model": config["model"],
+        "train": {k: v for k, v in config["train"].items() if k not in NOT_COMPUTED},
+        "g_mode": config["eval"]["g_mode"],
+        # The verdict rules live in code, and have changed between releases.
+        "ganablate": __version__,
         "equivalence_margin": cfg["equivalence_margin"],
         "equivalence_justification": cfg["equivalence_justification"],
         "smallest_effect": cfg["smallest_effect"],

@@ -88,7 +88,7 @@ def _notes(study: Study) -> dict[str, str]:
 
 def build(study: Study) -> dict[str, pd.DataFrame]:
     config, design, runs = study.config, study.design, study.runs
-    found, _ = contrasts.contrasts_of(design, config)
+    found, _, _ = contrasts.contrasts_of(design, config)
     table = contrasts.contrasts_table(runs, design, config, cells.failed_rows(runs, design, config))
     table = (
         cells.ordered(table, design, ["kind", *design.names, "step", "extractor", "metric"]) if len(table) else table
