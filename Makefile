@@ -1,4 +1,4 @@
-# The two commands of the README:
+# The two commands of the README's quick start (tests/test_docs.py checks that they are these):
 #   make study    set up (Python environment, torch, ganablate, the data) and run the default study
 #   make test     set up and run the tests (TESTS="--realdata --slurm" switches the other tiers on)
 #   make lint     ruff check, ruff format --check, snakefmt --check (CI runs it before the tests)
@@ -7,7 +7,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 CORES ?= 2
-CONFIG ?= config.yaml
+CONFIG ?= config/config.yaml
 TESTS ?=
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 BIN := $(VENV)/bin

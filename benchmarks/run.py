@@ -439,7 +439,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="skip c), the whole default study")
     parser.add_argument("--steps", type=int, default=300, help="training steps per throughput measurement of a)")
-    parser.add_argument("--config", default=str(REPO / "config.yaml"))
+    parser.add_argument("--config", default=str(REPO / "config/config.yaml"))
     parser.add_argument("--out", default="results/benchmarks")
     parser.add_argument("--extractor", type=Path, help="an existing domain extractor file (default: train one)")
     parser.add_argument(

@@ -29,9 +29,11 @@ for side in release current; do
     chmod +x "$work/$side/bin/ganablate"
 done
 
-# The same study in each release's config format: the study's grid is the only difference from config.yaml (and,
-# for the release, this checkout's execution keys).
-"$python" - "$work/current-tree/config.yaml" "$work" "$seeds" <<'EOF'
+# The same study in each release's config format: the study's grid is the only difference from the default study's
+# config (and, for the release, this checkout's execution keys). It sits in config/ since issue 29, at the root before.
+default_config=$work/current-tree/config/config.yaml
+[ -f "$default_config" ] || default_config=$work/current-tree/config.yaml
+"$python" - "$default_config" "$work" "$seeds" <<'EOF'
 import sys, yaml
 default, work, seeds = yaml.safe_load(open(sys.argv[1])), sys.argv[2], int(sys.argv[3])
 common = {k: v for k, v in default.items() if k != "study"}

@@ -8,6 +8,8 @@ import copy
 def at(config: dict, feed: str, norm: str) -> dict:
     config = copy.deepcopy(config)
     config["train"]["feed"], config["model"]["d_norm"] = feed, norm
+    if norm == "ghost_mixed" and config["model"].get("ghost_chunk") is None:  # its chunks have no default size
+        config["model"]["ghost_chunk"] = config["train"]["batch_size"] // 2
     return config
 
 

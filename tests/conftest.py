@@ -29,6 +29,8 @@ from tests.synthetic_idx import write_fashion_mnist
 REPO = Path(__file__).resolve().parents[1]
 # The workflow as the tests run it: the snakemake of this interpreter, whatever PATH holds.
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow/Snakefile")]
+# Where the Snakefile reads a study's config when snakemake gets no --configfile, relative to its working directory.
+STUDY_CONFIG = Path("config/config.yaml")
 # The environment before _hermetic changed it: for tools of the opt-in tiers that need the real one (apt).
 ORIGINAL_ENV = dict(os.environ)
 # Where the real Fashion-MNIST is, read before the default tier hides the system location.
@@ -124,10 +126,12 @@ def real_tiny_config(real_fashion_mnist) -> dict:
 
 
 def write_tiny_study_config(workdir: Path, data_root: Path) -> None:
-    """tests/configs/tiny.yaml as workdir/config.yaml, reading its data from data_root."""
+    """tests/configs/tiny.yaml as workdir/config/config.yaml (the workflow's default config), reading its data from
+    data_root."""
     config = yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text())
     config.setdefault("dataset", {})["root"] = str(data_root)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / STUDY_CONFIG).parent.mkdir(parents=True, exist_ok=True)
+    (workdir / STUDY_CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 @pytest.fixture(scope="session")

@@ -110,7 +110,8 @@ def test_holm_adjusts_exactly_the_confirmatory_family():
     assert len(family) == 5 and set(family["kind"]) == {"trend", "simple", "interaction"}
     assert family["p_holm"].to_numpy() == pytest.approx(multipletests(family["p"], method="holm")[1])
     assert table.loc[table["role"] != "confirmatory", "p_holm"].isna().all()
-    assert set(table.loc[table["step"] == 500, "role"]) == {"confirmatory", "control", "exploratory"}
+    # controls only as declared (stats.controls: none here); the other simple effects are exploratory
+    assert set(table.loc[table["step"] == 500, "role"]) == {"confirmatory", "exploratory"}
 
 
 def _pair(split, joint, diverged=frozenset()):
@@ -300,8 +301,8 @@ def test_noninferiority_follows_the_metrics_direction_and_takes_a_margin_of_its_
         stats.ttest_1samp(-d, -math.log(1.05), alternative="greater").pvalue
     )
     assert inception["p_equivalence"] == pytest.approx(fid["p_equivalence"], rel=1e-9)
-    assert fid["role"] == "control"  # a declared simple contrast outside the family, as today
-    assert fid["verdict"] in ("non-inferior", "not shown non-inferior")
+    assert fid["role"] == "exploratory"  # declared in stats.contrasts: neither the family nor a control
+    assert fid["verdict"] in ("non-inferior", "inferior", "inconclusive")
 
 
 def test_no_noninferiority_or_equivalence_verdict_when_a_run_of_the_compared_cells_failed():
@@ -312,9 +313,10 @@ def test_no_noninferiority_or_equivalence_verdict_when_a_run_of_the_compared_cel
     failed = runs_table(values, axes=["feed", "norm"], diverged={(("joint_cached_stats", "batch"), 5)})
     table = _table(failed, config)
     rows = table[table["role"] == "confirmatory"]
-    assert (rows["p_holm"] < 0.05).all() and (rows["n_failed"] == 1).all()
-    assert set(rows["verdict"]) == {"not shown non-inferior", "not shown equivalent"}
-    assert rows["note"].str.contains("failed run").all()
+    # the survivors decide nothing: each member untestable, counted as p = 1 in Holm, and inconclusive
+    assert rows["p_equivalence"].lt(0.05).all() and rows["p_holm"].isna().all() and (rows["n_failed"] == 1).all()
+    assert set(rows["verdict"]) == {"inconclusive"}
+    assert rows["note"].str.contains("failed runs: 1 in joint_cached_stats, 0 in joint_consistent").all()
 
 
 def test_a_declared_equivalence_test_is_the_paired_tost_and_identical_arms_stay_identical():
@@ -328,7 +330,12 @@ def test_a_declared_equivalence_test_is_the_paired_tost_and_identical_arms_stay_
     assert row["p_holm"] == row["p_equivalence"] and row["verdict"] == "equivalent"
     wide = SPLIT * np.exp(np.array([0.3, -0.2, 0.25, 0.1, -0.3, 0.2]))
     row = _row(_table(runs_table({("split",): SPLIT, ("joint",): wide}, axes=["feed"]), config), metric="fid")
-    assert row["verdict"] == "not shown equivalent"
+    assert row["verdict"] == "inconclusive"  # its 90% interval reaches both inside and beyond the margin
+    far = SPLIT * np.exp(np.array([0.5, 0.45, 0.55, 0.52, 0.48, 0.5]))
+    row = _row(_table(runs_table({("split",): SPLIT, ("joint",): far}, axes=["feed"]), config), metric="fid")
+    d = np.log(far / SPLIT)
+    assert row["p_beyond_margin"] == pytest.approx(stats.ttest_1samp(d, math.log(1.2), alternative="greater").pvalue)
+    assert row["verdict"] == "not equivalent"  # the interval wholly beyond the margin
     row = _row(_table(runs_table({("split",): SPLIT, ("joint",): SPLIT.copy()}, axes=["feed"]), config), metric="fid")
     assert row["verdict"] == "identical"
 
@@ -422,7 +429,7 @@ def test_the_automatic_contrasts_are_the_same_with_a_contrast_of_two_cells_decla
     assert set(table["contrast"]) - set(without["contrast"]) == {FIX_NAME}
     kept = table[table["contrast"] != FIX_NAME].reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, without)
-    assert _row(table, contrast=FIX_NAME, metric="fid")["role"] == "control"  # a declared simple contrast, as today
+    assert _row(table, contrast=FIX_NAME, metric="fid")["role"] == "exploratory"  # declared in stats.contrasts
 
 
 def test_a_noninferiority_test_of_two_cells_that_differ_on_two_axes_is_one_sided_and_holm_adjusted():
@@ -453,7 +460,7 @@ def test_a_noninferiority_test_of_two_cells_that_differ_on_two_axes_is_one_sided
     # a failed run of either cell: McNemar on the failures, and no non-inferiority verdict
     failed = _table(runs_table(values, axes=["feed", "norm"], diverged={(("joint", "ghost"), 2)}), config)
     row = _row(failed, contrast=name, metric="fid")
-    assert (row["n_failed"], row["n_pairs"], row["verdict"]) == (1, SEEDS - 1, "not shown non-inferior")
+    assert (row["n_failed"], row["n_pairs"], row["verdict"]) == (1, SEEDS - 1, "inconclusive")
     assert row["p_failures"] == pytest.approx(mcnemar([[0, 1], [0, 0]], exact=True).pvalue)
 
 

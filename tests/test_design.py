@@ -134,12 +134,35 @@ def test_the_plan_hash_covers_what_decides_a_verdict_but_not_how_a_job_runs():
         ("stats", "failure_threshold", 300.0),
         ("eval", "extractor_epochs", 5),
         ("stats", "equivalence_margin", 0.05),
+        # issue 27: what the runs compute, how G is sampled, the remedies' roles
+        ("train", "lr_g", 1e-3),
+        ("model", "d_width", 48),
+        ("eval", "g_mode", "train"),
+        ("stats", "remedies", {"axis": "feed", "reference": "split", "feed_axis": "feed", "working": "split"}),
     ):
-        changed = validate_config({**config, section: {**config[section], key: value}})
+        changed = {**config, section: {**config[section], key: value}}
         assert plan_hash(plan_of(changed)) != base, key
-    for section, key, value in (("train", "threads", 2), ("eval", "device", "auto"), ("train", "lr_g", 1e-3)):
+    for section, key, value in (("train", "threads", 2), ("eval", "device", "auto"), ("train", "runs_per_job", 5)):
         changed = validate_config({**config, section: {**config[section], key: value}})
         assert plan_hash(plan_of(changed)) == base, key
+
+
+def test_the_plan_hash_covers_the_package_version_and_the_inception_weights_bytes(tmp_path, monkeypatch):
+    """The verdict rules live in code (issue 27): another release is another plan. The weights' path says nothing of
+    what the file holds: the same path with other bytes is another plan."""
+    import ganablate.analysis.plan as plan
+
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"one")
+    config = _config({"feed": {"levels": ["split", "joint"]}})
+    config["eval"] |= {"extractors": ["domain", "inception-v3-compat"], "inception_weights": str(weights)}
+    base = plan_hash(plan_of(config))
+    weights.write_bytes(b"two")
+    assert plan_hash(plan_of(config)) != base
+    weights.write_bytes(b"one")
+    assert plan_hash(plan_of(config)) == base
+    monkeypatch.setattr(plan, "__version__", "99.0")
+    assert plan_hash(plan_of(config)) != base
 
 
 FOUR = {
@@ -250,7 +273,7 @@ def test_the_mechanism_study_validates_with_a_family_of_seven_on_fresh_seeds(tmp
         "feed: joint_consistent vs joint",
     ]
     assert plan_of(config)["contrasts"] == ["feed: joint_cached_stats vs joint_consistent (equivalence, margin 10%)"]
-    default = load_config(REPO / "config.yaml")
+    default = load_config(REPO / "config/config.yaml")
     for section, keys in (("train", ["steps", "checkpoints", "lr_g", "lr_d", "batch_size"]), ("eval", ["n_samples"])):
         assert {k: config[section][k] for k in keys} == {k: default[section][k] for k in keys}
     for key in ("equivalence_margin", "smallest_effect", "test", "confidence_level"):
@@ -348,17 +371,22 @@ def test_the_remedies_study_validates_with_noninferiority_contrasts_across_both_
     assert write_plan(config, tmp_path / "plan.json").is_file()
 
 
+# The plans of the committed studies under this release (0.2.0). Release 0.2.0's plan covers the package version and
+# what the runs compute (issue 27), so it renamed the plans of the studies launched before it (20c5cbd2, 696a3983,
+# 4f2fb72d, a3678654: studies/*.md): their runs say "plan changed after launch" when re-analysed by this release.
 COMMITTED_PLANS = [
-    ("config.yaml", "20c5cbd2"),
-    ("config/batch-size.yaml", "696a3983"),
-    ("config/mechanism.yaml", "4f2fb72d"),
-    ("config/remedies.yaml", "a3678654"),
+    ("config/config.yaml", "9c01b98b"),
+    ("config/batch-size.yaml", "9a9c87ad"),
+    ("config/mechanism.yaml", "ab598cd2"),
+    ("config/remedies.yaml", "e96cd0fa"),
+    ("config/remedies-v2.yaml", "e59ca23e"),
 ]
 
 
 @pytest.mark.parametrize(("path", "expected"), COMMITTED_PLANS)
 def test_the_committed_studies_keep_their_plan_hashes(path, expected):
-    """Their runs were launched under these hashes (README): a new kind of contrast must not rename the old ones."""
+    """Their runs were launched under these hashes (studies/*.md): a new kind of contrast must not rename the old ones
+    within a release."""
     assert plan_hash(plan_of(load_config(REPO / path))) == expected
 
 

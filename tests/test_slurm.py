@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import ORIGINAL_ENV, REPO, SNAKEMAKE, TIERS, tier_enabled, write_tiny_study_config
+from tests.conftest import (
+    ORIGINAL_ENV,
+    REPO,
+    SNAKEMAKE,
+    STUDY_CONFIG,
+    TIERS,
+    tier_enabled,
+    write_tiny_study_config,
+)
 
 CLUSTER = REPO / "tests/cluster"
 
@@ -32,9 +40,9 @@ def slurm_study(slurm_cluster, tmp_path_factory, synthetic_fashion_mnist):
     write_tiny_study_config(workdir, synthetic_fashion_mnist)
     # Blocks of runs (train_<seeds> and evaluate_<seeds>, one component of group "run"), where the local tiny study
     # has a `run` job per run: its tables must still be the local study's.
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config = yaml.safe_load((workdir / STUDY_CONFIG).read_text())
     config["train"]["runs_per_job"] = 2
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / STUDY_CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
     # --workflow-profile none: profiles/default (local) must not override the SLURM profile.
     # timeout -k: the executor plugin can keep polling after a cluster failure; never hang CI.
     result = subprocess.run(

@@ -64,11 +64,13 @@ def config() -> dict:
 IMAGES = torch.randint(0, 256, (64, *SHAPE), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
 
 
+def _model(norm: str) -> dict:
+    """MODEL under D's norm `norm`; ghost_mixed's chunks have no default size: half a batch here."""
+    return MODEL | {"d_norm": norm} | ({"ghost_chunk": BATCH // 2} if norm == "ghost_mixed" else {})
+
+
 def _networks(norm, seeds, dtype, device="cpu"):
-    return [
-        tuple(net.to(device, dtype) for net in build_networks(SHAPE, MODEL | {"d_norm": norm}, seed, IMAGES))
-        for seed in seeds
-    ]
+    return [tuple(net.to(device, dtype) for net in build_networks(SHAPE, _model(norm), seed, IMAGES)) for seed in seeds]
 
 
 def _adams(nets):

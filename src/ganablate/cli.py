@@ -21,7 +21,9 @@ class _OneLineParser(argparse.ArgumentParser):
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--config", default="config.yaml", help="study config YAML (default: config.yaml)")
+    source.add_argument(
+        "--config", default="config/config.yaml", help="study config YAML (default: config/config.yaml)"
+    )
     source.add_argument(
         "--config-json",
         help="the config (or the sections a step needs) as inline JSON; used by the workflow so that each rule "

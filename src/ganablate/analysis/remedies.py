@@ -4,7 +4,8 @@ On stats.remedies' `axis`, every level R other than `reference` is a remedy for 
 reference level works under `working` and fails under `broken`). Per R, within every cell of the other axes, at the
 primary metric, extractor and final step:
 - fix: broken+R against working+reference, the question a practitioner asks (does the remedy make the broken feed
-  train like the working one?);
+  train like the working one?); the reference's cell at the other axes' references where the study ran it only
+  there (an axis of a remedy's own setting, such as ghost's chunk);
 - in_broken, in_working: R against the reference within broken and within working;
 - cost: the median training seconds per step of R's runs over the reference's (under working and broken).
 The three comparisons are rows of contrasts.csv, found by the cells they weigh (+1 on one cell, -1 on the other),
@@ -103,13 +104,21 @@ def remedies_table(contrasts: pd.DataFrame, found: list, runs: pd.DataFrame, des
     for labels in itertools.product(*(a.labels for a in others)):
         where = dict(zip((a.name for a in others), labels))
         for remedy in (lab for lab in axis.labels if lab != reference):
+            if tuple({**where, axis.name: remedy, feed_axis.name: broken}[n] for n in names) not in run:
+                continue  # a remedy run at other levels of the other axes only
             row = dict.fromkeys(columns, math.nan) | where | {axis.name: remedy, feed_axis.name: SPANNED}
             row |= at | {"axis": axis.name, "feed_axis": feed_axis.name, "reference": reference, "working": working}
             row |= {"broken": broken, "use": uses.get(remedy, "")}
             notes = []
 
             def cell(feed: str, level: str, where=where) -> tuple[str, ...]:
-                return tuple({**where, axis.name: level, feed_axis.name: feed}[n] for n in names)
+                """The cell of feed and level at `where`; for the reference level, where that cell was not run, at
+                the other axes' references: an axis of the remedies' own settings (e.g. model.ghost_chunk) has
+                levels the reference does not read, and the study runs it once."""
+                at = {**where, axis.name: level, feed_axis.name: feed}
+                if level == reference and tuple(at[n] for n in names) not in run:
+                    at |= {a.name: a.reference for a in others}
+                return tuple(at[n] for n in names)
 
             pairs = {
                 "fix": (cell(broken, remedy), cell(working, reference)),
