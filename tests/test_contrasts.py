@@ -469,3 +469,90 @@ def test_two_cells_that_differ_on_two_axes_but_give_bitwise_equal_runs_are_ident
     values[("joint", "ghost")] = values[("split", "batch")].copy()
     row = _row(_table(runs_table(values, axes=["feed", "norm"]), config), metric="fid", axis="feed,norm")
     assert row["verdict"] == "identical" and "bitwise-equal" in row["note"]
+
+
+# --- issue 27's verdict rules: each test fails under d495673's rules ---------------------------------------------
+
+TWELVE = np.array([100.0, 104, 97, 101, 99, 103, 98, 102, 100, 105, 96, 101])
+
+
+def _two_feeds(split, joint, diverged=frozenset(), **stats):
+    config = study_config({"feed": ["split", "joint"]}, seeds=len(split), **stats)
+    return _table(runs_table({("split",): split, ("joint",): joint}, axes=["feed"], diverged=diverged), config)
+
+
+def test_failures_decide_a_difference_and_an_arm_is_never_better_on_its_survivors_alone():
+    """d495673 called joint 'better' from the survivors of an arm that failed in half its seeds."""
+    joint = TWELVE * 0.8 * np.exp(RNG.normal(0, 0.01, 12))  # its survivors clearly better
+    half = {(("joint",), s) for s in range(6)}
+    row = _row(_two_feeds(TWELVE, joint, diverged=half), metric="fid")
+    assert row["p"] < 0.001 and (row["n_failed_level"], row["n_failed_level_ref"]) == (6, 0)
+    assert row["p_failures"] == pytest.approx(mcnemar([[0, 0], [6, 0]], exact=True).pvalue)  # 0.03125
+    assert row["verdict"] == "worse"  # the failures, by McNemar, not the survivors
+    assert "failed runs: 6 in joint, 0 in split (McNemar p = 0.0312)" in row["note"]
+    two = _row(_two_feeds(TWELVE, joint, diverged={(("joint",), 0), (("joint",), 1)}), metric="fid")
+    assert two["p"] < 0.001 and two["p_failures"] > 0.05 and two["verdict"] == "inconclusive"
+
+
+def test_holm_counts_an_untestable_member_of_the_family_as_p_one():
+    """d495673 dropped it, so the family shrank: here from two members to one."""
+    config = study_config(
+        {"feed": ["split", "joint", "joint_consistent"]},
+        seeds=6,
+        confirmatory=[{"compare": {"feed": "joint"}}, {"compare": {"feed": "joint_consistent"}}],
+    )
+    joint = SPLIT * 1.05 * np.exp(np.array([0.02, -0.01, 0.03, 0.0, -0.02, 0.01]))
+    values = {("split",): SPLIT, ("joint",): joint, ("joint_consistent",): np.zeros(6)}  # no log contrast
+    table = _table(runs_table(values, axes=["feed"]), config)
+    members = table[(table["role"] == "confirmatory") & (table["metric"] == "fid")].set_index("level")
+    assert np.isnan(members.loc["joint_consistent", "p"]) and np.isnan(members.loc["joint_consistent", "p_holm"])
+    p = members.loc["joint", "p"]
+    assert members.loc["joint", "p_holm"] == pytest.approx(multipletests([p, 1.0], method="holm")[1][0])
+    assert members.loc["joint", "p_holm"] == pytest.approx(min(1.0, 2 * p))
+
+
+def test_a_confirmatory_difference_is_never_called_equivalent_from_its_unadjusted_tost():
+    joint = SPLIT * np.exp(np.array([0.004, -0.002, 0.003, -0.001, 0.002, 0.001]))
+    declared = _row(_two_feeds(SPLIT, joint, confirmatory=[{"compare": {"feed": "joint"}}]), metric="fid")
+    assert declared["role"] == "confirmatory" and declared["p_equivalence"] < 0.05 and declared["p_holm"] > 0.05
+    assert declared["verdict"] == "inconclusive"
+    control = _row(_two_feeds(SPLIT, joint, controls=[{"compare": {"feed": "joint"}}]), metric="fid")
+    assert control["role"] == "control" and control["verdict"] == "equivalent"
+
+
+@pytest.mark.parametrize(
+    ("shift", "spread", "expected"),
+    [(0.0, 0.02, "non-inferior"), (0.4, 0.02, "inferior"), (0.08, 0.2, "inconclusive")],
+)
+def test_noninferiority_has_three_outcomes(shift, spread, expected):
+    """d495673 had two, and called an interval wholly beyond the margin 'not shown non-inferior'."""
+    d = shift + spread * np.array([1.0, -0.5, 0.3, -1.2, 0.8, -0.4])
+    spec = {"compare": {"feed": "joint"}, "test": "noninferiority"}
+    row = _row(_two_feeds(SPLIT, SPLIT * np.exp(d), confirmatory=[spec]), metric="fid")
+    assert row["p_beyond_margin"] == pytest.approx(stats.ttest_1samp(d, math.log(1.1), alternative="greater").pvalue)
+    assert row["verdict"] == expected
+
+
+def test_degenerate_cases_get_a_note_not_a_silent_verdict():
+    constant = _row(_two_feeds(np.full(6, 100.0), np.full(6, 200.0)), metric="fid")
+    assert np.isnan(constant["p"]) and constant["verdict"] == "inconclusive"
+    assert "the same in every seed (no spread): no test" in constant["note"]
+    kid = _row(_two_feeds(SPLIT, np.r_[-0.5, SPLIT[1:]]), metric="fid")
+    assert "non-positive values: no log contrast" in kid["note"]
+    runs, _, config = _batch_study()  # three equally spaced log2 levels: the middle one weighs 0 in the trend
+    trend = _row(_table(runs, config), kind="trend", feed="joint", metric="fid")
+    assert "64 weighs 0 in the trend" in trend["note"]
+
+
+def test_power_is_printed_at_the_precision_its_simulations_give():
+    # the first significant digit of the largest Monte Carlo SE, 0.5 / sqrt(n): 0.035, 0.011, 0.005, 0.0016
+    assert [power.power_decimals(n) for n in (200, 2000, 10000, 100000)] == [2, 2, 3, 3]
+    values, config = _mechanism_study(confirmatory=[NONINFERIOR], power_simulations=300)
+    runs = runs_table(values, axes=["feed", "norm"])
+    design = design_of(config)
+    table = contrasts_table(runs, design, config, failed_rows(runs, design, config))
+    found, _, _ = contrasts_of(design, config)
+    logs = np.log(as_cells(wide(runs, design.names, "value"), design.names))
+    rows = power.power_table(table, {c.name: c for c in found}, logs, design.names, config)
+    shown = rows["power"].dropna()
+    assert len(shown) and (shown == shown.round(2)).all()  # 300 simulations: SE up to 0.029, two decimals

@@ -45,6 +45,12 @@ def config_from_args(args: argparse.Namespace) -> dict:
 # --- subcommands -------------------------------------------------------------------------------
 
 
+def _cmd_config_docs(args: argparse.Namespace) -> None:
+    from ganablate.config_docs import reference_markdown
+
+    print(reference_markdown(), end="")
+
+
 def _cmd_prepare_data(args: argparse.Namespace) -> None:
     from ganablate.data import load_dataset
 
@@ -370,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", help="output file (default: results/<study.name>/findings.md), and the same as .rst beside it"
     )
     p.set_defaults(func=_cmd_findings)
+
+    p = sub.add_parser("config-docs", help="the reference of every config key, from the schema (config/README.md)")
+    p.set_defaults(func=_cmd_config_docs)
 
     return parser
 

@@ -20,7 +20,8 @@ class UsageError(ValueError):
     """Bad command-line input (an argument, a path); reported as one line naming it, exit code 2."""
 
 
-def _schema() -> dict:
+def schema() -> dict:
+    """The config schema, the one the workflow validates with too (package data, linked from workflow/schemas/)."""
     return yaml.safe_load(files("ganablate").joinpath("config.schema.yaml").read_text())
 
 
@@ -46,8 +47,8 @@ def validate_config(config: dict | None, source: str = "config", whole: bool = T
     Snakefile checked the whole config); constraints between sections then apply only to the sections given."""
     config = copy.deepcopy(config) if config is not None else {}
     given = set(config) if isinstance(config, dict) else set()
-    schema = _schema()
-    validator = _with_defaults(jsonschema.validators.validator_for(schema))(schema)
+    spec = schema()
+    validator = _with_defaults(jsonschema.validators.validator_for(spec))(spec)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
