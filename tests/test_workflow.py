@@ -461,3 +461,24 @@ def test_the_remedies_study_runs_end_to_end_with_its_practitioners_table(study_d
     assert verdicts["ghost"] == "identical"
     assert verdicts["reference"] in {"non-inferior", "inferior", "inconclusive"}
     assert "ghost" in (study / "findings.md").read_text()
+
+
+@pytest.mark.parametrize("study", ["config/remedies-v2.yaml", "tiny"])
+def test_the_plan_frozen_at_launch_is_the_config_files_plan_with_levels_in_declared_order(tmp_path, study):
+    """The workflow hands its jobs the config with sorted keys; an axis's levels given as a mapping keep their
+    declared order (remedies-v2's chunk: source, 64, 32, 16), or the launch plan would differ from the file's."""
+    from ganablate.analysis.plan import plan_hash, plan_of
+    from ganablate.config import load_config
+
+    if study == "tiny":
+        config = yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text())
+        config["study"]["axes"]["lr"]["levels"] = {"fast": 0.0005, "base": 0.0002, "mid": 0.0003}
+        (tmp_path / "study.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    else:
+        shutil.copy(REPO / study, tmp_path / "study.yaml")
+    expected = plan_of(load_config(tmp_path / "study.yaml"))
+    name = expected["study"]
+    snakemake(tmp_path, "--configfile", "study.yaml", "--cores", "1", f"results/{name}/plan.json")
+    frozen = json.loads((tmp_path / f"results/{name}/plan.json").read_text())
+    assert [axis["levels"] for axis in frozen["axes"]] == [axis["levels"] for axis in expected["axes"]]
+    assert frozen["hash"] == plan_hash(expected)

@@ -85,10 +85,11 @@ def sections(*names, eval_keys=None, source=None):
 
 def canonical(value, ordered=False):
     """value with every mapping's keys sorted, so that params do not change with the config file's key order;
-    except study.axes, whose order is the design's (run paths, facets) and is kept."""
+    except study.axes and an axis's levels given as a mapping, whose order is the design's (run paths, facets, the
+    plan frozen at launch) and is kept."""
     if isinstance(value, dict):
         items = value.items() if ordered else sorted(value.items())
-        return {key: canonical(v, ordered=key == "axes") for key, v in items}
+        return {key: canonical(v, ordered=key in ("axes", "levels")) for key, v in items}
     if isinstance(value, list):
         return [canonical(v) for v in value]
     return value
