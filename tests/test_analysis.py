@@ -469,3 +469,30 @@ def test_stats_remedies_needs_every_key_and_a_remedy_besides_the_reference():
         study_config(REMEDY_AXES, remedies={k: v for k, v in REMEDIES.items() if k != "broken"})
     with pytest.raises(ConfigError, match="stats.remedies.axis: norm has no level but the reference"):
         study_config({"feed": ["split", "joint"], "norm": ["batch"]}, remedies=REMEDIES)
+
+
+def test_a_remedys_cost_is_against_the_references_runs_where_the_fix_pairs_them_under_the_same_feeds():
+    """remedies-v2: ghost at chunk 32 runs under joint only; batch at chunk source under split and joint."""
+    from ganablate.analysis import remedies
+
+    timed = pd.DataFrame(
+        [
+            {"feed": feed, "norm": norm, "chunk": chunk, "seconds_per_step": seconds}
+            for feed, norm, chunk, seconds in [
+                ("joint", "ghost", "32", 0.033),
+                ("joint", "ghost", "32", 0.035),
+                ("joint", "batch", "source", 0.030),
+                ("split", "batch", "source", 0.020),
+                ("split", "batch", "source", 0.021),
+            ]
+        ]
+    )
+    row, notes = {}, []
+    wheres = ({"chunk": "32"}, {"chunk": "source"})
+    remedies._cost(row, timed, wheres, "norm", ("ghost", "batch"), "feed", notes)
+    assert (row["n_timed"], row["n_timed_reference"]) == (2, 1) and not notes
+    assert row["cost_ratio"] == pytest.approx(0.034 / 0.030)
+    remedies._cost(row := {}, timed, ({"chunk": "16"}, {"chunk": "source"}), "norm", ("ghost", "batch"), "feed", notes)
+    assert np.isnan(row.get("cost_ratio", np.nan)) and notes == [
+        "cost: no completed run of ghost or of batch with its wall_seconds in runs.csv"
+    ]

@@ -7,7 +7,7 @@ primary metric, extractor and final step:
   train like the working one?); the reference's cell at the other axes' references where the study ran it only
   there (an axis of a remedy's own setting, such as ghost's chunk);
 - in_broken, in_working: R against the reference within broken and within working;
-- cost: the median training seconds per step of R's runs over the reference's (under working and broken).
+- cost: the median training seconds per step of R's runs over the reference's, under the feeds where R's runs ran.
 The three comparisons are rows of contrasts.csv, found by the cells they weigh (+1 on one cell, -1 on the other),
 never recomputed: a comparison no contrast makes is NaN, its note saying so. `use` is the registry's one-line use
 of R (vocab.USES), where the axis's levels have one.
@@ -136,19 +136,30 @@ def remedies_table(contrasts: pd.DataFrame, found: list, runs: pd.DataFrame, des
                     continue
                 for k in FROM_CONTRASTS:
                     row[f"{name}_{k.removeprefix('ratio_')}"] = r[k]
-            _cost(row, timed, where, axis.name, remedy, reference, notes)
+            # the reference's runs where the fix pairs them: at `where`, or at the other axes' references
+            at_reference = dict(zip(names, cell(working, reference)))
+            at_reference = {a.name: at_reference[a.name] for a in others}
+            _cost(row, timed, (where, at_reference), axis.name, (remedy, reference), feed_axis.name, notes)
             row["note"] = "; ".join(notes)
             rows.append(row)
     table = pd.DataFrame(rows, columns=columns)
     return ordered(table, design, [*(a.name for a in others), axis.name]) if len(table) else table
 
 
-def _cost(row: dict, timed: pd.DataFrame, where: dict, axis: str, remedy: str, reference: str, notes: list) -> None:
-    here = timed[np.logical_and.reduce([timed[k] == v for k, v in where.items()])] if where else timed
-    for level, prefix in ((remedy, ""), (reference, "reference_")):
-        seconds = here.loc[here[axis] == level, "seconds_per_step"]
-        row[f"n_timed{'_reference' if prefix else ''}"] = len(seconds)
-        row[f"{prefix}seconds_per_step"] = float(seconds.median()) if len(seconds) else math.nan
+def _cost(
+    row: dict, timed: pd.DataFrame, wheres: tuple[dict, dict], axis: str, levels: tuple[str, str], feed: str, notes
+) -> None:
+    """R's median training seconds per step over the reference's, each at its own cells of the other axes (wheres),
+    under the feeds where R's runs were timed: like against like where a study runs R under the broken feed only."""
+    (remedy, reference), medians = levels, []
+    feeds = None
+    for level, where in zip(levels, wheres):
+        here = timed[np.logical_and.reduce([timed[k] == v for k, v in where.items()])] if where else timed
+        here = here[here[axis] == level]
+        feeds = set(here[feed]) if feeds is None else feeds
+        seconds = here.loc[here[feed].isin(feeds), "seconds_per_step"]
+        medians.append((len(seconds), float(seconds.median()) if len(seconds) else math.nan))
+    (row["n_timed"], row["seconds_per_step"]), (row["n_timed_reference"], row["reference_seconds_per_step"]) = medians
     if row["reference_seconds_per_step"] > 0 and np.isfinite(row["seconds_per_step"]):
         row["cost_ratio"] = row["seconds_per_step"] / row["reference_seconds_per_step"]
     else:
