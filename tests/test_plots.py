@@ -131,9 +131,30 @@ def test_a_comparison_declared_under_two_tests_is_drawn_once_in_the_heatmap(tmp_
     tables = Synthetic({"feed": FEED}, seeds=range(3)).write(tmp_path, images=False)
     table = pd.read_csv(tables / "contrasts.csv", keep_default_na=False)
     joint = table[(table["kind"] == "simple") & (table["level"] == "joint") & (table["level_ref"] == "split")]
-    twice = joint.assign(contrast=joint["contrast"] + " (equivalence, margin 10%)", verdict="not shown equivalent")
+    twice = joint.assign(contrast=joint["contrast"] + " (equivalence, margin 10%)", verdict="not equivalent")
     pd.concat([table, twice]).to_csv(tables / "contrasts.csv", index=False)
     figure = plots.effects_heatmap(Study(tables), pd.concat([table, twice]))
     labels = [t.get_text() for ax in figure.axes for t in ax.texts]
     assert len([label for label in labels if "[" in label]) == 2  # one cell each: joint and joint_consistent vs split
-    assert not any(label.endswith("not shown equivalent") for label in labels)  # the first, difference, row
+    assert not any(label.endswith("not equivalent") for label in labels)  # the first, difference, row
+
+
+def test_every_verdict_has_its_own_marker_in_the_forest_plot_and_its_legend_names_those_drawn(tmp_path):
+    from ganablate import vocab
+
+    assert set(plots.VERDICTS) == set(vocab.VERDICTS)
+    assert len({marker for _, marker in plots.VERDICTS.values()}) == len(plots.VERDICTS)
+    tables = Synthetic({"feed": FEED}, seeds=range(3)).write(tmp_path, images=False, confirmatory=2)
+    table = pd.read_csv(tables / "contrasts.csv", keep_default_na=False)
+    table.loc[table["role"] == "confirmatory", "verdict"] = ["inferior", "non-inferior"]
+    figure = plots.contrasts(Study(tables), table)
+    legend = {t.get_text() for t in figure.legends[0].texts}
+    assert {"inferior", "non-inferior"} <= legend and not legend & {"inconclusive", "worse", "better"}
+    markers = {line.get_marker() for line in figure.axes[0].lines if line.get_linestyle() == "None"}
+    assert markers == {"X", "P"}
+
+
+def test_the_forest_plots_ratio_ticks_do_not_crowd_an_axis_that_reaches_far():
+    assert plots._spaced_ticks(0.85, 4.2) == [1, 1.25, 1.5, 2, 4]
+    assert plots._spaced_ticks(0.3, 1.2) == [0.5, 0.67, 0.8, 1]  # 1.1 within a tenth of the log range of 1
+    assert plots._spaced_ticks(0.95, 1.05) == [1]

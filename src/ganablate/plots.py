@@ -8,6 +8,7 @@ rows of a grid of panels and the one after it the columns, further axes joining 
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -24,10 +25,13 @@ from ganablate.config import UsageError
 from ganablate.report_tables import Study
 
 FAILED = {"color": "crimson", "marker": "X", "s": 70, "linewidths": 0.8, "edgecolors": "white", "zorder": 5}
-VERDICTS = {  # verdict: (colour, marker); red is worse whichever way the metric points
+VERDICTS = {  # each of vocab.VERDICTS: (colour, marker); red is worse whichever way the metric points
     "worse": ("crimson", "v"),
     "better": ("royalblue", "^"),
     "equivalent": ("seagreen", "D"),
+    "not equivalent": ("darkorange", "d"),
+    "non-inferior": ("seagreen", "P"),
+    "inferior": ("crimson", "X"),
     "identical": ("grey", "s"),
     "inconclusive": ("black", "o"),
 }
@@ -264,7 +268,7 @@ def contrasts(study: Study, table: pd.DataFrame) -> plt.Figure:
     ax.set_xscale("log")
     low, high = ax.get_xlim()
     # Ratios as plain numbers (0.8, not 8×10⁻¹), at steps a reader knows, within the range drawn.
-    ax.set_xticks([t for t in RATIO_TICKS if low <= t <= high], minor=False)
+    ax.set_xticks(_spaced_ticks(low, high), minor=False)
     ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
     ax.xaxis.set_minor_locator(ticker.NullLocator())
     ax.set_yticks(y, [f"{r['contrast']} ({r['role']})" for _, r in rows.iterrows()], fontsize=8)
@@ -272,13 +276,26 @@ def contrasts(study: Study, table: pd.DataFrame) -> plt.Figure:
         xlabel=f"ratio of {study.metric_name} (geometric mean over seeds), log scale; {study.better} is better",
         title=f"{study.metric_name} at step {study.step}: ratio with {study.level} CI and the verdict of contrasts.csv",
     )
-    handles = [Line2D([], [], color=c, marker=m, ls="", label=v) for v, (c, m) in VERDICTS.items()]
+    shown = set(rows["verdict"])
+    handles = [Line2D([], [], color=c, marker=m, ls="", label=v) for v, (c, m) in VERDICTS.items() if v in shown]
     handles += [
         Patch(color="seagreen", alpha=0.12, label=f"equivalence margin ±{margin:.0%}"),
         Line2D([], [], color="grey", lw=7, alpha=0.25, label="TOST interval (controls)"),
     ]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="verdict")
     return fig
+
+
+def _spaced_ticks(low: float, high: float) -> list[float]:
+    """RATIO_TICKS within [low, high], 1 always, the others only where they keep a tenth of the axis's log range
+    from the ticks kept: 0.9, 1, 1.1 and 1.25 crowd on an axis that reaches 4."""
+    within = [t for t in RATIO_TICKS if low <= t <= high]
+    gap = math.log(high / low) / 10
+    kept = [1.0] if low <= 1 <= high else []
+    for t in sorted(within, key=lambda t: abs(math.log(t))):
+        if all(abs(math.log(t / k)) >= gap for k in kept):
+            kept.append(t)
+    return sorted(kept)
 
 
 def _heatmap_panel(ax, study: Study, rows: pd.DataFrame, bound: float, cmap: str) -> None:
