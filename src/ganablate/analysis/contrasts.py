@@ -10,14 +10,15 @@ seeds and reported as a ratio exp(mean L). Four kinds:
   axis's value: the ratio per doubling;
 - linear (declared only): any weights summing to 0 over levels of one axis, L_s = sum_l w_l log y_{s,l}; e.g. the
   interaction of a 2x2 laid out as four levels of one axis.
-Each contrast is computed in every cell where it applies; the declared ones (stats.confirmatory, stats.contrasts)
-and the automatic ones (every level against its axis's reference, every pair of axes' interactions, trends over
+Each contrast is computed in every cell where it applies; the declared ones (stats.confirmatory, stats.controls,
+stats.contrasts) and the automatic ones (every level against its axis's reference, every pair of axes' interactions, trends over
 ordered axes) share one table.
 
 A declared contrast tests a difference unless it declares `test: equivalence` (the paired TOST, as controls get) or
 `test: noninferiority` (one-sided t: H0 the ratio is worse than 1 + margin in the metric's direction); for those,
-p_equivalence holds that test's p, the confirmatory family's Holm adjustment takes it, and the verdict answers it
-(equivalent / not shown equivalent, non-inferior / not shown non-inferior).
+p_equivalence holds that test's p, p_beyond_margin the test of the other outcome, the confirmatory family's Holm
+adjustment takes it, and the verdict answers it with three outcomes (equivalent / not equivalent / inconclusive,
+non-inferior / inferior / inconclusive).
 """
 
 from __future__ import annotations
