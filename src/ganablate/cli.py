@@ -249,6 +249,24 @@ def _cmd_findings(args: argparse.Namespace) -> None:
     print(*write_findings(config, args.tables or folder / "tables", args.out or folder / "findings.md"), sep="\n")
 
 
+def _cmd_check_arch(args: argparse.Namespace) -> None:
+    from ganablate.archcheck import check
+    from ganablate.architectures import architecture
+
+    try:
+        architecture(args.name)
+    except ValueError as exc:  # an unknown name, or an entry point without build_g and build_d
+        raise ConfigError(str(exc)) from None
+    config = load_config(args.config) if args.config else validate_config({})
+    config["model"]["arch"] = args.name
+    checks = check(validate_config(config, source="check-arch"))
+    for c in checks:
+        print(f"{args.name}: {c.line()}")
+    failed = sum(c.problem is not None for c in checks)
+    if failed:
+        raise ConfigError(f"model.arch: {args.name} fails {failed} of the architecture protocol's checks (above)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="ganablate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
@@ -337,6 +355,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-device", choices=["auto", "cpu", "cuda"], help="eval.device")
     p.add_argument("--eval-threads", type=int, help="eval.threads")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "check-arch",
+        help="check an architecture against the protocol (ganablate.architectures) and train it a few steps under "
+        "split and joint",
+    )
+    p.add_argument("name", help="model.arch: dcgan, or a name an installed package registers")
+    p.add_argument(
+        "--config", help="the study config whose dataset, model and train sections to check with (default: defaults)"
+    )
+    p.set_defaults(func=_cmd_check_arch)
 
     p = sub.add_parser("plan", help="freeze the analysis plan at launch: plan.json, whose hash every run records")
     _add_config_args(p)
