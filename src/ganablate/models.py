@@ -1,4 +1,5 @@
-"""DCGAN generator and discriminator; D's normalization is the factor under study, chosen from NORMS.
+"""D's normalizations (NORMS), the factor under study, and the DCGAN generator and discriminator (the architecture
+dcgan of architectures.py); build_generator and build_discriminator build model.arch's.
 
 Some norms need to know more than the batch in front of them: which of its rows are real images (the feed says so,
 with batch_rows), a chunk size or a reference batch (the model config and the caller, at construction), or the
