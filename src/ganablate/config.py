@@ -89,15 +89,14 @@ def stacked_penalty(loss: str, seeds: int) -> str:
     )
 
 
-def _check_cell_model(model: dict, train: dict, where: str) -> None:
-    """A cell's architecture and loss (an axis may set them) are registry names, and a loss with a gradient penalty
-    is trained solo."""
-    from ganablate import architectures
+def _check_cell_model(model: dict, train: dict, where: str, archs: list[str]) -> None:
+    """A cell's architecture (one of `archs`) and loss, which an axis may set, are registry names, and a loss with a
+    gradient penalty is trained solo."""
     from ganablate.design import DesignError
     from ganablate.vocab import LOSSES, SOLO_LOSSES
 
-    if model["arch"] not in architectures.names():
-        raise DesignError(f"model.arch: unknown {model['arch']!r}{where}; allowed: {', '.join(architectures.names())}")
+    if model["arch"] not in archs:
+        raise DesignError(f"model.arch: unknown {model['arch']!r}{where}; allowed: {', '.join(archs)}")
     if train["loss"] not in LOSSES:
         raise DesignError(f"train.loss: unknown {train['loss']!r}{where}; allowed: {', '.join(LOSSES)}")
     if train["loss"] in SOLO_LOSSES and isinstance(train["stack"], int) and train["stack"] > 1:
@@ -111,10 +110,11 @@ def _check_design(config: dict, source: str, validator) -> None:
     from ganablate import design as design_module
     from ganablate.vocab import FEEDS, LOSSES, NORMS
 
+    archs = architectures.names()  # the installed packages' entry points, read once
     for field, value, known in (
         ("train.feed", config["train"]["feed"], FEEDS),
         ("model.d_norm", config["model"]["d_norm"], NORMS),
-        ("model.arch", config["model"]["arch"], architectures.names()),
+        ("model.arch", config["model"]["arch"], archs),
         ("train.loss", config["train"]["loss"], LOSSES),
     ):
         if value not in known:
@@ -128,7 +128,7 @@ def _check_design(config: dict, source: str, validator) -> None:
         design = design_module.design_of(config, schema_check)
         for labels in design.cells:  # else the first D of such a cell stops its run
             cell = design.apply(config, design.cell(labels))
-            _check_cell_model(cell["model"], cell["train"], f" in the cell {design.cell(labels)}")
+            _check_cell_model(cell["model"], cell["train"], f" in the cell {design.cell(labels)}", archs)
             model = cell["model"]
             if model["d_norm"] == "ghost_mixed" and model["ghost_chunk"] is None:
                 raise design_module.DesignError(
