@@ -150,3 +150,43 @@ def test_a_user_architecture_trains_solo_and_stacked(registered, tiny_config, tm
     config["train"].update(steps=4, checkpoints=[], feed="joint")
     assert train_run(config, 0, tmp_path / "solo")["status"] == "completed"
     assert [s["status"] for s in train_stack(config, [0, 1], tmp_path / "stack")] == ["completed", "completed"]
+
+
+@pytest.fixture
+def installed_entry_point(tmp_path, monkeypatch):
+    """Install a distribution whose ganablate.architectures entry point `name` names `value`: a dist-info folder on
+    sys.path, as pip would leave it."""
+
+    def install(name: str, value: str) -> None:
+        dist = tmp_path / "user_arch-0.1.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: user-arch\nVersion: 0.1\n")
+        (dist / "entry_points.txt").write_text(f"[{architectures.ENTRY_POINTS}]\n{name} = {value}\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+
+    yield install
+    ARCHITECTURES.pop("user", None)
+
+
+def test_an_installed_entry_point_is_an_architecture_loaded_on_first_use(installed_entry_point, tmp_path):
+    (tmp_path / "user_arch.py").write_text("from tests.test_architectures import TinyG as build_g, tiny_d as build_d\n")
+    installed_entry_point("user", "user_arch")
+    assert architectures.names() == ["dcgan", "user"] and "user" not in ARCHITECTURES
+    with pytest.raises(ValueError, match="register_architecture: 'user' is already registered"):
+        register_architecture("user", TinyG, tiny_d)  # an installed name is taken before it is loaded
+    assert architectures.architecture("user").build_g is TinyG
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("no_such_module", r"does not load \(ModuleNotFoundError: No module named 'no_such_module'\)"),
+        ("json", "has no callables build_g and build_d; allowed: a module or object with both"),
+    ],
+)
+def test_an_entry_point_that_is_no_architecture_is_one_line_naming_it(installed_entry_point, value, message):
+    installed_entry_point("user", value)
+    with pytest.raises(ValueError, match=rf"^model.arch: user: the entry point '{value}' \(ganablate.architectures\) "):
+        architectures.architecture("user")
+    with pytest.raises(ValueError, match=message):
+        architectures.architecture("user")

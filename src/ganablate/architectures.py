@@ -65,7 +65,14 @@ def architecture(name: str) -> Architecture:
         found = _entry_points().get(name)
         if found is None:
             raise ValueError(f"model.arch: unknown architecture {name!r}; allowed: {', '.join(names())}")
-        target = found.load()
+        try:
+            target = found.load()
+        except Exception as exc:  # noqa: BLE001 - an installed package's import may raise anything
+            detail = " ".join(str(exc).split())[:200]
+            raise ValueError(
+                f"model.arch: {name}: the entry point {found.value!r} ({ENTRY_POINTS}) does not load "
+                f"({type(exc).__name__}: {detail}); reinstall the package that provides it"
+            ) from None
         if not (callable(getattr(target, "build_g", None)) and callable(getattr(target, "build_d", None))):
             raise ValueError(
                 f"model.arch: {name}: the entry point {found.value!r} ({ENTRY_POINTS}) has no callables build_g and "
