@@ -130,6 +130,23 @@ def test_a_run_of_a_broken_architecture_stops_before_training_in_one_line(regist
     assert not (tmp_path / "train_log.csv").exists()
 
 
+def test_the_plan_the_workflows_first_job_refuses_a_broken_architecture_in_one_line(registered, tmp_path, capsys):
+    registered("tiny", TinyG, tiny_d)
+    registered("broken", TinyG, lambda shape, model, norm: tiny_d(shape, model, norm, use_norm=False))
+    config = tmp_path / "config.yaml"
+    axes = "{arch: {sets: model.arch, levels: [dcgan, tiny, broken]}, norm: {levels: [batch, layer]}}"
+    config.write_text(f"study: {{axes: {axes}}}\nmodel: {{z_dim: 8, g_width: 4, d_width: 4}}\n")
+    assert main(["plan", "--config", str(config), "--out", str(tmp_path / "plan.json")]) == 2
+    assert capsys.readouterr().err == (
+        "ganablate plan: error: model.arch: broken: D builds its norm layers and weight layers with the norm it is "
+        "given: D never calls norm(channels): model.d_norm would change nothing in it (ganablate check-arch broken)\n"
+    )
+    assert not (tmp_path / "plan.json").exists()
+    config.write_text(config.read_text().replace(", broken]", "]"))
+    assert main(["plan", "--config", str(config), "--out", str(tmp_path / "plan.json")]) == 0
+    assert (tmp_path / "plan.json").is_file()
+
+
 @pytest.mark.parametrize("norm", ["batch", "spectral", "reference"])
 def test_the_norm_axis_acts_on_a_user_architecture(registered, norm):
     """Its hidden norm layers and weight layers are the norm's; a reference batch rides in front of its batches."""

@@ -2,8 +2,9 @@
 
 The checks, each one line that passes or says what fails: G's output for the dataset's image shape, D's one logit
 per image, D's use of the normalization it is given (so that the norm axis acts on it), then a few training steps
-under each feed of vocab.ARCH_CHECK_FEEDS with the config's norm and loss, whose losses must be finite. train.py runs
-the first three, which build the networks but train nothing, before a run of an architecture that is not built in.
+under each feed of vocab.ARCH_CHECK_FEEDS with the config's norm and loss, whose losses must be finite. The first
+three build the networks but train nothing: `ganablate plan`, the workflow's first job, runs them for every cell of an
+architecture that is not built in, and `ganablate train` before such a run (require_architecture).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ganablate.architectures import Architecture, architecture
+from ganablate.architectures import BUILTIN, Architecture, architecture
+from ganablate.config import ConfigError
 from ganablate.data import DATASETS
 from ganablate.models import Norm, NormFactory
 from ganablate.vocab import ARCH_CHECK_FEEDS
@@ -114,6 +116,21 @@ def structure(arch: Architecture, image_shape: tuple[int, int, int], model_cfg: 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         return [_checked(what, lambda: fn(arch, image_shape, model_cfg)) for what, fn in checks.items()]  # noqa: B023
+
+
+def require_architecture(model_cfg: dict, image_shape: tuple[int, int, int]) -> None:
+    """model.arch is known and, where it is not built in, passes the structure's checks: else a ConfigError of one
+    line naming the first that fails."""
+    name = model_cfg["arch"]
+    try:
+        arch = architecture(name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if name in BUILTIN:
+        return
+    failed = next((c for c in structure(arch, image_shape, model_cfg) if c.problem), None)
+    if failed is not None:
+        raise ConfigError(f"model.arch: {name}: {failed.what}: {failed.problem} (ganablate check-arch {name})")
 
 
 def _steps(config: dict, feed: str, image_shape: tuple[int, int, int]) -> str | None:

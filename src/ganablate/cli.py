@@ -212,7 +212,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 def _cmd_plan(args: argparse.Namespace) -> None:
     from ganablate.analysis.plan import write_plan
 
-    print(write_plan(config_from_args(args), args.out))
+    config = config_from_args(args)
+    _check_user_architectures(config)
+    print(write_plan(config, args.out))
+
+
+def _check_user_architectures(config: dict) -> None:
+    """The structure of every cell's architecture that is not built in, checked before the plan, the workflow's first
+    job: a broken one stops the study before any run. Torch is imported only when a cell has such an architecture."""
+    from ganablate.architectures import BUILTIN
+    from ganablate.design import design_of
+
+    design = design_of(config)
+    models = (design.apply(config, design.cell(labels))["model"] for labels in design.cells)
+    # The checks build D with a norm of their own: cells that differ only in model.d_norm are one check.
+    user = {json.dumps({**m, "d_norm": None}, sort_keys=True): m for m in models if m["arch"] not in BUILTIN}
+    if user:
+        from ganablate.archcheck import image_shape_of, require_architecture
+
+        for model in user.values():
+            require_architecture(model, image_shape_of(config["dataset"]))
 
 
 def _cmd_aggregate(args: argparse.Namespace) -> None:

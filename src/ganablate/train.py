@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ganablate.archcheck import require_architecture
 from ganablate.config import ConfigError, UsageError, checkpoint_steps, config_hash, recorded, stacked_penalty
 from ganablate.data import load_study_data, to_model_range
 from ganablate.design import run_path
@@ -535,7 +536,7 @@ def _train(
     device = resolve_device(train_cfg["device"])
     torch.set_num_threads(train_cfg["threads"])
     data = load_study_data(config["dataset"], data_path)
-    _check_architecture(model_cfg, data.image_shape)
+    require_architecture(model_cfg, data.image_shape)
     for out in outs:
         _prepare_out(out, out_flag)
 
@@ -566,25 +567,6 @@ def _train(
 
     seconds = earlier_seconds + time.perf_counter() - t0
     return [_finish(run, runs, data.name, seconds, resumed_from, device, config, label) for run in runs]
-
-
-def _check_architecture(model_cfg: dict, image_shape: tuple[int, int, int]) -> None:
-    """model.arch is known and, where it is not built in, meets the protocol's checks of its networks' structure
-    (archcheck.structure): else a ConfigError of one line, before anything is trained."""
-    from ganablate.architectures import BUILTIN, architecture
-
-    name = model_cfg["arch"]
-    try:
-        arch = architecture(name)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    if name in BUILTIN:
-        return
-    from ganablate.archcheck import structure
-
-    failed = next((c for c in structure(arch, image_shape, model_cfg) if c.problem), None)
-    if failed is not None:
-        raise ConfigError(f"model.arch: {name}: {failed.what}: {failed.problem} (ganablate check-arch {name})")
 
 
 def train_run(config: dict, seed: int, out: Path, data_path: str | None = None, label: Label = NO_LABEL) -> dict:
