@@ -147,6 +147,23 @@ def test_the_plan_hash_covers_what_decides_a_verdict_but_not_how_a_job_runs():
         assert plan_hash(plan_of(changed)) == base, key
 
 
+@pytest.mark.parametrize(("section", "key", "other"), [("model", "arch", "resnet"), ("train", "loss", "hinge")])
+def test_keys_added_later_enter_the_plan_and_a_runs_identity_only_off_their_defaults(section, key, other, monkeypatch):
+    """Committed studies keep their plan hashes, and their runs their config_hash, after model.arch and train.loss
+    came: at its default a later key is no part of either; at another value it is."""
+    from ganablate import architectures
+    from ganablate.train import run_hash
+
+    monkeypatch.setattr(architectures, "names", lambda: ["dcgan", "resnet"])
+    config = _config({"feed": {"levels": ["split", "joint"]}})
+    before = {**config, section: {k: v for k, v in config[section].items() if k != key}}  # as configs were
+    assert key in config[section] and plan_of(config) == plan_of(before)
+    assert run_hash(config, 0) == run_hash(before, 0)
+    changed = validate_config({**config, section: {**config[section], key: other}})
+    assert plan_of(changed)[section][key] == other and plan_hash(plan_of(changed)) != plan_hash(plan_of(config))
+    assert run_hash(changed, 0) != run_hash(config, 0)
+
+
 def test_the_plan_hash_covers_the_package_version_and_the_inception_weights_bytes(tmp_path, monkeypatch):
     """The verdict rules live in code (issue 27): another release is another plan. The weights' path says nothing of
     what the file holds: the same path with other bytes is another plan."""

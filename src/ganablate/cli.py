@@ -218,7 +218,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 def _cmd_plan(args: argparse.Namespace) -> None:
     from ganablate.analysis.plan import write_plan
 
-    print(write_plan(config_from_args(args), args.out))
+    config = config_from_args(args)
+    _check_user_architectures(config)
+    print(write_plan(config, args.out))
+
+
+def _check_user_architectures(config: dict) -> None:
+    """The structure of every cell's architecture that is not built in, checked before the plan, the workflow's first
+    job: a broken one stops the study before any run. Torch is imported only when a cell has such an architecture."""
+    from ganablate.architectures import BUILTIN
+    from ganablate.design import design_of
+
+    design = design_of(config)
+    models = (design.apply(config, design.cell(labels))["model"] for labels in design.cells)
+    # The checks build D with a norm of their own: cells that differ only in model.d_norm are one check.
+    user = {json.dumps({**m, "d_norm": None}, sort_keys=True): m for m in models if m["arch"] not in BUILTIN}
+    if user:
+        from ganablate.archcheck import image_shape_of, require_architecture
+
+        for model in user.values():
+            require_architecture(model, image_shape_of(config["dataset"]))
 
 
 def _cmd_aggregate(args: argparse.Namespace) -> None:
@@ -253,6 +272,24 @@ def _cmd_findings(args: argparse.Namespace) -> None:
     config = config_from_args(args)
     folder = study_dir(config)
     print(*write_findings(config, args.tables or folder / "tables", args.out or folder / "findings.md"), sep="\n")
+
+
+def _cmd_check_arch(args: argparse.Namespace) -> None:
+    from ganablate.archcheck import check
+    from ganablate.architectures import architecture
+
+    try:
+        architecture(args.name)
+    except ValueError as exc:  # an unknown name, or an entry point without build_g and build_d
+        raise ConfigError(str(exc)) from None
+    config = load_config(args.config) if args.config else validate_config({})
+    config["model"]["arch"] = args.name
+    checks = check(validate_config(config, source="check-arch"))
+    for c in checks:
+        print(f"{args.name}: {c.line()}")
+    failed = sum(c.problem is not None for c in checks)
+    if failed:
+        raise ConfigError(f"model.arch: {args.name} fails {failed} of the architecture protocol's checks (above)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -343,6 +380,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-device", choices=["auto", "cpu", "cuda"], help="eval.device")
     p.add_argument("--eval-threads", type=int, help="eval.threads")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "check-arch",
+        help="check an architecture against the protocol (ganablate.architectures) and train it a few steps under "
+        "split and joint",
+    )
+    p.add_argument("name", help="model.arch: dcgan, or a name an installed package registers")
+    p.add_argument(
+        "--config", help="the study config whose dataset, model and train sections to check with (default: defaults)"
+    )
+    p.set_defaults(func=_cmd_check_arch)
 
     p = sub.add_parser("plan", help="freeze the analysis plan at launch: plan.json, whose hash every run records")
     _add_config_args(p)

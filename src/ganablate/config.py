@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 from importlib.resources import files
@@ -23,6 +24,28 @@ class UsageError(ValueError):
 def schema() -> dict:
     """The config schema, the one the workflow validates with too (package data, linked from workflow/schemas/)."""
     return yaml.safe_load(files("ganablate").joinpath("config.schema.yaml").read_text())
+
+
+# Keys that came after studies were launched, whose default is what every earlier run computed: a run's identity
+# (train.resolved), the plan (analysis/plan.py) and the workflow's params hold one only where it differs from its
+# default, so that the committed studies keep their plan hashes, their runs their config_hash, and their finished
+# jobs are not rerun.
+LATER_KEYS = {"model": ("arch",), "train": ("loss", "gp_weight")}
+
+
+@functools.cache
+def _later_defaults() -> dict[str, dict]:
+    properties = schema()["properties"]
+    return {
+        section: {key: properties[section]["properties"][key]["default"] for key in keys}
+        for section, keys in LATER_KEYS.items()
+    }
+
+
+def recorded(section: str, values: dict) -> dict:
+    """A config section as runs and plans record it: LATER_KEYS at their defaults left out."""
+    defaults = _later_defaults().get(section, {})
+    return {key: value for key, value in values.items() if key not in defaults or value != defaults[key]}
 
 
 def _with_defaults(validator_class):
@@ -59,15 +82,41 @@ def validate_config(config: dict | None, source: str = "config", whole: bool = T
     return config
 
 
+def stacked_penalty(loss: str, seeds: int) -> str:
+    """The error of a stack of seeds under a loss with a gradient penalty (losses.gradient_penalty)."""
+    return (
+        f"train.stack: {seeds} seeds in one stack with train.loss={loss}; allowed: 1 (its gradient penalty takes a "
+        f"gradient within D's step, which a stack's vmap cannot)"
+    )
+
+
+def _check_cell_model(model: dict, train: dict, where: str, archs: list[str]) -> None:
+    """A cell's architecture (one of `archs`) and loss, which an axis may set, are registry names, and a loss with a
+    gradient penalty is trained solo."""
+    from ganablate.design import DesignError
+    from ganablate.vocab import LOSSES, SOLO_LOSSES
+
+    if model["arch"] not in archs:
+        raise DesignError(f"model.arch: unknown {model['arch']!r}{where}; allowed: {', '.join(archs)}")
+    if train["loss"] not in LOSSES:
+        raise DesignError(f"train.loss: unknown {train['loss']!r}{where}; allowed: {', '.join(LOSSES)}")
+    if train["loss"] in SOLO_LOSSES and isinstance(train["stack"], int) and train["stack"] > 1:
+        raise DesignError(stacked_penalty(train["loss"], train["stack"]))
+
+
 def _check_design(config: dict, source: str, validator) -> None:
     """The axes, the cells and every declared contrast name keys, levels and values that exist: checked here, before
     any job, as one line naming the key."""
+    from ganablate import architectures
     from ganablate import design as design_module
-    from ganablate.vocab import FEEDS, NORMS
+    from ganablate.vocab import FEEDS, LOSSES, NORMS
 
+    archs = architectures.names()  # the installed packages' entry points, read once
     for field, value, known in (
         ("train.feed", config["train"]["feed"], FEEDS),
         ("model.d_norm", config["model"]["d_norm"], NORMS),
+        ("model.arch", config["model"]["arch"], archs),
+        ("train.loss", config["train"]["loss"], LOSSES),
     ):
         if value not in known:
             raise ConfigError(f"{source}: {field}: unknown {value!r}; allowed: {', '.join(known)}")
@@ -79,7 +128,9 @@ def _check_design(config: dict, source: str, validator) -> None:
     try:
         design = design_module.design_of(config, schema_check)
         for labels in design.cells:  # else the first D of such a cell stops its run
-            model = design.apply(config, design.cell(labels))["model"]
+            cell = design.apply(config, design.cell(labels))
+            _check_cell_model(cell["model"], cell["train"], f" in the cell {design.cell(labels)}", archs)
+            model = cell["model"]
             if model["d_norm"] == "ghost_mixed" and model["ghost_chunk"] is None:
                 raise design_module.DesignError(
                     f"model.ghost_chunk: null in the cell {design.cell(labels)} of norm ghost_mixed; allowed: a "

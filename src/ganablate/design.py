@@ -62,6 +62,7 @@ LABEL = re.compile(r"^[a-z0-9][a-z0-9._-]*$")  # a path segment and a wildcard v
 # here are not shared: for model.d_norm only across levels of different families (Axis.breaks).
 STREAMS = ("G init", "D init", "real batches", "z")
 BREAKS = {
+    "model.arch": ("G init", "D init"),  # other networks draw other weights
     "model.d_norm": ("D init",),  # between families only
     "model.d_width": ("D init",),
     "model.g_width": ("G init",),

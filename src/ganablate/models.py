@@ -1,4 +1,5 @@
-"""DCGAN generator and discriminator; D's normalization is the factor under study, chosen from NORMS.
+"""D's normalizations (NORMS), the factor under study, and the DCGAN generator and discriminator (the architecture
+dcgan of architectures.py); build_generator and build_discriminator build model.arch's.
 
 Some norms need to know more than the batch in front of them: which of its rows are real images (the feed says so,
 with batch_rows), a chunk size or a reference batch (the model config and the caller, at construction), or the
@@ -18,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrizations, parametrize
+
+from ganablate.architectures import architecture
 
 
 @dataclass(frozen=True)
@@ -347,28 +350,37 @@ class Generator(nn.Module):
         return self.main(z.view(z.shape[0], self.z_dim, 1, 1))
 
 
-class Discriminator(nn.Module):
-    """images (B, C, H, W) -> logits (B,); identical across norms except for NORMS[norm]."""
+@dataclass(frozen=True)
+class NormFactory:
+    """The normalization under study as an architecture's D is given it (architectures.py's protocol): norm(channels)
+    is a hidden normalization layer, norm.weight(layer) a weight layer wrapped (spectral norm's parametrization)."""
 
-    def __init__(
-        self, image_shape: tuple[int, int, int], model_cfg: dict, norm: str, reference: torch.Tensor | None = None
-    ):
+    norm: Norm
+    model_cfg: dict
+
+    def __call__(self, channels: int) -> nn.Module:
+        return self.norm.layer(channels, self.model_cfg)
+
+    def weight(self, module: nn.Module) -> nn.Module:
+        return self.norm.weight(module)
+
+
+class Discriminator(nn.Module):
+    """images (B, C, H, W) -> logits (B,); identical across norms except for the norm it is given."""
+
+    def __init__(self, image_shape: tuple[int, int, int], model_cfg: dict, norm: NormFactory):
         super().__init__()
-        norm_spec = NORMS[norm]
         channels, size, _ = image_shape
         base, stages = _geometry(size)
         widths = [model_cfg["d_width"] * 2**i for i in range(stages)]
         # The first layer sees raw pixels and has no normalization, as in DCGAN.
-        layers: list[nn.Module] = [norm_spec.weight(nn.Conv2d(channels, widths[0], 4, 2, 1)), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [norm.weight(nn.Conv2d(channels, widths[0], 4, 2, 1)), nn.LeakyReLU(0.2, True)]
         for c_in, c_out in itertools.pairwise(widths):
-            layers += [
-                norm_spec.weight(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False)),
-                norm_spec.layer(c_out, model_cfg),
-                nn.LeakyReLU(0.2, True),
-            ]
-        layers.append(norm_spec.weight(nn.Conv2d(widths[-1], 1, base, 1, 0)))
+            layers += [norm.weight(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False)), norm(c_out), nn.LeakyReLU(0.2, True)]
+        layers.append(norm.weight(nn.Conv2d(widths[-1], 1, base, 1, 0)))
         self.main = nn.Sequential(*layers)
-        self.register_buffer("reference", reference)  # None, and no state-dict entry, for the other norms
+        # Set by build_discriminator for the norms that take one; None, and no state-dict entry, for the others.
+        self.register_buffer("reference", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.reference is None:
@@ -386,17 +398,43 @@ def _dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def build_generator(image_shape: tuple[int, int, int], model_cfg: dict) -> Generator:
+class ScoredDiscriminator(nn.Module):
+    """A user architecture's D as the feeds call it: one logit per image as (B,), whichever of (B,) or (B, 1) D gives,
+    and the reference batch of the norms that take one riding in front of every batch, as in Discriminator."""
+
+    def __init__(self, discriminator: nn.Module, reference: torch.Tensor | None):
+        super().__init__()
+        self.discriminator = discriminator
+        self.register_buffer("reference", reference)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.reference is None:
+            return self.discriminator(x).flatten()
+        return self.discriminator(torch.cat([self.reference, x])).flatten()[len(self.reference) :]
+
+
+def build_dcgan_generator(image_shape: tuple[int, int, int], model_cfg: dict) -> Generator:
     generator = Generator(image_shape, model_cfg["z_dim"], model_cfg["g_width"])
     generator.apply(_dcgan_init)
     return generator
 
 
+def build_dcgan_discriminator(image_shape: tuple[int, int, int], model_cfg: dict, norm: NormFactory) -> Discriminator:
+    discriminator = Discriminator(image_shape, model_cfg, norm)
+    discriminator.apply(_dcgan_init)
+    return discriminator
+
+
+def build_generator(image_shape: tuple[int, int, int], model_cfg: dict) -> nn.Module:
+    """G of model.arch (dcgan where the model config names none)."""
+    return architecture(model_cfg.get("arch", "dcgan")).build_g(image_shape, model_cfg)
+
+
 def build_discriminator(
     image_shape: tuple[int, int, int], model_cfg: dict, norm: str, reference: torch.Tensor | None = None
-) -> Discriminator:
-    """D with NORMS[norm]; reference: for the norms that need one, reference_size(model_cfg) real images in the
-    model's range, fixed for the run (the caller draws them from the run's seed)."""
+) -> nn.Module:
+    """D of model.arch with NORMS[norm]; reference: for the norms that need one, reference_size(model_cfg) real images
+    in the model's range, fixed for the run (the caller draws them from the run's seed)."""
     if norm not in NORMS:
         raise ValueError(f"norm: unknown normalization {norm!r}; allowed: {', '.join(NORMS)}")
     if NORMS[norm].reference:
@@ -408,6 +446,10 @@ def build_discriminator(
             )
     elif reference is not None:
         raise ValueError(f"norm: {norm} takes no reference batch; allowed with: reference, virtual")
-    discriminator = Discriminator(image_shape, model_cfg, norm, reference)
-    discriminator.apply(_dcgan_init)
-    return discriminator
+    discriminator = architecture(model_cfg.get("arch", "dcgan")).build_d(
+        image_shape, model_cfg, NormFactory(NORMS[norm], model_cfg)
+    )
+    if isinstance(discriminator, Discriminator):
+        discriminator.reference = reference  # in its own state, where its runs have always kept it
+        return discriminator
+    return ScoredDiscriminator(discriminator, reference)

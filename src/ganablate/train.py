@@ -20,15 +20,16 @@ from functools import partial
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ganablate.config import ConfigError, UsageError, checkpoint_steps, config_hash
+from ganablate.archcheck import require_architecture
+from ganablate.config import ConfigError, UsageError, checkpoint_steps, config_hash, recorded, stacked_penalty
 from ganablate.data import load_study_data, to_model_range
 from ganablate.design import run_path
 from ganablate.feed import FEEDS, Feed
 from ganablate.files import atomic_save, atomic_write_text, load_tensors
+from ganablate.losses import LOSSES, Loss, loss_of
 from ganablate.models import NORMS, build_discriminator, build_generator, reference_size
 from ganablate.vocab import d_init_family
 
@@ -166,19 +167,21 @@ def _seed_axis(tensors: list[torch.Tensor]) -> torch.Tensor:
 # --- one training step -------------------------------------------------------------------------
 
 
-def d_loss(feed: Feed, D, real: torch.Tensor, fake: torch.Tensor):
-    """One seed's D-step loss, non-saturating BCE with logits (real -> 1, fake -> 0), and D's logits.
-    Each step sees one D weight: spectral norm's power iteration runs once per cached() block, not once per
+def d_loss(feed: Feed, loss: Loss, D, real: torch.Tensor, fake: torch.Tensor):
+    """One seed's D-step loss (train.loss; by default non-saturating BCE with logits, real -> 1, fake -> 0), and D's
+    logits. Each step sees one D weight: spectral norm's power iteration runs once per cached() block, not once per
     forward pass, so that split's two passes and joint's one are the same math for every per-sample norm."""
     with parametrize.cached():
         d_real, d_fake = feed.d_step(D, real, fake)
-    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean(), d_real, d_fake
+        penalty = None if loss.penalty is None else loss.penalty(D, real, fake)
+    value = loss.d(d_real, d_fake)
+    return (value if penalty is None else value + penalty), d_real, d_fake
 
 
-def g_loss(feed: Feed, D, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """One seed's G-step loss: fakes -> 1, the gradient flowing to G through D."""
+def g_loss(feed: Feed, loss: Loss, D, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """One seed's G-step loss (by default fakes -> 1), the gradient flowing to G through D."""
     with parametrize.cached():
-        return F.softplus(-feed.g_step(D, real, fake)).mean()
+        return loss.g(feed.g_step(D, real, fake))
 
 
 @dataclass(frozen=True)
@@ -193,18 +196,18 @@ class Step:
     loss_g: torch.Tensor
 
 
-def train_step(nets, opt_g, opt_d, feed: Feed, real: torch.Tensor, z: torch.Tensor) -> Step:
-    """One DCGAN step of every seed of `nets`, a Solo run or a stack.Stack (the same code for both): the D step,
+def train_step(nets, opt_g, opt_d, feed: Feed, real: torch.Tensor, z: torch.Tensor, loss: Loss = LOSSES["ns"]) -> Step:
+    """One GAN step of every seed of `nets`, a Solo run or a stack.Stack (the same code for both): the D step,
     then the G step through the D just updated, reusing G's forward pass. real and z carry a leading seed axis."""
     fake = nets.generate(z)
 
-    loss_d, d_real, d_fake = nets.per_seed(partial(d_loss, feed), real, fake.detach())
+    loss_d, d_real, d_fake = nets.per_seed(partial(d_loss, feed, loss), real, fake.detach())
     opt_d.zero_grad(set_to_none=True)
     nets.backward(loss_d)
     opt_d.step()
 
     with nets.d_frozen():  # D's weights need no gradient in the G step
-        loss_g = nets.per_seed(partial(g_loss, feed), real, fake)
+        loss_g = nets.per_seed(partial(g_loss, feed, loss), real, fake)
         opt_g.zero_grad(set_to_none=True)
         nets.backward(loss_g)
         opt_g.step()
@@ -294,7 +297,11 @@ def resolved(config: dict) -> dict:
     """What a run computes from: the dataset, model and train sections with a cell's levels applied, without the
     execution settings (where and on how many threads it runs)."""
     train = {k: v for k, v in config["train"].items() if k not in EXECUTION}
-    return {"dataset": config["dataset"], "model": config["model"], "train": train}
+    return {
+        "dataset": config["dataset"],
+        "model": recorded("model", config["model"]),
+        "train": recorded("train", train),
+    }
 
 
 @dataclass
@@ -519,10 +526,17 @@ def _train(
     if norm not in NORMS:
         raise ConfigError(f"norm: unknown normalization {norm!r}; allowed: {', '.join(NORMS)}")
     train_cfg, model_cfg = config["train"], config["model"]
+    try:
+        loss = loss_of(train_cfg)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if loss.penalty is not None and len(seeds) > 1:
+        raise ConfigError(stacked_penalty(train_cfg["loss"], len(seeds)))
     steps = train_cfg["steps"]
     device = resolve_device(train_cfg["device"])
     torch.set_num_threads(train_cfg["threads"])
     data = load_study_data(config["dataset"], data_path)
+    require_architecture(model_cfg, data.image_shape)
     for out in outs:
         _prepare_out(out, out_flag)
 
@@ -543,7 +557,7 @@ def _train(
     progress = _progress(start, steps, runs)
     for step in range(start + 1, steps + 1):
         real, z = draw(streams, pool, train_cfg["batch_size"], model_cfg["z_dim"], device)
-        out = train_step(nets, opt_g, opt_d, feed_fn, real, z)
+        out = train_step(nets, opt_g, opt_d, feed_fn, real, z, loss)
         _record(step, nets, out, runs, [opt_g, opt_d], train_cfg, progress)
         if all(run.status != "running" for run in runs):
             break

@@ -32,6 +32,12 @@ METRICS: dict[str, Metric] = {
 COMPARED = {name: m.better for name, m in METRICS.items() if m.better is not None}
 
 FEEDS = ("split", "joint", "joint_consistent", "split_g_mixed", "joint_cached_stats", "joint_detached_g")
+# The feeds `ganablate check-arch` trains an architecture under: reals and fakes apart, and in one batch.
+ARCH_CHECK_FEEDS = ("split", "joint")
+# D's and G's losses (losses.LOSSES has their code).
+LOSSES = ("ns", "hinge", "lsgan", "wgan_gp")
+# The losses with a gradient penalty (losses.Loss.penalty), which a stack of seeds cannot train (train.stack 1).
+SOLO_LOSSES = ("wgan_gp",)
 # D's normalizations (models.NORMS has their code), each with when a practitioner would use it: one line, the
 # remedies table's "use" column and findings.md's words for it.
 NORM_USES = {

@@ -3,6 +3,7 @@ import os
 import re
 from pathlib import Path
 
+from ganablate.config import recorded
 from ganablate.design import design_of
 from ganablate.outputs import FIGURES as FIGURE_NAMES
 from ganablate.outputs import TABLES as STAT_TABLES
@@ -75,7 +76,10 @@ def sections(*names, eval_keys=None, source=None):
     source = config if source is None else source
     dropped = {"train": EXECUTION, "eval": EXECUTION, "dataset": ACQUISITION}
     chosen = {
-        name: {k: v for k, v in source[name].items() if k not in dropped.get(name, ())}
+        name: recorded(
+            name,
+            {k: v for k, v in source[name].items() if k not in dropped.get(name, ())},
+        )
         for name in names
     }
     if eval_keys is not None:

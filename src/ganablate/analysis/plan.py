@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ganablate import __version__
-from ganablate.config import checkpoint_steps, config_hash
+from ganablate.config import checkpoint_steps, config_hash, recorded
 from ganablate.design import Declared, Design, declared_contrasts, design_of
 
 DIVERGED_RULE = (
@@ -124,8 +124,8 @@ def plan_of(config: dict) -> dict:
         "mechanism": cfg["mechanism"],
         "remedies": cfg["remedies"],
         # What the runs compute and how they are scored: a verdict means nothing apart from them.
-        "model": config["model"],
-        "train": {k: v for k, v in config["train"].items() if k not in NOT_COMPUTED},
+        "model": recorded("model", config["model"]),
+        "train": recorded("train", {k: v for k, v in config["train"].items() if k not in NOT_COMPUTED}),
         "g_mode": config["eval"]["g_mode"],
         # The verdict rules live in code, and have changed between releases.
         "ganablate": __version__,
