@@ -11,8 +11,8 @@ seeds and reported as a ratio exp(mean L). Four kinds:
 - linear (declared only): any weights summing to 0 over levels of one axis, L_s = sum_l w_l log y_{s,l}; e.g. the
   interaction of a 2x2 laid out as four levels of one axis.
 Each contrast is computed in every cell where it applies; the declared ones (stats.confirmatory, stats.controls,
-stats.contrasts) and the automatic ones (every level against its axis's reference, every pair of axes' interactions, trends over
-ordered axes) share one table.
+stats.contrasts) and the automatic ones (every level against its axis's reference, every pair of axes'
+interactions, trends over ordered axes) share one table.
 
 A declared contrast tests a difference unless it declares `test: equivalence` (the paired TOST, as controls get) or
 `test: noninferiority` (one-sided t: H0 the ratio is worse than 1 + margin in the metric's direction); for those,
