@@ -361,15 +361,20 @@ def test_power_simulates_a_declared_hypothesis_at_a_true_ratio_of_one_within_the
     np.testing.assert_allclose(simulated, rejected / 1000, atol=0.05)
 
 
-def test_power_csv_gives_declared_hypotheses_their_own_rule_and_ratio():
-    family = [LINEAR, NONINFERIOR, {"compare": {"feed": "joint"}, "within": {"norm": "batch"}}]
-    values, config = _mechanism_study(confirmatory=family, power_simulations=300)
+def _power_rows(values, config) -> pd.DataFrame:
+    """power.csv of a feed x norm study's values, as `ganablate stats` computes it."""
     runs = runs_table(values, axes=["feed", "norm"])
     design = design_of(config)
     table = contrasts_table(runs, design, config, failed_rows(runs, design, config))
     found, _, _ = contrasts_of(design, config)
     logs = np.log(as_cells(wide(runs, design.names, "value"), design.names))
-    rows = power.power_table(table, {c.name: c for c in found}, logs, design.names, config)
+    return power.power_table(table, {c.name: c for c in found}, logs, design.names, config)
+
+
+def test_power_csv_gives_declared_hypotheses_their_own_rule_and_ratio():
+    family = [LINEAR, NONINFERIOR, {"compare": {"feed": "joint"}, "within": {"norm": "batch"}}]
+    values, config = _mechanism_study(confirmatory=family, power_simulations=300)
+    rows = _power_rows(values, config)
     members = rows[rows["role"] == "confirmatory"]
     assert len(members) == 3 and (members["family_size"] == 3).all() and members["power"].notna().all()
     linear = _row(rows, kind="linear")
@@ -548,11 +553,6 @@ def test_power_is_printed_at_the_precision_its_simulations_give():
     # the first significant digit of the largest Monte Carlo SE, 0.5 / sqrt(n): 0.035, 0.011, 0.005, 0.0016
     assert [power.power_decimals(n) for n in (200, 2000, 10000, 100000)] == [2, 2, 3, 3]
     values, config = _mechanism_study(confirmatory=[NONINFERIOR], power_simulations=300)
-    runs = runs_table(values, axes=["feed", "norm"])
-    design = design_of(config)
-    table = contrasts_table(runs, design, config, failed_rows(runs, design, config))
-    found, _, _ = contrasts_of(design, config)
-    logs = np.log(as_cells(wide(runs, design.names, "value"), design.names))
-    rows = power.power_table(table, {c.name: c for c in found}, logs, design.names, config)
+    rows = _power_rows(values, config)
     shown = rows["power"].dropna()
     assert len(shown) and (shown == shown.round(2)).all()  # 300 simulations: SE up to 0.029, two decimals
