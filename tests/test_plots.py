@@ -155,6 +155,6 @@ def test_every_verdict_has_its_own_marker_in_the_forest_plot_and_its_legend_name
 
 
 def test_the_forest_plots_ratio_ticks_do_not_crowd_an_axis_that_reaches_far():
-    assert plots._spaced_ticks(0.85, 4.2) == [1, 1.25, 1.5, 2, 4]
-    assert plots._spaced_ticks(0.3, 1.2) == [0.5, 0.67, 0.8, 1]  # 1.1 within a tenth of the log range of 1
+    assert plots._spaced_ticks(0.85, 4.2) == [1, 1.25, 2, 4]
+    assert plots._spaced_ticks(0.3, 1.2) == [0.5, 0.67, 0.8, 1]  # 1.1 within an eighth of the log range of 1
     assert plots._spaced_ticks(0.95, 1.05) == [1]

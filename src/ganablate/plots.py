@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -271,7 +272,9 @@ def contrasts(study: Study, table: pd.DataFrame) -> plt.Figure:
     ax.set_xticks(_spaced_ticks(low, high), minor=False)
     ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
     ax.xaxis.set_minor_locator(ticker.NullLocator())
-    ax.set_yticks(y, [f"{r['contrast']} ({r['role']})" for _, r in rows.iterrows()], fontsize=8)
+    # Long contrast names (two cells that differ on several axes) wrapped, so that the axis keeps its width.
+    labels = [textwrap.fill(f"{r['contrast']} ({r['role']})", 70) for _, r in rows.iterrows()]
+    ax.set_yticks(y, labels, fontsize=8)
     ax.set(
         xlabel=f"ratio of {study.metric_name} (geometric mean over seeds), log scale; {study.better} is better",
         title=f"{study.metric_name} at step {study.step}: ratio with {study.level} CI and the verdict of contrasts.csv",
@@ -287,10 +290,10 @@ def contrasts(study: Study, table: pd.DataFrame) -> plt.Figure:
 
 
 def _spaced_ticks(low: float, high: float) -> list[float]:
-    """RATIO_TICKS within [low, high], 1 always, the others only where they keep a tenth of the axis's log range
+    """RATIO_TICKS within [low, high], 1 always, the others only where they keep an eighth of the axis's log range
     from the ticks kept: 0.9, 1, 1.1 and 1.25 crowd on an axis that reaches 4."""
     within = [t for t in RATIO_TICKS if low <= t <= high]
-    gap = math.log(high / low) / 10
+    gap = math.log(high / low) / 8
     kept = [1.0] if low <= 1 <= high else []
     for t in sorted(within, key=lambda t: abs(math.log(t))):
         if all(abs(math.log(t / k)) >= gap for k in kept):
