@@ -93,7 +93,9 @@ def canonical(value, ordered=False):
     plan frozen at launch) and is kept."""
     if isinstance(value, dict):
         items = value.items() if ordered else sorted(value.items())
-        return {key: canonical(v, ordered=key in ("axes", "levels")) for key, v in items}
+        return {
+            key: canonical(v, ordered=key in ("axes", "levels")) for key, v in items
+        }
     if isinstance(value, list):
         return [canonical(v) for v in value]
     return value
