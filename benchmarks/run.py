@@ -53,6 +53,7 @@ from ganablate.train import (
     _networks,
     _record,
     draw,
+    optimizers,
     stack_groups,
     stack_size,
     stream_seed,
@@ -261,8 +262,7 @@ def stack_steps_per_second(
     train_cfg = copy.deepcopy(config["train"]) | {"steps": 10**9, "checkpoints": [], "log_every": 10**9}
     seeds = list(range(size))
     nets = _networks(data.image_shape, model_cfg, seeds, device, data.train_images)
-    opt_g = torch.optim.Adam(nets.g_parameters, lr=train_cfg["lr_g"], betas=tuple(train_cfg["betas"]))
-    opt_d = torch.optim.Adam(nets.d_parameters, lr=train_cfg["lr_d"], betas=tuple(train_cfg["betas"]))
+    opt_g, opt_d = optimizers(nets, train_cfg)
     streams = [Streams.of(seed) for seed in seeds]
     pool = data.train_images.to(device).contiguous(memory_format=torch.channels_last)
     runs = [Run(seed, Path(os.devnull), "") for seed in seeds]  # nothing is written: no checkpoint, no log row

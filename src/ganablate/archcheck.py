@@ -136,14 +136,13 @@ def require_architecture(model_cfg: dict, image_shape: tuple[int, int, int]) -> 
 def _steps(config: dict, feed: str, image_shape: tuple[int, int, int]) -> str | None:
     from ganablate.feed import FEEDS
     from ganablate.losses import loss_of
-    from ganablate.train import Solo, build_networks, train_step
+    from ganablate.train import Solo, build_networks, optimizers, train_step
 
     model_cfg, train_cfg = config["model"], config["train"]
     batch, z_dim = train_cfg["batch_size"], model_cfg["z_dim"]
     pool = torch.randint(0, 256, (max(2 * batch, model_cfg["reference_size"]), *image_shape), dtype=torch.uint8)
     nets = Solo(*build_networks(image_shape, model_cfg, 0, pool))
-    opt_g = torch.optim.Adam(nets.g_parameters, lr=train_cfg["lr_g"], betas=tuple(train_cfg["betas"]))
-    opt_d = torch.optim.Adam(nets.d_parameters, lr=train_cfg["lr_d"], betas=tuple(train_cfg["betas"]))
+    opt_g, opt_d = optimizers(nets, train_cfg)
     for step in range(1, STEPS + 1):
         real, z = torch.rand(1, batch, *image_shape) * 2 - 1, torch.randn(1, batch, z_dim)
         out = train_step(nets, opt_g, opt_d, FEEDS[feed], real, z, loss_of(train_cfg))

@@ -184,6 +184,15 @@ def g_loss(feed: Feed, loss: Loss, D, real: torch.Tensor, fake: torch.Tensor) ->
         return loss.g(feed.g_step(D, real, fake))
 
 
+def optimizers(nets, train_cfg: dict) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """G's and D's Adam (train.lr_g, train.lr_d, train.betas) over a Solo run's or a stack's parameters."""
+    betas = tuple(train_cfg["betas"])
+    return (
+        torch.optim.Adam(nets.g_parameters, lr=train_cfg["lr_g"], betas=betas),
+        torch.optim.Adam(nets.d_parameters, lr=train_cfg["lr_d"], betas=betas),
+    )
+
+
 @dataclass(frozen=True)
 class Step:
     """What a training step saw and computed, each with a leading seed axis: what the log rows are made of."""
@@ -543,8 +552,7 @@ def _train(
     runs = [Run(seed, out, run_hash(config, seed, seeds)) for seed, out in zip(seeds, outs)]
     state_hash = runs[0].run_hash if len(runs) == 1 else config_hash([run.run_hash for run in runs])
     nets = _networks(data.image_shape, model_cfg, seeds, device, data.train_images)
-    opt_g = torch.optim.Adam(nets.g_parameters, lr=train_cfg["lr_g"], betas=tuple(train_cfg["betas"]))
-    opt_d = torch.optim.Adam(nets.d_parameters, lr=train_cfg["lr_d"], betas=tuple(train_cfg["betas"]))
+    opt_g, opt_d = optimizers(nets, train_cfg)
     streams = [Streams.of(seed) for seed in seeds]
     pool = data.train_images.to(device).contiguous(memory_format=torch.channels_last)
     resumed_from, earlier_seconds = _resume(state_path, state_hash, device, nets, opt_g, opt_d, runs, streams)
