@@ -91,11 +91,16 @@ def stacked_penalty(loss: str, seeds: int) -> str:
 
 
 def _check_cell_model(model: dict, train: dict, where: str, archs: list[str]) -> None:
-    """A cell's architecture (one of `archs`) and loss, which an axis may set, are registry names, and a loss with a
-    gradient penalty is trained solo."""
+    """A cell's architecture (one of `archs`) and loss, which an axis may set, are registry names, a loss with a
+    gradient penalty is trained solo, and ghost_mixed has its chunk: else the first D of such a cell stops its run."""
     from ganablate.design import DesignError
     from ganablate.vocab import LOSSES, SOLO_LOSSES
 
+    if model["d_norm"] == "ghost_mixed" and model["ghost_chunk"] is None:
+        raise DesignError(
+            f"model.ghost_chunk: null{where} of norm ghost_mixed; allowed: a divisor of train.batch_size "
+            f"(ghost_mixed's chunks have a fixed size)"
+        )
     if model["arch"] not in archs:
         raise DesignError(f"model.arch: unknown {model['arch']!r}{where}; allowed: {', '.join(archs)}")
     if train["loss"] not in LOSSES:
@@ -127,15 +132,9 @@ def _check_design(config: dict, source: str, validator) -> None:
 
     try:
         design = design_module.design_of(config, schema_check)
-        for labels in design.cells:  # else the first D of such a cell stops its run
+        for labels in design.cells:
             cell = design.apply(config, design.cell(labels))
             _check_cell_model(cell["model"], cell["train"], f" in the cell {design.cell(labels)}", archs)
-            model = cell["model"]
-            if model["d_norm"] == "ghost_mixed" and model["ghost_chunk"] is None:
-                raise design_module.DesignError(
-                    f"model.ghost_chunk: null in the cell {design.cell(labels)} of norm ghost_mixed; allowed: a "
-                    f"divisor of train.batch_size (ghost_mixed's chunks have a fixed size)"
-                )
         for name in ("confirmatory", "controls", "contrasts"):
             design_module.declared_contrasts(design, config["stats"][name], f"stats.{name}")
         mechanism = config["stats"]["mechanism"]
