@@ -41,21 +41,20 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ganablate import vocab
-from ganablate.config import checkpoint_steps, load_config
+from ganablate import catalog
+from ganablate.components.feeds import FEEDS
+from ganablate.components.networks import build_discriminator, build_generator
 from ganablate.data import ImageData, load_dataset
-from ganablate.design import design_of, seeds_of
-from ganablate.feed import FEEDS
-from ganablate.models import build_discriminator, build_generator
-from ganablate.train import (
+from ganablate.device import stack_groups, stack_size
+from ganablate.study.config import checkpoint_steps, load_config
+from ganablate.study.design import design_of, seeds_of
+from ganablate.training.train import (
     Run,
     Streams,
     _networks,
     _record,
     draw,
     optimizers,
-    stack_groups,
-    stack_size,
     stream_seed,
     train_run,
     train_step,
@@ -129,7 +128,7 @@ def remedy_step_seconds(data_file: Path, config: dict, steps: int, workdir: Path
     for feed in ("split", "joint"):
         batch = 1 / ganablate_steps_per_second(data_file, config, feed, steps, workdir)
         record(f"g) {feed}, batch: seconds per step", batch * 1000, "ms")
-        for norm in vocab.REMEDIES:
+        for norm in (name for name, norm in catalog.entries("norms").items() if norm.get("remedy")):
             seconds = 1 / ganablate_steps_per_second(data_file, config, feed, steps, workdir, norm)
             record(f"g) {feed}, {norm}: seconds per step (ratio vs batch)", seconds * 1000, "ms", batch * 1000)
 

@@ -15,6 +15,6 @@ def at(config: dict, feed: str, norm: str) -> dict:
 
 def label(feed: str, norm: str):
     """The run's record of that cell, as the workflow passes it (`ganablate train --cell feed=F,norm=N`)."""
-    from ganablate.train import Label
+    from ganablate.training.train import Label
 
     return Label({"feed": feed, "norm": norm})

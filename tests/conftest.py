@@ -22,8 +22,8 @@ import pytest
 import torch
 import yaml
 
-from ganablate.config import validate_config
 from ganablate.data import DATA_CACHE_ENV, DATASETS, SYSTEM_DATA_ENV, system_data
+from ganablate.study.config import validate_config
 from tests.synthetic_idx import write_fashion_mnist
 
 REPO = Path(__file__).resolve().parents[1]

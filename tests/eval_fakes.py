@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from ganablate.config import validate_config
+from ganablate.components.networks import build_generator
 from ganablate.data import ImageData
-from ganablate.models import build_generator
+from ganablate.study.config import validate_config
 
 CLASSES = 10
 

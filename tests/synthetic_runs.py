@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from matplotlib import image
 
-from ganablate.config import validate_config
-from ganablate.design import run_path
+from ganablate.study.config import validate_config
+from ganablate.study.design import run_path
 
 METRIC_NAMES = ["fid", "is", "is_std", "kid", "kid_std", "precision", "recall"]
 FEED_NORM = {"feed": ["split", "joint", "joint_consistent"], "norm": ["none", "batch"]}

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from ganablate.config import validate_config
 from ganablate.data import load_study_data
-from ganablate.extractor import train_extractor
+from ganablate.scoring.extractor import train_extractor
+from ganablate.study.config import validate_config
 
 pytestmark = pytest.mark.skipif(
     sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="the policy is glibc's mallopt"

@@ -17,11 +17,12 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.weightstats import ttost_paired
 
-from ganablate import cli, vocab
+from ganablate import cli
 from ganablate.analysis import aggregate, cells, estimators, factorial, mechanism, power, tables
-from ganablate.config import UsageError
-from ganablate.design import design_of
-from ganablate.outputs import TABLES
+from ganablate.components.norms import NORMS
+from ganablate.study.config import UsageError
+from ganablate.study.design import design_of
+from ganablate.study.outputs import TABLES
 from tests.synthetic_runs import make_runs, runs_table, study_config
 
 SPLIT = [40.0, 42.0, 45.0, 41.0, 50.0, 43.0]
@@ -261,7 +262,7 @@ def test_stats_writes_every_registered_table_byte_identically_twice(tmp_path, co
 
 
 def test_stats_says_the_plan_changed_after_launch_when_the_runs_carry_another_hash(tmp_path, config):
-    from ganablate.analysis.plan import plan_hash, plan_of
+    from ganablate.study.plan import plan_hash, plan_of
 
     _study(tmp_path, config, plan_hash=plan_hash(plan_of(config)))
     plan = json.loads((tmp_path / "tables/plan.json").read_text())
@@ -368,7 +369,7 @@ def test_the_remedies_table_reads_its_ratios_from_contrasts_and_its_cost_from_th
     assert ghost["cost_ratio"] == pytest.approx(per_step["ghost"] / per_step["batch"], rel=1e-12)
     assert ghost["reference_seconds_per_step"] == pytest.approx(per_step["batch"], rel=1e-12)
     assert (ghost["n_timed"], ghost["n_timed_reference"]) == (12, 12)
-    assert ghost["use"] == vocab.NORM_USES["ghost"] and (ghost["reference"], ghost["broken"]) == ("batch", "joint")
+    assert ghost["use"] == NORMS["ghost"].use and (ghost["reference"], ghost["broken"]) == ("batch", "joint")
 
 
 def test_the_remedies_fix_is_the_row_of_whichever_contrast_weighs_the_two_cells(tmp_path):
@@ -404,7 +405,7 @@ def test_the_remedies_fix_is_the_declared_contrast_of_broken_with_the_remedy_aga
 ):
     """stats.remedies' question as config/remedies.yaml declares it: one contrast of two cells that differ on both
     axes (non-inferiority), its row of contrasts.csv copied into remedies.csv's fix_* columns and read on the page."""
-    from ganablate.findings import fmt, write_findings
+    from ganablate.report.findings import fmt, write_findings
 
     fix = {"compare": {"feed": "joint", "norm": "ghost"}, "against": {"feed": "split", "norm": "batch"}}
     axes = {"feed": ["split", "joint"], "norm": ["batch", "ghost"]}
@@ -455,7 +456,7 @@ def test_without_stats_remedies_the_table_is_empty_with_its_columns(tmp_path):
     ],
 )
 def test_a_bad_stats_remedies_is_a_one_line_config_error_naming_the_key(changes, message):
-    from ganablate.config import ConfigError
+    from ganablate.study.config import ConfigError
 
     with pytest.raises(ConfigError, match=re.escape(message)) as error:
         study_config(REMEDY_AXES, remedies=REMEDIES | changes)
@@ -463,7 +464,7 @@ def test_a_bad_stats_remedies_is_a_one_line_config_error_naming_the_key(changes,
 
 
 def test_stats_remedies_needs_every_key_and_a_remedy_besides_the_reference():
-    from ganablate.config import ConfigError
+    from ganablate.study.config import ConfigError
 
     with pytest.raises(ConfigError, match="stats.remedies: 'broken' is a required property"):
         study_config(REMEDY_AXES, remedies={k: v for k, v in REMEDIES.items() if k != "broken"})

@@ -9,12 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from ganablate import architectures
-from ganablate.architectures import ARCHITECTURES, register_architecture
 from ganablate.cli import main
-from ganablate.config import ConfigError, validate_config
-from ganablate.models import NORMS, Discriminator, NormFactory, ScoredDiscriminator, build_discriminator
-from ganablate.train import train_run, train_stack
+from ganablate.components import architectures
+from ganablate.components.architectures import ARCHITECTURES, register_architecture
+from ganablate.components.dcgan import Discriminator
+from ganablate.components.networks import ScoredDiscriminator, build_discriminator
+from ganablate.components.norms import NORMS, NormFactory
+from ganablate.study.config import ConfigError, validate_config
+from ganablate.training.train import train_run, train_stack
 
 MODEL = {"z_dim": 8, "g_width": 8, "d_width": 8, "reference_size": 4}
 

@@ -102,7 +102,7 @@ def test_no_data_anywhere_is_one_error_naming_the_three_ways(tmp_path):
 
 
 def test_evaluate_without_domain_extractor_looks_where_the_workflow_puts_it_and_names_the_file(tmp_path, tiny_config):
-    from ganablate.config import checkpoint_steps
+    from ganablate.study.config import checkpoint_steps
     from tests.eval_fakes import fake_run
 
     run = fake_run(tmp_path / "run", tiny_config, steps_saved=checkpoint_steps(tiny_config["train"]))

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ganablate.cli import main
-from ganablate.config import ConfigError, validate_config
+from ganablate.study.config import ConfigError, validate_config
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from statsmodels.stats.weightstats import ttost_paired
 from ganablate.analysis import power
 from ganablate.analysis.cells import failed_rows
 from ganablate.analysis.contrasts import as_cells, contrasts_of, contrasts_table, wide
-from ganablate.design import design_of
+from ganablate.study.design import design_of
 from tests.synthetic_runs import runs_table, study_config
 
 RNG = np.random.default_rng(7)

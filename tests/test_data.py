@@ -8,7 +8,6 @@ import torch
 import yaml
 
 from ganablate import data as data_module
-from ganablate.config import ConfigError, validate_config
 from ganablate.data import (
     DATA_CACHE_ENV,
     DATASETS,
@@ -20,7 +19,8 @@ from ganablate.data import (
     to_model_range,
     to_uint8,
 )
-from ganablate.vocab import DATASETS as DATASET_NAMES
+from ganablate.study.config import ConfigError, validate_config
+from ganablate.study.vocab import DATASETS as DATASET_NAMES
 from tests.conftest import REPO
 from tests.synthetic_idx import write_fashion_mnist
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ganablate.analysis.plan import declared, plan_hash, plan_of, write_plan
-from ganablate.config import ConfigError, load_config, validate_config
-from ganablate.design import design_of
+from ganablate.study.config import ConfigError, load_config, validate_config
+from ganablate.study.design import design_of
+from ganablate.study.plan import declared, plan_hash, plan_of, write_plan
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -151,8 +151,8 @@ def test_the_plan_hash_covers_what_decides_a_verdict_but_not_how_a_job_runs():
 def test_keys_added_later_enter_the_plan_and_a_runs_identity_only_off_their_defaults(section, key, other, monkeypatch):
     """Committed studies keep their plan hashes, and their runs their config_hash, after model.arch and train.loss
     came: at its default a later key is no part of either; at another value it is."""
-    from ganablate import architectures
-    from ganablate.train import run_hash
+    from ganablate.components import architectures
+    from ganablate.training.train import run_hash
 
     monkeypatch.setattr(architectures, "names", lambda: ["dcgan", "resnet"])
     config = _config({"feed": {"levels": ["split", "joint"]}})
@@ -167,7 +167,7 @@ def test_keys_added_later_enter_the_plan_and_a_runs_identity_only_off_their_defa
 def test_the_plan_hash_covers_the_package_version_and_the_inception_weights_bytes(tmp_path, monkeypatch):
     """The verdict rules live in code (issue 27): another release is another plan. The weights' path says nothing of
     what the file holds: the same path with other bytes is another plan."""
-    import ganablate.analysis.plan as plan
+    import ganablate.study.plan as plan
 
     weights = tmp_path / "weights.pth"
     weights.write_bytes(b"one")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ganablate.config_docs import BEGIN, END, reference_markdown
+from ganablate.study.config_docs import BEGIN, END, reference_markdown
 from tests.conftest import REPO
 
 PAGES = sorted([REPO / "README.md", REPO / "CHANGELOG.md", REPO / "config/README.md", *REPO.glob("docs/*.md")])
@@ -82,7 +82,7 @@ def test_config_readme_carries_the_schemas_reference_as_config_docs_prints_it():
 
 
 def test_every_schema_key_has_a_row_in_the_reference():
-    from ganablate.config import schema
+    from ganablate.study.config import schema
 
     reference = reference_markdown()
     for section, spec in schema()["properties"].items():

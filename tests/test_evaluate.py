@@ -16,13 +16,12 @@ import yaml
 from PIL import Image
 from torch_fidelity.metric_prc import calculate_precision_recall_part
 
-from ganablate import evaluate
 from ganablate.cli import main
-from ganablate.config import UsageError
+from ganablate.components.networks import build_generator
 from ganablate.data import DataError
-from ganablate.evaluate import (
+from ganablate.scoring import evaluate
+from ganablate.scoring.evaluate import (
     COLUMNS,
-    METRICS,
     evaluate_run,
     floor,
     generate,
@@ -30,8 +29,10 @@ from ganablate.evaluate import (
     resolve_extractor,
     score,
 )
-from ganablate.extractor import DomainFeatureExtractor, train_extractor
-from ganablate.models import build_generator
+from ganablate.scoring import metrics
+from ganablate.scoring.extractor import DomainFeatureExtractor, train_extractor
+from ganablate.scoring.metrics import METRICS
+from ganablate.study.config import UsageError
 from tests.eval_fakes import fake_run, small_config, synthetic_data
 
 CPU = torch.device("cpu")
@@ -297,7 +298,7 @@ def _calculate_metrics_as_before(images, data, extractor, eval_cfg, cache_root):
         save_cpu_ram=True,
         verbose=False,
     )
-    return {metric: float(result[key]).hex() for metric, key in METRICS.items()}
+    return {name: float(result[metric.key]).hex() for name, metric in METRICS.items()}
 
 
 def _checkpoint_images(run, step, config):
@@ -334,8 +335,8 @@ def test_precision_recall_from_cached_radii_is_bitwise_torch_fidelitys_over_seve
     rng = torch.Generator().manual_seed(0)
     generated, real = torch.randn(300, 16, generator=rng), torch.randn(500, 16, generator=rng) + 0.3
     kwargs = {"prc_batch_size": 128}  # several batches each way, as more samples than its default 10000 would be
-    reference = evaluate.Reference({"layer": real}, {}, evaluate.knn_radii(real, kwargs))
-    ours = evaluate.precision_recall(generated, reference, "layer", kwargs)
+    reference = evaluate.Reference({"layer": real}, {}, metrics.knn_radii(real, kwargs))
+    ours = metrics.precision_recall(generated, reference, "layer", kwargs)
     assert (ours["precision"], ours["recall"]) == calculate_precision_recall_part(generated, real, 3, 128)
     assert 0 < ours["precision"] < 1 and 0 < ours["recall"] < 1
 
@@ -361,13 +362,13 @@ def test_damaged_reference_cache_is_one_line_naming_the_file_and_the_remedy(doma
 
 
 def test_kid_with_its_real_sums_computed_once_is_bitwise_torch_fidelitys_kid():
-    """evaluate.KID keeps each real subset's kernel sum across calls: every call, at another subset size or on
+    """metrics.KID keeps each real subset's kernel sum across calls: every call, at another subset size or on
     other samples, still gives kid_features_to_metric's mean and SD to the bit."""
     from torch_fidelity.metric_kid import kid_features_to_metric
 
     generator = torch.Generator().manual_seed(0)
     real = torch.randn(300, 16, generator=generator)
-    kid = evaluate.KID(real)
+    kid = metrics.KID(real)
     cases = ((200, 50, 0.5, 2), (200, 50, 0.0, 2), (250, 50, 1.0, 2), (200, 30, 0.5, 2), (200, 50, 0.5, 3))
     for n, size, shift, degree in cases:
         generated = torch.randn(n, 16, generator=generator) + shift

@@ -46,7 +46,7 @@ def _tiny(config: dict) -> dict:
 
 
 def test_the_example_study_is_a_valid_config_only_where_the_package_is_installed(installed):
-    load = f"from ganablate.config import load_config; load_config({str(EXAMPLE / 'study.yaml')!r})"
+    load = f"from ganablate.study.config import load_config; load_config({str(EXAMPLE / 'study.yaml')!r})"
     assert subprocess.run([sys.executable, "-c", load], env=installed, capture_output=True).returncode == 0
     result = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True)
     assert result.returncode == 1 and "model.arch: unknown 'resnet' in the cell" in result.stderr.splitlines()[-1]

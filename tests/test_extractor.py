@@ -6,16 +6,16 @@ import pytest
 import torch
 from torch_fidelity.utils import create_feature_extractor
 
-from ganablate.config import ConfigError, UsageError, validate_config
 from ganablate.data import ImageData, load_dataset, to_model_range
-from ganablate.evaluate import floor, resolve_extractor, score
-from ganablate.extractor import (
+from ganablate.scoring.evaluate import floor, resolve_extractor, score
+from ganablate.scoring.extractor import (
     ACCURACY_BARS,
     FEATURE_DIM,
     load_extractor_file,
     register,
     train_extractor,
 )
+from ganablate.study.config import ConfigError, UsageError, validate_config
 from tests.eval_fakes import small_config, synthetic_data
 
 

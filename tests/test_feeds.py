@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
-from ganablate.feed import FEEDS
-from ganablate.models import NORMS, build_discriminator
+from ganablate.components.feeds import FEEDS
+from ganablate.components.networks import build_discriminator
+from ganablate.components.norms import NORMS
 
 SHAPE = (1, 28, 28)
 MODEL = {"z_dim": 8, "g_width": 8, "d_width": 8, "reference_size": 6}

@@ -10,10 +10,10 @@ import shutil
 import pandas as pd
 import pytest
 
-from ganablate import vocab
-from ganablate.config import UsageError
-from ganablate.findings import fmt, write_findings
-from ganablate.report_tables import Study
+from ganablate.report.findings import fmt, write_findings
+from ganablate.report.view import Study
+from ganablate.study import vocab
+from ganablate.study.config import UsageError
 from tests.synthetic_tables import Synthetic, axis
 
 FEED = axis(["split", "joint", "joint_consistent"])

@@ -37,8 +37,8 @@ def test_building_the_parser_and_asking_for_help_imports_no_torch(argv):
     "command, module",
     [
         ("stats", "ganablate.analysis.tables"),
-        ("figures", "ganablate.plots"),
-        ("findings", "ganablate.findings"),
+        ("figures", "ganablate.report.figures"),
+        ("findings", "ganablate.report.findings"),
     ],
 )
 def test_analysis_commands_import_no_torch(command, module):
@@ -51,4 +51,4 @@ def test_analysis_commands_import_no_torch(command, module):
 
 
 def test_training_does_not_import_torch_fidelity():
-    assert "torch_fidelity" not in _heavy_imported_after("import ganablate.train")
+    assert "torch_fidelity" not in _heavy_imported_after("import ganablate.training.train")

@@ -10,17 +10,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganablate import vocab
-from ganablate.config import ConfigError, validate_config
-from ganablate.losses import LOSSES, Loss, gradient_penalty, loss_of, register_loss
-from ganablate.train import train_run, train_stack
+from ganablate import catalog
+from ganablate.components.losses import LOSSES, gradient_penalty, loss_of, register_loss
+from ganablate.study.config import ConfigError, validate_config
+from ganablate.training.train import train_run, train_stack
 
 REAL, FAKE = torch.randn(64, generator=torch.Generator().manual_seed(0)), torch.randn(64) - 1
 
 
-def test_the_registry_of_losses_is_the_vocabularys():
-    assert tuple(LOSSES) == vocab.LOSSES
-    assert vocab.SOLO_LOSSES == tuple(name for name, loss in LOSSES.items() if loss.penalty is not None)
+def test_the_losses_a_config_may_name_and_those_trained_solo_are_read_from_the_registry_torch_free():
+    assert catalog.names("losses") == tuple(LOSSES) == ("ns", "hinge", "lsgan", "wgan_gp")
+    solo = [name for name, entry in catalog.entries("losses").items() if "penalty" in entry.code]
+    assert solo == [name for name, loss in LOSSES.items() if loss.penalty is not None] == ["wgan_gp"]
 
 
 def test_ns_is_the_seed_questions_softplus_loss_bit_for_bit_and_bce_with_logits():
@@ -83,13 +84,15 @@ def test_a_runs_loss_carries_train_gp_weight():
 
 def test_register_loss_refuses_a_name_taken_and_what_is_not_a_loss():
     with pytest.raises(ValueError, match="register_loss: 'hinge' is already registered; allowed: a new name"):
-        register_loss("hinge", Loss(d=lambda r, f: r.mean(), g=lambda f: f.mean()))
-    with pytest.raises(TypeError, match="register_loss: 'mine' is a function; allowed: a ganablate.losses.Loss"):
-        register_loss("mine", lambda r, f: r.mean())
+        register_loss("hinge", d=lambda r, f: r.mean(), g=lambda f: f.mean())
+    with pytest.raises(TypeError, match="register_loss: 'mine': d, g and penalty \\(if given\\) must be callables"):
+        register_loss("mine", d=lambda r, f: r.mean(), g="not code")
+    with pytest.raises(ValueError, match="register_loss: 'My Loss' is not a name; allowed: "):
+        register_loss("My Loss", d=lambda r, f: r.mean(), g=lambda f: f.mean())
     assert "mine" not in LOSSES
 
 
-@pytest.mark.parametrize("loss", vocab.LOSSES)
+@pytest.mark.parametrize("loss", list(LOSSES))
 def test_every_loss_trains_a_run_under_batchnorm_and_joint_to_finite_losses(tiny_config, tmp_path, loss):
     config = copy.deepcopy(tiny_config)
     config["train"].update(steps=3, checkpoints=[], log_every=1, feed="joint", loss=loss)

@@ -2,8 +2,9 @@ import pytest
 import torch
 from torch.nn.utils import parametrize
 
-from ganablate.models import NORMS, build_discriminator, build_generator
-from ganablate.train import buffers_restored
+from ganablate.components.networks import build_discriminator, build_generator
+from ganablate.components.norms import NORMS
+from ganablate.training.train import buffers_restored
 
 MODEL = {"z_dim": 16, "g_width": 8, "d_width": 8, "reference_size": 4}
 

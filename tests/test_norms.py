@@ -8,24 +8,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganablate import vocab
-from ganablate.config import ConfigError, validate_config
+from ganablate import catalog
+from ganablate.components.feeds import FEEDS
+from ganablate.components.networks import build_discriminator, build_generator
+from ganablate.components.norms import NORMS, ReferenceNorm, RunningBatchNorm, VirtualNorm, batch_rows
 from ganablate.data import to_model_range
-from ganablate.feed import FEEDS
-from ganablate.models import (
-    NORMS,
-    ReferenceNorm,
-    RunningBatchNorm,
-    VirtualNorm,
-    batch_rows,
-    build_discriminator,
-    build_generator,
-)
-from ganablate.stack import Stack
-from ganablate.train import build_networks
+from ganablate.study.config import ConfigError, validate_config
+from ganablate.training.stack import Stack
+from ganablate.training.train import build_networks
 from tests.test_feeds import MODEL, SHAPE, assert_same, batch, d_loss_and_grads, discriminator, steps
 
-REMEDIES = ["ghost", "ghost_mixed", "realhalf", "reference", "virtual", "batch_eval", "batch_detached"]
+REMEDIES = [name for name, norm in NORMS.items() if norm.remedy]
 
 
 def _same_init(*norms: str, model: dict = MODEL) -> list[nn.Module]:
@@ -282,10 +275,15 @@ def test_a_ghost_chunk_that_does_not_divide_the_batch_size_is_a_config_error_bef
     assert validate_config({"model": {"ghost_chunk": 16}, "train": {"batch_size": 64}})["model"]["ghost_chunk"] == 16
 
 
-def test_every_norm_has_a_one_line_use_in_the_torch_free_vocabulary():
-    """What the remedies table and findings.md say of a norm, without importing models.py."""
-    assert list(vocab.NORM_USES) == list(NORMS)
-    assert all(use.strip() and "\n" not in use for use in vocab.NORM_USES.values())
+def test_every_norm_has_a_one_line_use_which_the_analysis_reads_torch_free():
+    """What the remedies table and findings.md say of a norm, without importing components/norms.py."""
+    assert catalog.uses("norms") == {name: norm.use for name, norm in NORMS.items()}
+    assert all(use.strip() and "\n" not in use for use in catalog.uses("norms").values())
+
+
+def test_the_remedies_are_the_batchnorm_familys_norms_other_than_batch():
+    assert REMEDIES == ["ghost", "ghost_mixed", "realhalf", "reference", "virtual", "batch_eval", "batch_detached"]
+    assert all(NORMS[name].family == "batch" for name in REMEDIES)
 
 
 @pytest.mark.parametrize("feed", list(FEEDS))
@@ -314,7 +312,10 @@ def _d_init(norm: str, seed: int = 3) -> dict[str, torch.Tensor]:
     return dict(build_networks(SHAPE, model, seed, images)[1].named_parameters())
 
 
-@pytest.mark.parametrize("family, members", list(vocab.D_INIT_FAMILIES.items()))
+@pytest.mark.parametrize(
+    "family, members",
+    [(f, [n for n, norm in NORMS.items() if norm.family == f]) for f in {n.family for n in NORMS.values()} - {None}],
+)
 def test_the_norms_of_one_family_start_a_seed_from_bitwise_equal_d_weights(family, members):
     """Pairing by seed across norms (issue 27): split+ghost and split+batch, split+batch_eval's first D step and
     split+batch's, all start from the same D; the declared family is what the training code draws from."""
@@ -327,10 +328,10 @@ def test_the_norms_of_one_family_start_a_seed_from_bitwise_equal_d_weights(famil
 
 
 def test_norms_of_other_families_draw_d_inits_of_their_own():
-    assert vocab.d_init_family("none") == "none" and vocab.d_init_family("ghost") == "batch"
+    assert catalog.d_init_family("none") == "none" and catalog.d_init_family("ghost") == "batch"
     batch_init = _d_init("batch")
     for norm in ("none", "spectral"):
-        assert vocab.d_init_family(norm) not in vocab.D_INIT_FAMILIES
+        assert NORMS[norm].family is None and catalog.d_init_family(norm) == norm
         assert not torch.equal(
             _d_init(norm)["main.0.weight" if norm == "none" else "main.0.parametrizations.weight.original"],
             batch_init["main.0.weight"],
@@ -338,7 +339,7 @@ def test_norms_of_other_families_draw_d_inits_of_their_own():
 
 
 def test_a_norm_axis_within_one_family_shares_ds_init_and_records_the_families():
-    from ganablate.design import design_of
+    from ganablate.study.design import design_of
 
     def norm_axis(levels):
         config = validate_config({"study": {"axes": {"norm": {"levels": levels}}}})

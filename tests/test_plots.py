@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from matplotlib import image
 
-from ganablate import outputs, plots
-from ganablate.config import UsageError
-from ganablate.plots import Facets, write_figures
-from ganablate.report_tables import Study
+from ganablate.report import figures as plots
+from ganablate.report.figures import Facets, write_figures
+from ganablate.report.view import Study
+from ganablate.study import outputs
+from ganablate.study.config import UsageError
 from tests.synthetic_tables import DATASET, Synthetic, axis
 
 FEED = axis(["split", "joint", "joint_consistent"])
@@ -140,7 +141,7 @@ def test_a_comparison_declared_under_two_tests_is_drawn_once_in_the_heatmap(tmp_
 
 
 def test_every_verdict_has_its_own_marker_in_the_forest_plot_and_its_legend_names_those_drawn(tmp_path):
-    from ganablate import vocab
+    from ganablate.study import vocab
 
     assert set(plots.VERDICTS) == set(vocab.VERDICTS)
     assert len({marker for _, marker in plots.VERDICTS.values()}) == len(plots.VERDICTS)

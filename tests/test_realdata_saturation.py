@@ -5,7 +5,7 @@ import copy
 import pandas as pd
 import pytest
 
-from ganablate.train import train_run
+from ganablate.training.train import train_run
 from tests.cells import at
 
 

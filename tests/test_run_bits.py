@@ -18,8 +18,8 @@ import pytest
 import torch
 import yaml
 
-from ganablate.config import validate_config
-from ganablate.design import design_of
+from ganablate.study.config import validate_config
+from ganablate.study.design import design_of
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests/golden/run-bits.json"
@@ -77,7 +77,7 @@ def _digest(run: Path) -> str:
 
 def run_bits(data_root: Path, out: Path) -> dict[str, str]:
     """Every case's digest: its seed-0 run trained solo, and a stack of seeds 0 and 1 of the joint+batch cell."""
-    from ganablate.train import train_run, train_stack
+    from ganablate.training.train import train_run, train_stack
 
     config = _default_config(data_root)
     bits = {}

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from ganablate.cli import main
-from ganablate.config import ConfigError, validate_config
 from ganablate.data import load_study_data
-from ganablate.extractor import train_extractor
+from ganablate.scoring.extractor import train_extractor
+from ganablate.study.config import ConfigError, validate_config
 from tests.conftest import kill_after_first_state
 
 CELL = "feed=joint,norm=batch"

@@ -11,24 +11,16 @@ import pandas as pd
 import pytest
 import torch
 
-from ganablate import train
 from ganablate.cli import main
-from ganablate.config import ConfigError, validate_config
+from ganablate.components.feeds import FEEDS
+from ganablate.components.networks import build_generator
+from ganablate.components.norms import NORMS
 from ganablate.data import ImageData
-from ganablate.feed import FEEDS
-from ganablate.models import NORMS, build_generator
-from ganablate.stack import Stack
-from ganablate.train import (
-    LOG_COLUMNS,
-    Solo,
-    build_networks,
-    run_hash,
-    stack_groups,
-    stack_size,
-    train_run,
-    train_stack,
-    train_step,
-)
+from ganablate.device import stack_groups, stack_size
+from ganablate.study.config import ConfigError, validate_config
+from ganablate.training import train
+from ganablate.training.stack import Stack
+from ganablate.training.train import LOG_COLUMNS, Solo, build_networks, run_hash, train_run, train_stack, train_step
 from tests.cells import at, label
 
 SHAPE = (1, 28, 28)

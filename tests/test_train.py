@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from ganablate.cli import main
-from ganablate.config import ConfigError, validate_config
-from ganablate.models import NORMS
-from ganablate.train import LOG_COLUMNS, train_run
+from ganablate.components.norms import NORMS
+from ganablate.study.config import ConfigError, validate_config
+from ganablate.training.train import LOG_COLUMNS, train_run
 from tests.cells import at
 from tests.conftest import kill_after_first_state
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ganablate.outputs import FIGURES, TABLES
+from ganablate.study.outputs import FIGURES, TABLES
 from tests.conftest import REPO, SNAKEMAKE, STUDY_CONFIG
 
 
@@ -467,8 +467,8 @@ def test_the_remedies_study_runs_end_to_end_with_its_practitioners_table(study_d
 def test_the_plan_frozen_at_launch_is_the_config_files_plan_with_levels_in_declared_order(tmp_path, study):
     """The workflow hands its jobs the config with sorted keys; an axis's levels given as a mapping keep their
     declared order (remedies-v2's chunk: source, 64, 32, 16), or the launch plan would differ from the file's."""
-    from ganablate.analysis.plan import plan_hash, plan_of
-    from ganablate.config import load_config
+    from ganablate.study.config import load_config
+    from ganablate.study.plan import plan_hash, plan_of
 
     if study == "tiny":
         config = yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text())

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ganablate.allocator import keep_freed_memory
-from ganablate.config import ConfigError, UsageError, load_config, study_dir, validate_config
+from ganablate.study.config import ConfigError, UsageError, load_config, study_dir, validate_config
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -46,7 +46,7 @@ def config_from_args(args: argparse.Namespace) -> dict:
 
 
 def _cmd_config_docs(args: argparse.Namespace) -> None:
-    from ganablate.config_docs import reference_markdown
+    from ganablate.study.config_docs import reference_markdown
 
     print(reference_markdown(), end="")
 
@@ -64,7 +64,7 @@ def _cmd_prepare_data(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from ganablate.train import run_dir, train_run, train_seeds
+    from ganablate.training.train import run_dir, train_run, train_seeds
 
     # --seed goes with --out, --seeds with --out-root (argparse's groups cannot say so).
     if args.seed is not None and (args.out is None or args.out_root is not None):
@@ -88,7 +88,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _train_config(args: argparse.Namespace, overrides: tuple[str, ...]):
     """(the config of the run(s) `ganablate train` or `run` is asked for, their Label): the cell's levels applied
     and the command line's train overrides."""
-    from ganablate.train import Label
+    from ganablate.training.train import Label
 
     config = config_from_args(args)
     cell = _cell_arg(args.cell)
@@ -99,8 +99,8 @@ def _train_config(args: argparse.Namespace, overrides: tuple[str, ...]):
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from ganablate.evaluate import evaluate_run
-    from ganablate.train import train_run
+    from ganablate.scoring.evaluate import evaluate_run
+    from ganablate.training.train import train_run
 
     config, label = _train_config(args, ("device", "threads"))
     given = {"device": args.eval_device, "threads": args.eval_threads}
@@ -120,7 +120,7 @@ def _scored(run: str, evaluate) -> None:
 
 
 def _cell_arg(text: str | None) -> dict[str, str]:
-    from ganablate.design import DesignError, parse_cell
+    from ganablate.study.design import DesignError, parse_cell
 
     try:
         return parse_cell(text or "")
@@ -132,7 +132,7 @@ def _with_cell(config: dict, cell: dict[str, str], whole: bool) -> dict:
     """config with the levels of `cell` applied: feed and norm labels are their registry names, so they always set
     train.feed and model.d_norm; another axis's value is known from study.axes only in a whole config (the
     workflow's --config-json holds the cell's own sections already, its labels are only recorded)."""
-    from ganablate.design import REGISTRY_AXES, design_of
+    from ganablate.study.design import REGISTRY_AXES, design_of
 
     axes = {a.name: a for a in design_of(config).axes} if whole else {}
     for name, label in cell.items():
@@ -189,7 +189,7 @@ def _eval_config(args: argparse.Namespace) -> dict:
 
 
 def _cmd_train_extractor(args: argparse.Namespace) -> None:
-    from ganablate.extractor import train_extractor
+    from ganablate.scoring.extractor import train_extractor
 
     record = train_extractor(_eval_config(args), Path(args.out), data_path=args.data)
     print(
@@ -199,7 +199,7 @@ def _cmd_train_extractor(args: argparse.Namespace) -> None:
 
 
 def _cmd_floor(args: argparse.Namespace) -> None:
-    from ganablate.evaluate import floor
+    from ganablate.scoring.evaluate import floor
 
     result = floor(_eval_config(args), args.extractor, args.out, args.domain_extractor, args.cache_root, args.data)
     print(
@@ -208,7 +208,7 @@ def _cmd_floor(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from ganablate.evaluate import evaluate_runs
+    from ganablate.scoring.evaluate import evaluate_runs
 
     tables = evaluate_runs(_eval_config(args), args.run, args.domain_extractor, args.cache_root, args.data)
     for run in args.run:
@@ -216,7 +216,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _cmd_plan(args: argparse.Namespace) -> None:
-    from ganablate.analysis.plan import write_plan
+    from ganablate.study.plan import write_plan
 
     config = config_from_args(args)
     _check_user_architectures(config)
@@ -226,15 +226,15 @@ def _cmd_plan(args: argparse.Namespace) -> None:
 def _check_user_architectures(config: dict) -> None:
     """The structure of every cell's architecture that is not built in, checked before the plan, the workflow's first
     job: a broken one stops the study before any run. Torch is imported only when a cell has such an architecture."""
-    from ganablate.architectures import BUILTIN
-    from ganablate.design import design_of
+    from ganablate.components.architectures import BUILTIN
+    from ganablate.study.design import design_of
 
     design = design_of(config)
     models = (design.apply(config, design.cell(labels))["model"] for labels in design.cells)
     # The checks build D with a norm of their own: cells that differ only in model.d_norm are one check.
     user = {json.dumps({**m, "d_norm": None}, sort_keys=True): m for m in models if m["arch"] not in BUILTIN}
     if user:
-        from ganablate.archcheck import image_shape_of, require_architecture
+        from ganablate.training.archcheck import image_shape_of, require_architecture
 
         for model in user.values():
             require_architecture(model, image_shape_of(config["dataset"]))
@@ -256,7 +256,7 @@ def _cmd_stats(args: argparse.Namespace) -> None:
 
 
 def _cmd_figures(args: argparse.Namespace) -> None:
-    from ganablate.plots import write_figures
+    from ganablate.report.figures import write_figures
 
     config = config_from_args(args)
     folder = study_dir(config)
@@ -267,7 +267,7 @@ def _cmd_figures(args: argparse.Namespace) -> None:
 
 
 def _cmd_findings(args: argparse.Namespace) -> None:
-    from ganablate.findings import write_findings
+    from ganablate.report.findings import write_findings
 
     config = config_from_args(args)
     folder = study_dir(config)
@@ -275,8 +275,8 @@ def _cmd_findings(args: argparse.Namespace) -> None:
 
 
 def _cmd_check_arch(args: argparse.Namespace) -> None:
-    from ganablate.archcheck import check
-    from ganablate.architectures import architecture
+    from ganablate.components.architectures import architecture
+    from ganablate.training.archcheck import check
 
     try:
         architecture(args.name)
@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "check-arch",
-        help="check an architecture against the protocol (ganablate.architectures) and train it a few steps under "
+        help="check an architecture against the protocol (docs/extending.md) and train it a few steps under "
         "split and joint",
     )
     p.add_argument("name", help="model.arch: dcgan, or a name an installed package registers")

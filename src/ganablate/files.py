@@ -9,7 +9,7 @@ import re
 import warnings
 from pathlib import Path
 
-from ganablate.config import UsageError
+from ganablate.study.config import UsageError
 
 
 def _write_via_tmp(path: str | Path, write) -> None:

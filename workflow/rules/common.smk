@@ -3,10 +3,10 @@ import os
 import re
 from pathlib import Path
 
-from ganablate.config import recorded
-from ganablate.design import design_of
-from ganablate.outputs import FIGURES as FIGURE_NAMES
-from ganablate.outputs import TABLES as STAT_TABLES
+from ganablate.study.config import recorded
+from ganablate.study.design import design_of
+from ganablate.study.outputs import FIGURES as FIGURE_NAMES
+from ganablate.study.outputs import TABLES as STAT_TABLES
 
 DATASET = config["dataset"]["name"]
 # The study's design: its axes (each a wildcard), the cells that run, the seeds.
@@ -174,7 +174,7 @@ def samples_report(path):
 
 
 def stack_size(train, n_seeds):
-    """train.stack resolved when the workflow is parsed, as ganablate.train.stack_size resolves it in a job, but
+    """train.stack resolved when the workflow is parsed, as ganablate.training.train.stack_size resolves it in a job, but
     without importing torch here: `auto` is all of a variant's seeds when train.device is cuda, and one seed
     otherwise (cpu, and device auto, whose device only the node a job lands on knows).
     """
@@ -184,7 +184,7 @@ def stack_size(train, n_seeds):
 
 
 # Seeds per training job. STACK 1: runs are solo, train.runs_per_job of them trained by one job and scored by
-# another (runs.smk). More: one job per (cell, block of STACK consecutive seeds), as ganablate.train.stack_groups
+# another (runs.smk). More: one job per (cell, block of STACK consecutive seeds), as ganablate.training.train.stack_groups
 # blocks them, writing each seed's run folder as a solo run writes it, so that evaluation and everything after it
 # are the same. Either way the last block of a cell may hold fewer seeds.
 STACK = stack_size(config["train"], len(SEEDS))

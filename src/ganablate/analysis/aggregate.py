@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ganablate.config import UsageError
+from ganablate.study.config import UsageError
 
 RUN_INFO = ["status", "steps_done", "plan_hash"]  # from summary.json, beside the dataset, the cell and the seed
 # Also from summary.json, into run_times.csv beside runs.csv: the seconds a run's training loop took, resumed parts

@@ -1,5 +1,5 @@
 """Per-cell tables: the summary of every metric, the failures, the context gap; and the order every table is
-sorted in (the axes' declared level order, metrics as vocab names them)."""
+sorted in (the axes' declared level order, metrics as their registry lists them)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pandas as pd
 
-from ganablate import vocab
 from ganablate.analysis.estimators import bootstrap_ci, iqm, mean_interval, median_interval, wilson_interval
-from ganablate.design import Design
+from ganablate.catalog import compared_metrics, names
+from ganablate.study.design import Design
 
-METRIC_ORDER = list(vocab.METRICS)
+METRIC_ORDER = list(names("metrics"))
 STAT_COLUMNS = [
     "n",
     "n_failed",
@@ -47,7 +47,7 @@ CONTEXT_COLUMNS = ["n_runs", "context_gap_median", "d_acc_median"]
 
 
 def ordered(frame: pd.DataFrame, design: Design, by: list[str]) -> pd.DataFrame:
-    """Sort axis columns in their declared level order ('*' after the levels), metrics as vocab lists them."""
+    """Sort axis columns in their declared level order ('*' after the levels), metrics as their registry lists them."""
     orders = {a.name: list(a.labels) for a in design.axes} | {"metric": METRIC_ORDER}
 
     def key(column: pd.Series):
@@ -78,7 +78,7 @@ def run_outcomes(runs: pd.DataFrame, design: Design, config: dict) -> pd.DataFra
     value = out["value"].astype(float)
     beyond = pd.Series(False, index=out.index)
     if threshold is not None:
-        beyond = value > threshold if vocab.COMPARED[metric] == "lower" else value < threshold
+        beyond = value > threshold if compared_metrics()[metric] == "lower" else value < threshold
     out["failure"] = np.select(
         [out["status"] == "diverged", ~np.isfinite(value), beyond], ["diverged", "no value", "beyond threshold"], ""
     )

@@ -34,12 +34,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ganablate import vocab
 from ganablate.analysis.estimators import holm, mean_interval
-from ganablate.analysis.plan import alpha_of, contrast_name, declared, linear_sides
-from ganablate.design import SPANNED, Declared, Design
+from ganablate.catalog import compared_metrics
+from ganablate.study.design import SPANNED, Declared, Design
+from ganablate.study.plan import alpha_of, contrast_name, declared, linear_sides
 
-BETTER = vocab.COMPARED
+BETTER = compared_metrics()
 
 
 @dataclass(frozen=True)

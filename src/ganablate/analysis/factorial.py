@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ganablate.analysis.cells import usable
-from ganablate.design import Design
+from ganablate.study.design import Design
 
 COLUMNS = [
     "term",

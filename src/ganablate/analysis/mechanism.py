@@ -15,7 +15,7 @@ import pandas as pd
 
 from ganablate.analysis.cells import late_context_gap, ordered, usable
 from ganablate.analysis.estimators import fieller_interval
-from ganablate.design import SPANNED, Design, label_of
+from ganablate.study.design import SPANNED, Design, label_of
 
 GAP_ZERO = 1e-4  # logits; per-sample norms give a context gap of float rounding (< 1e-5, tests/test_train.py)
 TAIL = [

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ganablate import vocab
 from ganablate.analysis.contrasts import Contrast, per_seed
 from ganablate.analysis.estimators import group_rng
-from ganablate.analysis.plan import POWER_TARGET, alpha_of
+from ganablate.study import vocab
+from ganablate.study.plan import POWER_TARGET, alpha_of
 
 
 def _p_values(test: str, effect: float, sd: float, n: int, sims: int, rng: np.random.Generator) -> np.ndarray:

@@ -10,7 +10,7 @@ primary metric, extractor and final step:
 - cost: the median training seconds per step of R's runs over the reference's, under the feeds where R's runs ran.
 The three comparisons are rows of contrasts.csv, found by the cells they weigh (+1 on one cell, -1 on the other),
 never recomputed: a comparison no contrast makes is NaN, its note saying so. `use` is the registry's one-line use
-of R (vocab.USES), where the axis's levels have one.
+of R (its registry entry's `use`), where the axis's levels are a registry's.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
-from ganablate import vocab
+from ganablate import catalog
 from ganablate.analysis.cells import ordered
-from ganablate.design import SPANNED, Design, label_of
+from ganablate.study.design import SPANNED, Design, label_of
 
 COMPARISONS = ("fix", "in_broken", "in_working")
 FROM_CONTRASTS = ("contrast", "role", "ratio", "ratio_ci_low", "ratio_ci_high", "verdict")
@@ -98,7 +98,7 @@ def remedies_table(contrasts: pd.DataFrame, found: list, runs: pd.DataFrame, des
     run = set(design.cells)
     timed = seconds_per_step(runs, names)
     timed = timed[timed[feed_axis.name].isin([working, broken]) & np.isfinite(timed["seconds_per_step"])]
-    uses = vocab.USES.get(axis.sets, {})
+    uses = catalog.uses(axis.registry) if axis.registry else {}
     others = [a for a in design.axes if a not in (axis, feed_axis)]
     rows = []
     for labels in itertools.product(*(a.labels for a in others)):

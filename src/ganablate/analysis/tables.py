@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ganablate import outputs, vocab
 from ganablate.analysis import aggregate, cells, contrasts, factorial, mechanism, over_training, power, remedies
-from ganablate.analysis.plan import DIVERGED_RULE, plan_hash, plan_of
-from ganablate.design import Design, design_of
+from ganablate.catalog import compared_metrics
+from ganablate.study import outputs
+from ganablate.study.design import Design, design_of
+from ganablate.study.plan import DIVERGED_RULE, plan_hash, plan_of
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Study:
 def _notes(study: Study) -> dict[str, str]:
     cfg, plan = study.config["stats"], study.plan
     level, step = f"{cfg['confidence_level']:.0%}", plan["final_step"]
-    directions = ", ".join(f"{m}: {b} is better" for m, b in vocab.COMPARED.items())
+    directions = ", ".join(f"{m}: {b} is better" for m, b in compared_metrics().items())
     margin = f"±{cfg['equivalence_margin']:.0%}"
     notes = {
         "summary": f"Per cell, step, extractor and metric over the usable runs (n; n_failed left out). {level} "

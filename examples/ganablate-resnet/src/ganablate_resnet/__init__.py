@@ -1,6 +1,6 @@
 """A ResNet-style G and D (after Miyato et al. 2018's SNGAN networks for 32x32 images, narrowed) as a ganablate
-architecture: build_g and build_d below meet the protocol of ganablate.architectures, and pyproject.toml's entry point
-names this module. ganablate check-arch resnet checks it."""
+architecture: build_g and build_d below meet the protocol of ganablate.components.architectures, and
+pyproject.toml's entry point names this module. ganablate check-arch resnet checks it."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The checks, each one line that passes or says what fails: G's output for the dataset's image shape, D's one logit
 per image, D's use of the normalization it is given (so that the norm axis acts on it), then a few training steps
-under each feed of vocab.ARCH_CHECK_FEEDS with the config's norm and loss, whose losses must be finite. The first
+under each feed of CHECK_FEEDS with the config's norm and loss, whose losses must be finite. The first
 three build the networks but train nothing: `ganablate plan`, the workflow's first job, runs them for every cell of an
 architecture that is not built in, and `ganablate train` before such a run (require_architecture).
 """
@@ -16,11 +16,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ganablate.architectures import BUILTIN, Architecture, architecture
-from ganablate.config import ConfigError
+from ganablate.components.architectures import BUILTIN, Architecture, architecture
+from ganablate.components.norms import Norm, NormFactory
 from ganablate.data import DATASETS
-from ganablate.models import Norm, NormFactory
-from ganablate.vocab import ARCH_CHECK_FEEDS
+from ganablate.study.config import ConfigError
+
+# The feeds an architecture is trained under: reals and fakes apart, and in one batch.
+CHECK_FEEDS = ("split", "joint")
 
 STEPS = 3  # training steps per feed: enough for a second step through weights the first step updated
 ROWS = 4  # images in a shape check
@@ -72,7 +74,7 @@ class _Counting(NormFactory):
     layers norm.weight(layer) was given. The structure's checks build D with it, whichever norm a study names."""
 
     def __init__(self, model_cfg: dict):
-        super().__init__(Norm(layer=lambda c, model: nn.Identity()), model_cfg)
+        super().__init__(Norm(layer=lambda c, model: nn.Identity(), use="the protocol's probe"), model_cfg)
         object.__setattr__(self, "layers", [])
         object.__setattr__(self, "weights", [])
 
@@ -134,9 +136,9 @@ def require_architecture(model_cfg: dict, image_shape: tuple[int, int, int]) -> 
 
 
 def _steps(config: dict, feed: str, image_shape: tuple[int, int, int]) -> str | None:
-    from ganablate.feed import FEEDS
-    from ganablate.losses import loss_of
-    from ganablate.train import Solo, build_networks, optimizers, train_step
+    from ganablate.components.feeds import FEEDS
+    from ganablate.components.losses import loss_of
+    from ganablate.training.train import Solo, build_networks, optimizers, train_step
 
     model_cfg, train_cfg = config["model"], config["train"]
     batch, z_dim = train_cfg["batch_size"], model_cfg["z_dim"]
@@ -162,7 +164,7 @@ def check(config: dict) -> list[Check]:
     norm, loss = config["model"]["d_norm"], config["train"]["loss"]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        for feed in ARCH_CHECK_FEEDS:
+        for feed in CHECK_FEEDS:
             what = f"{STEPS} steps under {feed} (norm {norm}, loss {loss}) give finite losses"
             checks.append(_checked(what, lambda: _steps(config, feed, image_shape)))  # noqa: B023 - called at once
     return checks

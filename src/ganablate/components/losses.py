@@ -1,7 +1,7 @@
 """GAN losses: what D and G minimize, given D's logits for reals and fakes (train.loss).
 
 A loss is the math after D: the feed mode (feed.py) decides how reals and fakes reach D, and any loss can follow any
-feed. A new loss of the study is one register_loss call here, and its name in vocab.LOSSES.
+feed. A new loss of the study is one register_loss call here.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ganablate.catalog import check_new
 
 Logits = torch.Tensor
 
@@ -29,14 +31,14 @@ class Loss:
 LOSSES: dict[str, Loss] = {}
 
 
-def register_loss(name: str, loss: Loss) -> Loss:
-    """Add a loss to the registry under `name`; a name already taken is an error, not a replacement."""
-    if not isinstance(loss, Loss):
-        raise TypeError(f"register_loss: {name!r} is a {type(loss).__name__}; allowed: a ganablate.losses.Loss")
-    if name in LOSSES:
-        raise ValueError(f"register_loss: {name!r} is already registered; allowed: a new name")
-    LOSSES[name] = loss
-    return loss
+def register_loss(name: str, *, d, g, penalty=None) -> Loss:
+    """Add a loss under `name` (Loss's fields as keywords); a name already taken is an error, not a replacement. A
+    loss with a penalty is trained solo: a stack of seeds cannot take the gradient within D's step it needs."""
+    check_new("register_loss", name, LOSSES)
+    if not (callable(d) and callable(g) and (penalty is None or callable(penalty))):
+        raise TypeError(f"register_loss: {name!r}: d, g and penalty (if given) must be callables")
+    LOSSES[name] = Loss(d=d, g=g, penalty=penalty)
+    return LOSSES[name]
 
 
 def loss_of(train_cfg: dict) -> Loss:
@@ -61,29 +63,22 @@ def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, weigh
 
 register_loss(
     "ns",  # non-saturating (Goodfellow et al. 2014), BCE with logits: the seed question's loss
-    Loss(
-        d=lambda d_real, d_fake: F.softplus(-d_real).mean() + F.softplus(d_fake).mean(),
-        g=lambda d_fake: F.softplus(-d_fake).mean(),
-    ),
+    d=lambda d_real, d_fake: F.softplus(-d_real).mean() + F.softplus(d_fake).mean(),
+    g=lambda d_fake: F.softplus(-d_fake).mean(),
 )
 register_loss(
     "hinge",  # Lim & Ye 2017; Miyato et al. 2018
-    Loss(
-        d=lambda d_real, d_fake: F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean(), g=lambda d_fake: -d_fake.mean()
-    ),
+    d=lambda d_real, d_fake: F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean(),
+    g=lambda d_fake: -d_fake.mean(),
 )
 register_loss(
     "lsgan",  # least squares (Mao et al. 2017), targets 1 for reals and 0 for fakes, G's target 1
-    Loss(
-        d=lambda d_real, d_fake: 0.5 * (d_real - 1).square().mean() + 0.5 * d_fake.square().mean(),
-        g=lambda d_fake: 0.5 * (d_fake - 1).square().mean(),
-    ),
+    d=lambda d_real, d_fake: 0.5 * (d_real - 1).square().mean() + 0.5 * d_fake.square().mean(),
+    g=lambda d_fake: 0.5 * (d_fake - 1).square().mean(),
 )
 register_loss(
     "wgan_gp",  # Wasserstein with a gradient penalty (Gulrajani et al. 2017); D is a critic, its logits scores
-    Loss(
-        d=lambda d_real, d_fake: d_fake.mean() - d_real.mean(),
-        g=lambda d_fake: -d_fake.mean(),
-        penalty=gradient_penalty,
-    ),
+    d=lambda d_real, d_fake: d_fake.mean() - d_real.mean(),
+    g=lambda d_fake: -d_fake.mean(),
+    penalty=gradient_penalty,
 )

@@ -14,10 +14,10 @@ import math
 import re
 from dataclasses import dataclass
 
-from ganablate import vocab
+from ganablate import catalog
 
-# The axes whose levels are code: the registry that names them and the config key a level sets.
-REGISTRY_AXES = {"feed": ("train.feed", vocab.FEEDS), "norm": ("model.d_norm", vocab.NORMS)}
+# The axes whose levels are code: the config key a level sets, and the registry that names them (catalog.py).
+REGISTRY_AXES = {"feed": ("train.feed", "feeds"), "norm": ("model.d_norm", "norms")}
 # Keys no axis may set: where a job runs is no part of what it computes, and the plan needs one final step.
 NOT_AXES = {
     "train.device": "an execution setting",
@@ -58,7 +58,7 @@ LABEL = re.compile(r"^[a-z0-9][a-z0-9._-]*$")  # a path segment and a wildcard v
 
 # A seed fixes four random streams (train.stream_seed). Levels of most keys share all four, so runs of one seed
 # are paired on every one; these keys change what a stream draws (a width or the batch size changes the shapes
-# drawn; D's init is drawn per family of norms, vocab.D_INIT_FAMILIES), so across their levels the streams named
+# drawn; D's init is drawn per family of norms, a norm's `family`), so across their levels the streams named
 # here are not shared: for model.d_norm only across levels of different families (Axis.breaks).
 STREAMS = ("G init", "D init", "real batches", "z")
 BREAKS = {
@@ -92,8 +92,9 @@ class Axis:
     ordered: bool = False
 
     @property
-    def registry(self) -> bool:
-        return self.name in REGISTRY_AXES
+    def registry(self) -> str | None:
+        """The registry whose entries are this axis's levels (catalog.REGISTRIES); None: plain config values."""
+        return REGISTRY_AXES[self.name][1] if self.name in REGISTRY_AXES else None
 
     @property
     def breaks(self) -> tuple[str, ...]:
@@ -110,7 +111,7 @@ class Axis:
             return {}
         families: dict[str, list[str]] = {}
         for label, value in zip(self.labels, self.values):
-            families.setdefault(vocab.d_init_family(value), []).append(label)
+            families.setdefault(catalog.d_init_family(value), []).append(label)
         return families
 
     def value(self, label: str):
@@ -222,7 +223,7 @@ def _axis(name: str, spec: dict, config: dict, schema_check) -> Axis:
         )
     levels = spec["levels"]
     if name in REGISTRY_AXES:
-        sets, known = REGISTRY_AXES[name]
+        sets, known = REGISTRY_AXES[name][0], catalog.names(REGISTRY_AXES[name][1])
         if "sets" in spec and spec["sets"] != sets:
             raise DesignError(f"{where}.sets: a {name} level is a registry name and sets {sets}; drop `sets`")
         if not isinstance(levels, list):

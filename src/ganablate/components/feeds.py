@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ganablate.models import BatchStatistics, batch_rows
+from ganablate.catalog import check_new
+from ganablate.components.norms import BatchStatistics, batch_rows
 
 Logits = torch.Tensor
 
@@ -78,22 +79,32 @@ class Feed:
     g_step: Callable[[nn.Module, torch.Tensor, torch.Tensor], Logits]  # -> D(fake), gradients flowing to G
 
 
-# A new feed mode of the study is one entry here. The first four are the 2x2: D step (_apart, _mixed) by G step
-# (_fakes_alone, _fakes_in_mixed_batch).
-FEEDS: dict[str, Feed] = {
-    "split": Feed(d_step=_apart, g_step=_fakes_alone),  # the seed's working code
-    "joint": Feed(d_step=_mixed, g_step=_fakes_alone),  # the seed's failing code
-    # Fakes see mixed-batch statistics in both steps: tells joint normalization as such apart
-    # from the mismatch between the D step's mixed batch and the G step's fake-only batch.
-    "joint_consistent": Feed(d_step=_mixed, g_step=_fakes_in_mixed_batch),
-    # The other mismatch: fakes scored apart in the D step and in a mixed batch in the G step.
-    "split_g_mixed": Feed(d_step=_apart, g_step=_fakes_in_mixed_batch),
-    # Fakes see mixed-batch statistics in both steps, as in joint_consistent, but with no reals in the G step's
-    # batch and no gradient through the statistics. Defined for D's BatchNorm layers (norms batch, batch_detached):
-    # with any other norm its G step is fakes alone, and the mode is joint.
-    "joint_cached_stats": Feed(d_step=_mixed, g_step=_fakes_alone_with_mixed_statistics),
-    # joint with no gradient through the G step's (fake-only) statistics: between joint and joint_cached_stats it
-    # separates the two things the cached statistics change, the statistics' values (fake-only or mixed) and the
-    # gradient through them. Defined for the same norms as joint_cached_stats; with any other norm it is joint.
-    "joint_detached_g": Feed(d_step=_mixed, g_step=_fakes_alone_with_own_detached_statistics),
-}
+FEEDS: dict[str, Feed] = {}
+
+
+def register_feed(name: str, *, d_step, g_step) -> Feed:
+    """Add a feed mode under `name`; a name already taken is an error, not a replacement."""
+    check_new("register_feed", name, FEEDS)
+    if not (callable(d_step) and callable(g_step)):
+        raise TypeError(f"register_feed: {name!r}: d_step and g_step must be callables (D, real, fake) -> logits")
+    FEEDS[name] = Feed(d_step=d_step, g_step=g_step)
+    return FEEDS[name]
+
+
+# A new feed mode of the study is one register_feed call here. The first four are the 2x2: D step (_apart, _mixed)
+# by G step (_fakes_alone, _fakes_in_mixed_batch).
+register_feed("split", d_step=_apart, g_step=_fakes_alone)  # the seed's working code
+register_feed("joint", d_step=_mixed, g_step=_fakes_alone)  # the seed's failing code
+# Fakes see mixed-batch statistics in both steps: tells joint normalization as such apart from the mismatch between
+# the D step's mixed batch and the G step's fake-only batch.
+register_feed("joint_consistent", d_step=_mixed, g_step=_fakes_in_mixed_batch)
+# The other mismatch: fakes scored apart in the D step and in a mixed batch in the G step.
+register_feed("split_g_mixed", d_step=_apart, g_step=_fakes_in_mixed_batch)
+# Fakes see mixed-batch statistics in both steps, as in joint_consistent, but with no reals in the G step's batch
+# and no gradient through the statistics. Defined for D's BatchNorm layers (norms batch, batch_detached): with any
+# other norm its G step is fakes alone, and the mode is joint.
+register_feed("joint_cached_stats", d_step=_mixed, g_step=_fakes_alone_with_mixed_statistics)
+# joint with no gradient through the G step's (fake-only) statistics: between joint and joint_cached_stats it
+# separates the two things the cached statistics change, the statistics' values (fake-only or mixed) and the
+# gradient through them. Defined for the same norms as joint_cached_stats; with any other norm it is joint.
+register_feed("joint_detached_g", d_step=_mixed, g_step=_fakes_alone_with_own_detached_statistics)

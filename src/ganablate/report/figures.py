@@ -21,9 +21,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
-from ganablate import outputs, vocab
-from ganablate.config import UsageError
-from ganablate.report_tables import Study
+from ganablate.catalog import entries
+from ganablate.report.view import Study
+from ganablate.study import outputs
+from ganablate.study.config import UsageError
 
 FAILED = {"color": "crimson", "marker": "X", "s": 70, "linewidths": 0.8, "edgecolors": "white", "zorder": 5}
 VERDICTS = {  # each of vocab.VERDICTS: (colour, marker); red is worse whichever way the metric points
@@ -109,7 +110,7 @@ class Facets:
 
 
 def metric_label(study: Study) -> str:
-    units = vocab.METRICS[study.metric].units
+    units = entries("metrics")[study.metric]["units"]
     return f"{study.metric_name} ({units}, {study.extractor} features)\n{study.better} is better"
 
 

@@ -21,23 +21,20 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
-from torch_fidelity.helpers import get_kwarg
-from torch_fidelity.metric_fid import fid_featuresdict_to_statistics, fid_statistics_to_metric
-from torch_fidelity.metric_isc import isc_featuresdict_to_metric
-from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kernel_poly, kernel_rbf
-from torch_fidelity.metric_prc import calc_cdist_part
+from torch_fidelity.metric_fid import fid_featuresdict_to_statistics
 from torch_fidelity.utils import (
     create_feature_extractor,
     get_featuresdict_from_dataset,
     resolve_feature_layer_for_metric,
 )
 
-from ganablate import vocab
-from ganablate.config import ConfigError, UsageError, checkpoint_steps
+from ganablate.components.dcgan import Generator
+from ganablate.components.networks import build_generator
 from ganablate.data import DataError, ImageData, load_study_data, to_uint8
-from ganablate.extractor import eval_device, load_extractor_file, register
 from ganablate.files import atomic_save, atomic_write_bytes, atomic_write_text, load_tensors
-from ganablate.models import Generator, build_generator
+from ganablate.scoring.extractor import eval_device, load_extractor_file, register
+from ganablate.scoring.metrics import KID, METRICS, computed_by, knn_radii, skipped_at
+from ganablate.study.config import ConfigError, UsageError, checkpoint_steps
 
 DEFAULT_CACHE_ROOT = Path("results/cache/fidelity")
 INCEPTION_URL = URL_INCEPTION_V3
@@ -46,8 +43,6 @@ EVAL_Z_SEED = 20_241_127
 FLOOR_SEED = 20_241_128
 GRID_SIZE = 64
 COLUMNS = ["step", "extractor", "metric", "value", "n_samples", "g_mode", "status"]
-# torch-fidelity's result key per metric, from the one vocabulary of the study.
-METRICS = {name: metric.fidelity_key for name, metric in vocab.METRICS.items()}
 REFERENCE_FORMAT = "ganablate-reference/1"
 
 
@@ -158,81 +153,6 @@ class Reference:
     prc_radii: torch.Tensor
 
 
-def knn_radii(features: torch.Tensor, kwargs: dict) -> torch.Tensor:
-    """Each sample's distance to its k-th nearest neighbour among `features`: the radius of its ball in precision and
-    recall. The steps of torch-fidelity's calculate_precision_recall_part, which has no function for this half alone."""
-    k, batch = get_kwarg("prc_neighborhood", kwargs), get_kwarg("prc_batch_size", kwargs)
-    return torch.cat([calc_cdist_part(part, features, batch).kthvalue(k + 1).values for part in features.split(batch)])
-
-
-def precision_recall(generated: torch.Tensor, reference: Reference, layer: str, kwargs: dict) -> dict[str, float]:
-    """torch-fidelity's calculate_precision_recall_part (the path calculate_metrics takes with save_cpu_ram) step for
-    step, the same distances in the same batches, but with the real samples' radii read instead of recomputed."""
-    real, batch = reference.features[layer], get_kwarg("prc_batch_size", kwargs)
-    radii = knn_radii(generated, kwargs)
-    recall = [(calc_cdist_part(part, generated, batch) <= radii).any(dim=1).float() for part in real.split(batch)]
-    precision = [
-        (calc_cdist_part(part, real, batch) <= reference.prc_radii).any(dim=1).float()
-        for part in generated.split(batch)
-    ]
-    return {"precision": torch.cat(precision).mean().item(), "recall": torch.cat(recall).mean().item()}
-
-
-KID_KERNELS = {"poly": kernel_poly, "rbf": kernel_rbf}  # torch-fidelity's, under its kid_kernel names
-
-
-def kid_subsets(n_generated: int, n_real: int, kwargs: dict) -> list[tuple[np.ndarray, np.ndarray]]:
-    """KID's (generated, real) index subsets, drawn as torch-fidelity's kid_features_to_metric draws them: from one
-    RandomState(rng_seed), a generated subset then a real one, kid_subsets times. They depend on the sizes only."""
-    size, rng = get_kwarg("kid_subset_size", kwargs), np.random.RandomState(get_kwarg("rng_seed", kwargs))
-    return [
-        (rng.choice(n_generated, size, replace=False), rng.choice(n_real, size, replace=False))
-        for _ in range(get_kwarg("kid_subsets", kwargs))
-    ]
-
-
-class KID:
-    """torch-fidelity's kid_features_to_metric (the unbiased MMD^2 of its mmd2, averaged over random subsets) step
-    for step, to the bit, but for one thing: each real subset's kernel sum, which depends on the test split and the
-    subsets' sizes only, is computed once per process and reused by every checkpoint scored against it. It is a
-    third of KID's kernel evaluations, and the most costly part of scoring after them (numpy's float32 **3)."""
-
-    # What the real sums depend on besides the test split: the subsets drawn (their sizes, how many, the seed, and
-    # the generated side's size, whose draws come first) and the kernel.
-    SETTINGS = (
-        "kid_subset_size",
-        "kid_subsets",
-        "rng_seed",
-        "kid_kernel",
-        "kid_kernel_poly_degree",
-        "kid_kernel_poly_gamma",
-        "kid_kernel_poly_coef0",
-        "kid_kernel_rbf_sigma",
-    )
-
-    def __init__(self, real: torch.Tensor):
-        self.real = real.cpu().numpy()
-        self._real_sums: dict[tuple, list[np.float32]] = {}
-
-    @staticmethod
-    def _off_diagonal_sum(a: np.ndarray, kwargs: dict) -> np.float32:
-        K = KID_KERNELS[get_kwarg("kid_kernel", kwargs)](a, a, **kwargs)
-        return (K.sum(axis=1) - np.diagonal(K)).sum()
-
-    def __call__(self, generated: torch.Tensor, kwargs: dict) -> dict[str, float]:
-        size, X, Y = get_kwarg("kid_subset_size", kwargs), generated.cpu().numpy(), self.real
-        subsets = kid_subsets(len(X), len(Y), kwargs)
-        key = (len(X), *(get_kwarg(setting, kwargs) for setting in self.SETTINGS))
-        if key not in self._real_sums:
-            self._real_sums[key] = [self._off_diagonal_sum(Y[j], kwargs) for _, j in subsets]
-        mmds = np.zeros(len(subsets))
-        for n, ((i, j), kt_yy_sum) in enumerate(zip(subsets, self._real_sums[key], strict=True)):
-            kt_xx_sum = self._off_diagonal_sum(X[i], kwargs)
-            k_xy_sum = KID_KERNELS[get_kwarg("kid_kernel", kwargs)](X[i], Y[j], **kwargs).sum(axis=0).sum()
-            mmds[n] = (kt_xx_sum + kt_yy_sum) / (size * (size - 1)) - 2 * k_xy_sum / (size * size)
-        return {KEY_METRIC_KID_MEAN: float(np.mean(mmds)), KEY_METRIC_KID_STD: float(np.std(mmds))}
-
-
 class Scorer:
     """One extractor's metrics against data's test split, through torch-fidelity's own functions in the order
     calculate_metrics calls them. Built once per job: the extractor is loaded, and the test split's side read from
@@ -257,7 +177,7 @@ class Scorer:
         self.model = create_feature_extractor(extractor.fidelity_name, sorted(set(self.layers.values())), **self.kwargs)
         path = Path(cache_root) / f"{extractor.reference_cache_name}-{extractor.fidelity_name}-reference.pt"
         self.reference = load_reference(path, self._reference_layers()) if path.is_file() else self._compute(data, path)
-        self.kid = KID(self.reference.features[self.layers["kid"]])
+        self.kid = KID(self.reference.features[self.layers["kid"]])  # KID's real side, reused per checkpoint
 
     def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         kw = self.kwargs
@@ -288,22 +208,11 @@ class Scorer:
                 f"{self.n_reference} reference); KID uses subsets of {subset}",
                 stacklevel=2,
             )
-        kwargs, layers, reference = self.kwargs | {"kid_subset_size": subset}, self.layers, self.reference
-        generated, result = self.features(images), {}
-        if "is" not in skipped:
-            result |= isc_featuresdict_to_metric(generated, layers["isc"], **kwargs)
-        if "fid" not in skipped:
-            stats = fid_featuresdict_to_statistics(generated, layers["fid"])
-            result |= fid_statistics_to_metric(stats, reference.fid_stats, False)
-        if "kid" not in skipped:
-            result |= self.kid(generated[layers["kid"]], kwargs)
-        if not {"precision", "recall"} <= skipped:
-            result |= precision_recall(generated[layers["prc"]], reference, layers["prc"], kwargs)
-        return {metric: float(result[key]) for metric, key in METRICS.items() if not _skipped(metric, skipped)}
-
-
-def _skipped(metric: str, skipped: frozenset[str]) -> bool:
-    return (vocab.METRICS[metric].spread_of or metric) in skipped
+        kwargs, generated, result = self.kwargs | {"kid_subset_size": subset}, self.features(images), {}
+        for name, metric in METRICS.items():
+            if metric.compute is not None and not all(skipped_at(m, skipped) for m in computed_by(name)):
+                result |= metric.compute(self, generated, kwargs)
+        return {name: float(result[m.key]) for name, m in METRICS.items() if not skipped_at(name, skipped)}
 
 
 def save_reference(reference: Reference, path: Path) -> None:
@@ -469,7 +378,7 @@ class Scoring:
                         (step, e.label, m, math.nan, 0, eval_cfg["g_mode"], status)
                         for e in self.extractors
                         for m in METRICS
-                        if not _skipped(m, skipped)
+                        if not skipped_at(m, skipped)
                     ]
                     continue
                 G = generators[step].to(device, memory_format=torch.channels_last)  # a quarter faster on the CPU

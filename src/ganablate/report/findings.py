@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ganablate import vocab
+from ganablate.catalog import entries
 from ganablate.files import atomic_write_text
-from ganablate.report_tables import Study
+from ganablate.report.view import Study
+from ganablate.study import vocab
 
 
 def fmt(x) -> str:
@@ -158,7 +159,7 @@ class Page:
         if s is None:
             return ""
         return (
-            f" Secondary {vocab.METRICS[s['metric']].label}: ratio {fmt(s['ratio'])} "
+            f" Secondary {entries('metrics')[s['metric']]['label']}: ratio {fmt(s['ratio'])} "
             f"({ci(s['ratio_ci_low'], s['ratio_ci_high'], self.study.level)}), {s['verdict']} (exploratory)."
         )
 
@@ -185,7 +186,7 @@ class Page:
         family = "; ".join(plan["confirmatory"]) or "none"
         threshold = "none" if plan["failure_threshold"] is None else fmt(plan["failure_threshold"])
         axes, seeds = "; ".join(self.axis_line(a) for a in plan["axes"]), ", ".join(str(s) for s in plan["seeds"])
-        secondary = vocab.METRICS[plan["secondary_metric"]].label
+        secondary = entries("metrics")[plan["secondary_metric"]]["label"]
         lines = [
             f"- Axes (the first is compared in the figures): {axes}.",
             f"- Design: {plan['design']}, {count(len(plan['cells']))} cells; seeds {seeds} in every cell.",
@@ -207,7 +208,7 @@ class Page:
             f"- Failure threshold: {threshold}; diverged runs: {plan['diverged_runs']}.",
         ]
         if plan.get("final_only"):
-            scored = ", ".join(vocab.METRICS[m].label for m in plan["final_only"])
+            scored = ", ".join(entries("metrics")[m]["label"] for m in plan["final_only"])
             lines.append(f"- Scored at the final step only (eval.final_only): {scored}.")
         return ["", f"## Analysis plan (hash {plan['hash']})", "", *lines]
 

@@ -83,13 +83,13 @@ def architecture(name: str) -> Architecture:
 
 
 def _dcgan_g(image_shape, model_cfg):
-    from ganablate.models import build_dcgan_generator
+    from ganablate.components.dcgan import build_dcgan_generator
 
     return build_dcgan_generator(image_shape, model_cfg)
 
 
 def _dcgan_d(image_shape, model_cfg, norm):
-    from ganablate.models import build_dcgan_discriminator
+    from ganablate.components.dcgan import build_dcgan_discriminator
 
     return build_dcgan_discriminator(image_shape, model_cfg, norm)
 

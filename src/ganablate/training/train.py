@@ -23,15 +23,16 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ganablate.archcheck import require_architecture
-from ganablate.config import ConfigError, UsageError, checkpoint_steps, config_hash, recorded, stacked_penalty
+from ganablate.components.feeds import FEEDS, Feed
+from ganablate.components.losses import LOSSES, Loss, loss_of
+from ganablate.components.networks import build_discriminator, build_generator
+from ganablate.components.norms import NORMS, reference_size
 from ganablate.data import load_study_data, to_model_range
-from ganablate.design import run_path
-from ganablate.feed import FEEDS, Feed
+from ganablate.device import resolve_device, stack_groups, stack_size
 from ganablate.files import atomic_save, atomic_write_text, load_tensors
-from ganablate.losses import LOSSES, Loss, loss_of
-from ganablate.models import NORMS, build_discriminator, build_generator, reference_size
-from ganablate.vocab import d_init_family
+from ganablate.study.config import ConfigError, UsageError, checkpoint_steps, config_hash, recorded, stacked_penalty
+from ganablate.study.design import run_path
+from ganablate.training.archcheck import require_architecture
 
 LOG_COLUMNS = ["step", "loss_d", "loss_g", "d_real", "d_fake", "d_acc", "grad_norm_g", "grad_norm_d", "context_gap"]
 
@@ -40,28 +41,6 @@ def stream_seed(seed: int, stream: str) -> int:
     """Independent seeds per random stream, so that a seed fixes G's init, the real batches and z
     for every feed and norm alike (common random numbers for a paired comparison)."""
     return int(hashlib.sha256(f"{seed}/{stream}".encode()).hexdigest()[:15], 16)
-
-
-def resolve_device(name: str, field: str = "train.device") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"{field}: cuda requested but no CUDA device is available; allowed here: cpu, auto")
-    return torch.device(name)
-
-
-def stack_size(stack: int | str, n_seeds: int, device: torch.device) -> int:
-    """How many seeds one process trains together, for train.stack: as given (at most n_seeds), or for `auto`
-    all of them on CUDA (one small run leaves a GPU mostly idle) and one on the CPU (where parallel 1-thread
-    jobs already keep every core busy)."""
-    if stack == "auto":
-        return n_seeds if device.type == "cuda" else 1
-    return max(1, min(stack, n_seeds))
-
-
-def stack_groups(seeds: list[int], size: int) -> list[list[int]]:
-    """The stacks that `seeds` are trained in, `size` seeds each (the last may have fewer), in the given order."""
-    return [list(seeds[i : i + size]) for i in range(0, len(seeds), size)]
 
 
 @contextmanager
@@ -122,8 +101,8 @@ def build_networks(
     image_shape: tuple[int, int, int], model_cfg: dict, seed: int, images: torch.Tensor | None = None
 ) -> tuple[nn.Module, nn.Module]:
     """A seed's G and D as its run starts, on the CPU: G's init is the seed's for every feed and norm; D's is the
-    seed's for every norm of one family (vocab.D_INIT_FAMILIES; design.BREAKS records it), so that runs of one seed
-    are paired on D's init across them; the reference batch, drawn from `images` (the training set, uint8) for the
+    seed's for every norm of one family (a norm's `family`; design.BREAKS records it), so that runs of one seed are
+    paired on D's init across them; the reference batch, drawn from `images` (the training set, uint8) for the
     norms that take one, is the seed's for every such norm."""
     norm = model_cfg["d_norm"]
     torch.manual_seed(stream_seed(seed, "G"))
@@ -132,7 +111,7 @@ def build_networks(
     if NORMS[norm].reference:  # the same reals for reference and virtual: paired by seed
         pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(stream_seed(seed, "reference")))
         reference = to_model_range(images[pick[: reference_size(model_cfg)]])
-    torch.manual_seed(stream_seed(seed, f"D/{d_init_family(norm)}"))
+    torch.manual_seed(stream_seed(seed, f"D/{NORMS[norm].family or norm}"))
     return G, build_discriminator(image_shape, model_cfg, norm, reference)
 
 
@@ -281,7 +260,7 @@ def _networks(image_shape, model_cfg: dict, seeds: list[int], device: torch.devi
     if len(seeds) == 1:
         # channels_last: the convolutions run about 1.2-1.3x faster on CPU (benchmarks/run.py), same results.
         return Solo(*(net.to(device, memory_format=torch.channels_last) for net in networks[0]))
-    from ganablate.stack import Stack
+    from ganablate.training.stack import Stack
 
     return Stack([(G.to(device), D.to(device)) for G, D in networks])
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ganablate import vocab
 from ganablate.analysis.aggregate import read_table
-from ganablate.config import UsageError
-from ganablate.design import SPANNED, Axis, Design
+from ganablate.catalog import entries
+from ganablate.study.config import UsageError
+from ganablate.study.design import SPANNED, Axis, Design
 
 
 class Study:
@@ -38,11 +38,11 @@ class Study:
 
     @property
     def metric_name(self) -> str:
-        return vocab.METRICS[self.metric].label
+        return entries("metrics")[self.metric]["label"]
 
     @property
     def better(self) -> str:
-        return vocab.METRICS[self.metric].better
+        return entries("metrics")[self.metric].get("better")
 
     def table(self, name: str, hint: str = "run `ganablate stats` first") -> pd.DataFrame:
         return read_table(self.folder, name, self.names, hint)

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from ganablate import __version__
-from ganablate.config import checkpoint_steps, config_hash, recorded
-from ganablate.design import Declared, Design, declared_contrasts, design_of
+from ganablate.study.config import checkpoint_steps, config_hash, recorded
+from ganablate.study.design import Declared, Design, declared_contrasts, design_of
 
 DIVERGED_RULE = (
     "a run that diverged or has no value leaves its seed out of every contrast that involves its cell "

@@ -22,8 +22,26 @@ class UsageError(ValueError):
 
 
 def schema() -> dict:
-    """The config schema, the one the workflow validates with too (package data, linked from workflow/schemas/)."""
-    return yaml.safe_load(files("ganablate").joinpath("config.schema.yaml").read_text())
+    """The config schema, the one the workflow validates with too (package data, linked from workflow/schemas/), its
+    `x-registry: metrics` nodes given the enum of the metrics registry's compared metrics (catalog.py), so that a
+    new metric is one entry in its registry and nowhere else."""
+    from ganablate.catalog import compared_metrics
+
+    spec = yaml.safe_load(files("ganablate").joinpath("config.schema.yaml").read_text())
+    metrics = list(compared_metrics())
+
+    def fill(node):
+        if isinstance(node, dict):
+            if node.get("x-registry") == "metrics":
+                node["enum"] = metrics
+            for value in node.values():
+                fill(value)
+        elif isinstance(node, list):
+            for value in node:
+                fill(value)
+
+    fill(spec)
+    return spec
 
 
 # Keys that came after studies were launched, whose default is what every earlier run computed: a run's identity
@@ -93,8 +111,8 @@ def stacked_penalty(loss: str, seeds: int) -> str:
 def _check_cell_model(model: dict, train: dict, where: str, archs: list[str]) -> None:
     """A cell's architecture (one of `archs`) and loss, which an axis may set, are registry names, a loss with a
     gradient penalty is trained solo, and ghost_mixed has its chunk: else the first D of such a cell stops its run."""
-    from ganablate.design import DesignError
-    from ganablate.vocab import LOSSES, SOLO_LOSSES
+    from ganablate.catalog import entries
+    from ganablate.study.design import DesignError
 
     if model["d_norm"] == "ghost_mixed" and model["ghost_chunk"] is None:
         raise DesignError(
@@ -103,25 +121,26 @@ def _check_cell_model(model: dict, train: dict, where: str, archs: list[str]) ->
         )
     if model["arch"] not in archs:
         raise DesignError(f"model.arch: unknown {model['arch']!r}{where}; allowed: {', '.join(archs)}")
-    if train["loss"] not in LOSSES:
-        raise DesignError(f"train.loss: unknown {train['loss']!r}{where}; allowed: {', '.join(LOSSES)}")
-    if train["loss"] in SOLO_LOSSES and isinstance(train["stack"], int) and train["stack"] > 1:
+    losses = entries("losses")
+    if train["loss"] not in losses:
+        raise DesignError(f"train.loss: unknown {train['loss']!r}{where}; allowed: {', '.join(losses)}")
+    if "penalty" in losses[train["loss"]].code and isinstance(train["stack"], int) and train["stack"] > 1:
         raise DesignError(stacked_penalty(train["loss"], train["stack"]))
 
 
 def _check_design(config: dict, source: str, validator) -> None:
     """The axes, the cells and every declared contrast name keys, levels and values that exist: checked here, before
     any job, as one line naming the key."""
-    from ganablate import architectures
-    from ganablate import design as design_module
-    from ganablate.vocab import FEEDS, LOSSES, NORMS
+    from ganablate.catalog import names
+    from ganablate.components import architectures
+    from ganablate.study import design as design_module
 
     archs = architectures.names()  # the installed packages' entry points, read once
     for field, value, known in (
-        ("train.feed", config["train"]["feed"], FEEDS),
-        ("model.d_norm", config["model"]["d_norm"], NORMS),
+        ("train.feed", config["train"]["feed"], names("feeds")),
+        ("model.d_norm", config["model"]["d_norm"], names("norms")),
         ("model.arch", config["model"]["arch"], archs),
-        ("train.loss", config["train"]["loss"], LOSSES),
+        ("train.loss", config["train"]["loss"], names("losses")),
     ):
         if value not in known:
             raise ConfigError(f"{source}: {field}: unknown {value!r}; allowed: {', '.join(known)}")
@@ -155,7 +174,7 @@ def _check_design(config: dict, source: str, validator) -> None:
 def _check_remedies(design, remedies: dict) -> None:
     """stats.remedies names two different axes of the design: on `axis` a reference level and at least one other (a
     remedy), on `feed_axis` two different levels, working and broken. DesignError names the key."""
-    from ganablate.design import DesignError, label_of
+    from ganablate.study.design import DesignError, label_of
 
     axes = {a.name: a for a in design.axes}
     for key in ("axis", "feed_axis"):

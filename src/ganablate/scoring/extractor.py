@@ -17,10 +17,10 @@ from torch import nn
 from torch_fidelity import FeatureExtractorBase, register_feature_extractor
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from ganablate.config import ConfigError, UsageError
 from ganablate.data import DATASETS, ImageData, load_study_data, to_model_range
+from ganablate.device import resolve_device
 from ganablate.files import atomic_save, load_tensors
-from ganablate.train import resolve_device
+from ganablate.study.config import ConfigError, UsageError
 
 SEED = 0
 BATCH_SIZE = 128

@@ -1,15 +1,14 @@
-"""D's normalizations (NORMS), the factor under study, and the DCGAN generator and discriminator (the architecture
-dcgan of architectures.py); build_generator and build_discriminator build model.arch's.
+"""D's normalizations (NORMS), the factor under study: each a layer after D's hidden convolutions and a wrapper for
+its weights, given to an architecture's D as a NormFactory.
 
 Some norms need to know more than the batch in front of them: which of its rows are real images (the feed says so,
 with batch_rows), a chunk size or a reference batch (the model config and the caller, at construction), or the
-statistics of another forward pass (feed.py's cached-statistics mode, with BatchStatistics). D called bare, outside
-a feed, treats every row as real and changes none of its norms' state.
+statistics of another forward pass (the cached-statistics feeds, with BatchStatistics). D called bare, outside a
+feed, treats every row as real and changes none of its norms' state.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -20,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrizations, parametrize
 
-from ganablate.architectures import architecture
+from ganablate.catalog import check_new
 
 
 @dataclass(frozen=True)
@@ -29,9 +28,30 @@ class Norm:
     config), and a wrapper for every weight."""
 
     layer: Callable[[int, dict], nn.Module]
+    use: str  # when a practitioner would use it, in one line: the remedies table's "use" column and findings.md's
     weight: Callable[[nn.Module], nn.Module] = lambda module: module
     per_sample: bool = True  # no coupling between the samples of a batch, given D's weights and state
     reference: bool = False  # D carries a batch of reference_size reals, given at construction
+    # The norms of one family have the same parameters (names and shapes), drawn in the same order, so they draw
+    # D's init from one stream, named after the family: runs of one seed start from bitwise-equal D weights across
+    # them, and are paired on D's init too (tests/test_norms.py). None: a family of its own.
+    family: str | None = None
+    # A known fix for BatchNorm's batch-composition effects (or a diagnostic of them), which benchmarks/run.py times
+    # against batch.
+    remedy: bool = False
+
+
+NORMS: dict[str, Norm] = {}
+
+
+def register_norm(name: str, **settings) -> Norm:
+    """Add a normalization to the registry under `name` (Norm's fields as keywords, literal but for layer and
+    weight: catalog.py reads them torch-free); a name already taken is an error, not a replacement."""
+    check_new("register_norm", name, NORMS)
+    if not callable(settings.get("layer")):
+        raise TypeError(f"register_norm: {name!r}: layer must be a callable (channels, model_cfg) -> nn.Module")
+    NORMS[name] = Norm(**settings)
+    return NORMS[name]
 
 
 class _SpectralNorm(parametrizations._SpectralNorm):
@@ -298,56 +318,102 @@ def reference_size(model_cfg: dict) -> int:
     return size
 
 
-# A new variant of the study is one entry here, and its name with a one-line use in vocab.NORM_USES (torch-free:
-# the analysis and the findings read it).
-NORMS: dict[str, Norm] = {
-    "none": Norm(layer=lambda c, model: nn.Identity()),
-    "batch": Norm(layer=lambda c, model: BatchNorm(c), per_sample=False),
-    "instance": Norm(layer=lambda c, model: nn.InstanceNorm2d(c, affine=True)),
-    "layer": Norm(layer=lambda c, model: nn.GroupNorm(1, c)),  # one group = per sample over (C, H, W)
-    "group": Norm(layer=lambda c, model: nn.GroupNorm(_groups(c), c)),
-    "spectral": Norm(layer=lambda c, model: nn.Identity(), weight=spectral_norm),
-    # Remedies for BatchNorm in a jointly fed D (issue 20), and one diagnostic.
-    "ghost": Norm(layer=lambda c, model: GhostBatchNorm(c, model.get("ghost_chunk")), per_sample=False),
-    "ghost_mixed": Norm(layer=lambda c, model: MixedGhostBatchNorm(c, model.get("ghost_chunk")), per_sample=False),
-    "realhalf": Norm(layer=lambda c, model: RealHalfNorm(c), per_sample=False),
-    "reference": Norm(layer=lambda c, model: ReferenceNorm(c, reference_size(model)), reference=True),
-    "virtual": Norm(layer=lambda c, model: VirtualNorm(c, reference_size(model)), reference=True),
-    "batch_eval": Norm(layer=lambda c, model: RunningBatchNorm(c)),
-    "batch_detached": Norm(layer=lambda c, model: DetachedBatchNorm(c), per_sample=False),
-}
-
-
-def _geometry(image_size: int) -> tuple[int, int]:
-    """(side of the smallest feature map, number of stride-2 stages) for a supported image size."""
-    if image_size == 28:
-        return 7, 2
-    if image_size == 32:
-        return 4, 3
-    raise ValueError(f"image size: {image_size} is not supported; allowed: 28, 32")
-
-
-class Generator(nn.Module):
-    """z (B, z_dim) -> images (B, C, H, W) in [-1, 1]; keeps BatchNorm, as in the seed question."""
-
-    def __init__(self, image_shape: tuple[int, int, int], z_dim: int, width: int):
-        super().__init__()
-        channels, size, _ = image_shape
-        base, stages = _geometry(size)
-        widths = [width * 2 ** (stages - 1 - i) for i in range(stages)]
-        layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim, widths[0], base, 1, 0, bias=False),
-            nn.BatchNorm2d(widths[0]),
-            nn.ReLU(True),
-        ]
-        for c_in, c_out in itertools.pairwise(widths):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
-        layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
-        self.z_dim = z_dim
-        self.main = nn.Sequential(*layers)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.main(z.view(z.shape[0], self.z_dim, 1, 1))
+# A new normalization of the study is one register_norm call here.
+register_norm(
+    "none",
+    layer=lambda c, model: nn.Identity(),
+    use="no normalization in D: the per-sample baseline, for which the feed cannot matter",
+)
+register_norm(
+    "batch",
+    layer=lambda c, model: BatchNorm(c),
+    per_sample=False,
+    family="batch",
+    use="BatchNorm in D: fine when reals and fakes reach D in separate batches; couples a mixed batch",
+)
+register_norm(
+    "instance",
+    layer=lambda c, model: nn.InstanceNorm2d(c, affine=True),
+    family="batch",
+    use="per sample and channel: a per-sample drop-in for BatchNorm, whatever the feed",
+)
+register_norm(
+    "layer",
+    layer=lambda c, model: nn.GroupNorm(1, c),  # one group = per sample over (C, H, W)
+    family="batch",
+    use="per sample over all channels: a per-sample drop-in for BatchNorm, whatever the feed",
+)
+register_norm(
+    "group",
+    layer=lambda c, model: nn.GroupNorm(_groups(c), c),
+    family="batch",
+    use="per sample over groups of channels: between instance and layer, whatever the feed",
+)
+register_norm(
+    "spectral",
+    layer=lambda c, model: nn.Identity(),
+    weight=spectral_norm,
+    use="a bound on each weight's spectral norm, no activation statistics: per sample, whatever the feed",
+)
+# Remedies for BatchNorm in a jointly fed D (issue 20), and one diagnostic.
+register_norm(
+    "ghost",
+    layer=lambda c, model: GhostBatchNorm(c, model.get("ghost_chunk")),
+    per_sample=False,
+    family="batch",
+    remedy=True,
+    use="keep BatchNorm and one forward pass: consecutive chunks normalized apart; by default one chunk per source, "
+    "which is split's computation on an unshuffled joint batch",
+)
+register_norm(
+    "ghost_mixed",
+    layer=lambda c, model: MixedGhostBatchNorm(c, model.get("ghost_chunk")),
+    per_sample=False,
+    family="batch",
+    remedy=True,
+    use="ghost batch norm on chunks that each hold the batch's reals and fakes in its proportion, as a shuffled "
+    "joint batch's chunks do (model.ghost_chunk rows each)",
+)
+register_norm(
+    "realhalf",
+    layer=lambda c, model: RealHalfNorm(c),
+    per_sample=False,
+    family="batch",
+    remedy=True,
+    use="every row normalized with the batch's reals' statistics (Improved-GAN's code): fakes no longer see each other",
+)
+register_norm(
+    "reference",
+    layer=lambda c, model: ReferenceNorm(c, reference_size(model)),
+    reference=True,
+    family="batch",
+    remedy=True,
+    use="statistics of a fixed batch of R reals (Salimans et al. 2016): D per sample; R more rows in every D call",
+)
+register_norm(
+    "virtual",
+    layer=lambda c, model: VirtualNorm(c, reference_size(model)),
+    reference=True,
+    family="batch",
+    remedy=True,
+    use="a fixed batch of R reals plus the example itself (Salimans et al. 2016): D per sample; R more rows in every "
+    "D call",
+)
+register_norm(
+    "batch_eval",
+    layer=lambda c, model: RunningBatchNorm(c),
+    family="batch",
+    remedy=True,
+    use="BatchNorm's running statistics of the reals in both steps: D per sample; early steps lean on the warm-up",
+)
+register_norm(
+    "batch_detached",
+    layer=lambda c, model: DetachedBatchNorm(c),
+    per_sample=False,
+    family="batch",
+    remedy=True,
+    use="a diagnostic, not a fix: batch statistics with no gradient through them",
+)
 
 
 @dataclass(frozen=True)
@@ -363,93 +429,3 @@ class NormFactory:
 
     def weight(self, module: nn.Module) -> nn.Module:
         return self.norm.weight(module)
-
-
-class Discriminator(nn.Module):
-    """images (B, C, H, W) -> logits (B,); identical across norms except for the norm it is given."""
-
-    def __init__(self, image_shape: tuple[int, int, int], model_cfg: dict, norm: NormFactory):
-        super().__init__()
-        channels, size, _ = image_shape
-        base, stages = _geometry(size)
-        widths = [model_cfg["d_width"] * 2**i for i in range(stages)]
-        # The first layer sees raw pixels and has no normalization, as in DCGAN.
-        layers: list[nn.Module] = [norm.weight(nn.Conv2d(channels, widths[0], 4, 2, 1)), nn.LeakyReLU(0.2, True)]
-        for c_in, c_out in itertools.pairwise(widths):
-            layers += [norm.weight(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False)), norm(c_out), nn.LeakyReLU(0.2, True)]
-        layers.append(norm.weight(nn.Conv2d(widths[-1], 1, base, 1, 0)))
-        self.main = nn.Sequential(*layers)
-        # Set by build_discriminator for the norms that take one; None, and no state-dict entry, for the others.
-        self.register_buffer("reference", None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.reference is None:
-            return self.main(x).flatten()
-        # The reference batch rides in front of every batch, so that each norm layer sees its activations.
-        return self.main(torch.cat([self.reference, x])).flatten()[len(self.reference) :]
-
-
-def _dcgan_init(module: nn.Module) -> None:
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
-        nn.init.normal_(weight, 0.0, 0.02)
-    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d)) and module.weight is not None:
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
-
-
-class ScoredDiscriminator(nn.Module):
-    """A user architecture's D as the feeds call it: one logit per image as (B,), whichever of (B,) or (B, 1) D gives,
-    and the reference batch of the norms that take one riding in front of every batch, as in Discriminator."""
-
-    def __init__(self, discriminator: nn.Module, reference: torch.Tensor | None):
-        super().__init__()
-        self.discriminator = discriminator
-        self.register_buffer("reference", reference)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.reference is None:
-            return self.discriminator(x).flatten()
-        return self.discriminator(torch.cat([self.reference, x])).flatten()[len(self.reference) :]
-
-
-def build_dcgan_generator(image_shape: tuple[int, int, int], model_cfg: dict) -> Generator:
-    generator = Generator(image_shape, model_cfg["z_dim"], model_cfg["g_width"])
-    generator.apply(_dcgan_init)
-    return generator
-
-
-def build_dcgan_discriminator(image_shape: tuple[int, int, int], model_cfg: dict, norm: NormFactory) -> Discriminator:
-    discriminator = Discriminator(image_shape, model_cfg, norm)
-    discriminator.apply(_dcgan_init)
-    return discriminator
-
-
-def build_generator(image_shape: tuple[int, int, int], model_cfg: dict) -> nn.Module:
-    """G of model.arch (dcgan where the model config names none)."""
-    return architecture(model_cfg.get("arch", "dcgan")).build_g(image_shape, model_cfg)
-
-
-def build_discriminator(
-    image_shape: tuple[int, int, int], model_cfg: dict, norm: str, reference: torch.Tensor | None = None
-) -> nn.Module:
-    """D of model.arch with NORMS[norm]; reference: for the norms that need one, reference_size(model_cfg) real images
-    in the model's range, fixed for the run (the caller draws them from the run's seed)."""
-    if norm not in NORMS:
-        raise ValueError(f"norm: unknown normalization {norm!r}; allowed: {', '.join(NORMS)}")
-    if NORMS[norm].reference:
-        size = reference_size(model_cfg)
-        if reference is None or len(reference) != size:
-            given = "none" if reference is None else len(reference)
-            raise ValueError(
-                f"norm: {norm} needs a reference batch of model.reference_size={size} real images; given: {given}"
-            )
-    elif reference is not None:
-        raise ValueError(f"norm: {norm} takes no reference batch; allowed with: reference, virtual")
-    discriminator = architecture(model_cfg.get("arch", "dcgan")).build_d(
-        image_shape, model_cfg, NormFactory(NORMS[norm], model_cfg)
-    )
-    if isinstance(discriminator, Discriminator):
-        discriminator.reference = reference  # in its own state, where its runs have always kept it
-        return discriminator
-    return ScoredDiscriminator(discriminator, reference)

@@ -1,0 +1,129 @@
+"""The registries, read torch-free (catalog.py), hold what importing them registers; their guards; and the promise
+they exist for: a new feed, norm, loss or metric is one call in one file, and the config, the design, training and
+the analysis take it from there."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ganablate import catalog
+from ganablate.components.feeds import FEEDS, register_feed
+from ganablate.components.losses import LOSSES
+from ganablate.components.norms import NORMS, register_norm
+from ganablate.scoring.metrics import METRICS, register_metric
+
+REGISTRIES = {"feeds": FEEDS, "norms": NORMS, "losses": LOSSES, "metrics": METRICS}
+
+
+@pytest.mark.parametrize("registry", list(REGISTRIES))
+def test_the_catalog_reads_each_registry_as_importing_it_registers_it(registry):
+    live = REGISTRIES[registry]
+    assert catalog.names(registry) == tuple(live)
+    for name, entry in catalog.entries(registry).items():
+        for key, value in entry.settings.items():  # every literal setting is the registered entry's
+            assert getattr(live[name], key) == value, (name, key)
+        assert all(getattr(live[name], key) is not None for key in entry.code), name
+
+
+def test_the_torch_free_readers_see_a_norms_family_and_use_and_the_metrics_directions():
+    assert {n: catalog.d_init_family(n) for n in ("none", "batch", "ghost", "spectral")} == {
+        "none": "none",
+        "batch": "batch",
+        "ghost": "batch",
+        "spectral": "spectral",
+    }
+    assert catalog.uses("norms")["batch"] == NORMS["batch"].use
+    assert catalog.compared_metrics() == {m: METRICS[m].better for m in METRICS if METRICS[m].better is not None}
+
+
+def test_the_metrics_are_torch_fidelity_result_keys():
+    import torch_fidelity
+
+    keys = {getattr(torch_fidelity, k) for k in dir(torch_fidelity) if k.startswith("KEY_METRIC_")}
+    assert {m.key for m in METRICS.values()} <= keys
+
+
+def test_every_register_call_refuses_a_name_taken_a_malformed_name_and_what_is_not_code():
+    with pytest.raises(ValueError, match="^register_norm: 'batch' is already registered; allowed: a new name$"):
+        register_norm("batch", layer=lambda c, model: None, use="x")
+    with pytest.raises(ValueError, match=r"^register_feed: 'Split/2' is not a name; allowed: \[a-z\]\[a-z0-9_\]\*$"):
+        register_feed("Split/2", d_step=FEEDS["split"].d_step, g_step=FEEDS["split"].g_step)
+    with pytest.raises(TypeError, match="^register_norm: 'mine': layer must be a callable"):
+        register_norm("mine", layer="BatchNorm2d", use="x")
+    with pytest.raises(TypeError, match="^register_metric: 'mine': give compute or computed_with, one of them$"):
+        register_metric("mine", key="k", better="lower", label="M", units="unitless")
+    assert "mine" not in NORMS and "mine" not in METRICS
+
+
+# One new entry per registry, appended to its file in a copy of the package, and what must then work without any
+# other file changed: validated as a config's level, trained (or read as a metric by the config and the analysis).
+NEW = {
+    "norms": (
+        'register_norm("rms", layer=lambda c, model: nn.GroupNorm(1, c, affine=False), family="batch", '
+        'use="per sample, no affine map")',
+        {"model": {"d_norm": "rms"}},
+    ),
+    "feeds": (
+        'register_feed("split_fakes_first", d_step=lambda D, real, fake: _apart(D, real, fake), g_step=_fakes_alone)',
+        {"train": {"feed": "split_fakes_first"}},
+    ),
+    "losses": (
+        'register_loss("ns_halved", d=lambda r, f: 0.5 * F.softplus(-r).mean() + 0.5 * F.softplus(f).mean(), '
+        "g=lambda f: F.softplus(-f).mean())",
+        {"train": {"loss": "ns_halved"}},
+    ),
+    "metrics": (
+        'register_metric("kid_milli", key="kid_milli", better="lower", label="KID x 1000", units="unitless", '
+        'compute=lambda scorer, features, kwargs: {"kid_milli": 1000 * _kid(scorer, features, kwargs)'
+        '["kernel_inception_distance_mean"]})',
+        {"stats": {"primary_metric": "kid_milli"}},
+    ),
+}
+CHECK = """
+import json, sys
+from ganablate import catalog
+from ganablate.study.config import validate_config
+registry, name, settings, data = json.loads(sys.argv[1])
+config = {"dataset": {"root": data}, "model": {"z_dim": 8, "g_width": 8, "d_width": 8},
+          "train": {"steps": 2, "batch_size": 16, "checkpoints": [], "state_every": 1, "log_every": 1}}
+for section, values in settings.items():
+    config.setdefault(section, {}).update(values)
+config = validate_config(config)
+assert name in catalog.names(registry)
+if registry == "metrics":
+    label = catalog.entries(registry)[name]["label"]
+    print(json.dumps({"compared": name in catalog.compared_metrics(), "label": label}))
+else:
+    from ganablate.training.train import train_run
+    print(json.dumps({"status": train_run(config, 0, sys.argv[2])["status"]}))
+"""
+
+
+@pytest.mark.parametrize("registry", list(NEW))
+def test_a_new_entry_is_one_call_in_its_registrys_file(registry, synthetic_fashion_mnist, tmp_path):
+    package = Path(catalog.__file__).parent
+    copy = tmp_path / "site" / "ganablate"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    call, settings = NEW[registry]
+    path = copy / catalog.REGISTRIES[registry][0]
+    path.write_text(path.read_text() + "\n" + call + "\n")
+    name = call.split('"')[1]
+    args = json.dumps([registry, name, settings, str(synthetic_fashion_mnist)])
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(CHECK), args, str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    got = json.loads(result.stdout.splitlines()[-1])
+    expected = {"compared": True, "label": "KID x 1000"} if registry == "metrics" else {"status": "completed"}
+    assert got == expected
