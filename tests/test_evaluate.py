@@ -19,7 +19,7 @@ from torch_fidelity.metric_prc import calculate_precision_recall_part
 from ganablate.cli import main
 from ganablate.components.networks import build_generator
 from ganablate.data import DataError
-from ganablate.scoring import evaluate
+from ganablate.scoring import evaluate, metrics
 from ganablate.scoring.evaluate import (
     COLUMNS,
     evaluate_run,
@@ -29,7 +29,6 @@ from ganablate.scoring.evaluate import (
     resolve_extractor,
     score,
 )
-from ganablate.scoring import metrics
 from ganablate.scoring.extractor import DomainFeatureExtractor, train_extractor
 from ganablate.scoring.metrics import METRICS
 from ganablate.study.config import UsageError
