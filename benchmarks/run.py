@@ -343,7 +343,7 @@ def paper_projection(
     reference statistics and the analysis."""
     study, train_cfg = paper["study"], paper["train"]
     n_seeds = len(seeds_of(study))
-    size = stack_size(train_cfg["stack"], n_seeds, device)
+    size = stack_size(train_cfg["stack"], n_seeds, device.type)
     width = paper["model"]["g_width"]
     if paper["model"]["d_width"] != width:
         print("e) the paper config has g_width != d_width: projected at g_width", flush=True)

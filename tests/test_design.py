@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ganablate.study.config import ConfigError, load_config, validate_config
-from ganablate.study.design import design_of
+from ganablate.study.design import design_of, run_config
 from ganablate.study.plan import declared, plan_hash, plan_of, write_plan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,7 +110,7 @@ def test_a_cells_config_sets_each_axis_key_and_its_run_path_names_every_axis_in_
     config = _config({"batch": BATCH, "feed": {"levels": ["split", "joint"]}, "norm": {"levels": ["batch", "layer"]}})
     design = design_of(config)
     cell = design.cell(("256", "joint", "layer"))
-    applied = design.apply(config, cell)
+    applied = run_config(config, cell, design)
     assert (applied["train"]["batch_size"], applied["train"]["feed"], applied["model"]["d_norm"]) == (
         256,
         "joint",

@@ -52,3 +52,28 @@ def test_analysis_commands_import_no_torch(command, module):
 
 def test_training_does_not_import_torch_fidelity():
     assert "torch_fidelity" not in _heavy_imported_after("import ganablate.training.train")
+
+
+def test_what_the_workflow_reads_when_it_is_parsed_imports_no_torch():
+    """The Snakefile validates the config (registry names included, catalog.py) and sizes its jobs (device.py)."""
+    code = (
+        "from ganablate.study.config import validate_config\nfrom ganablate.device import stack_groups, stack_size\n"
+        "from ganablate.study.plan import plan_of\nplan_of(validate_config({}))"
+    )
+    assert _heavy_imported_after(code) == set()
+
+
+def test_the_stages_meet_through_files_scoring_imports_nothing_of_training_nor_training_of_scoring():
+    probe = (
+        "import json, sys\nimport {module}\n"
+        "print(json.dumps(sorted({{m.split('.')[1] for m in sys.modules if m.startswith('ganablate.')}})))"
+    )
+    stages = {}
+    for module in ("ganablate.scoring.evaluate", "ganablate.training.train", "ganablate.report.findings"):
+        result = subprocess.run(
+            [sys.executable, "-c", probe.format(module=module)], capture_output=True, text=True, check=True
+        )
+        stages[module] = set(json.loads(result.stdout.splitlines()[-1]))
+    assert "training" not in stages["ganablate.scoring.evaluate"]
+    assert "scoring" not in stages["ganablate.training.train"]
+    assert not {"training", "scoring", "components"} & stages["ganablate.report.findings"]

@@ -363,13 +363,8 @@ def test_train_stack_is_an_execution_setting_but_a_stacks_seeds_are_identity(con
     for bad, message in ((0, "less than the minimum of 1"), ("all", "does not match"), (1.5, "is not of type")):
         with pytest.raises(ConfigError, match=f"train.stack: .*{message}"):
             validate_config({"train": {"stack": bad}})
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert [stack_size("auto", 6, cpu), stack_size("auto", 6, cuda), stack_size(4, 6, cpu), stack_size(8, 3, cpu)] == [
-        1,
-        6,
-        4,
-        3,
-    ]
+    sizes = [stack_size("auto", 6, "cpu"), stack_size("auto", 6, "cuda"), stack_size("auto", 6, "auto")]
+    assert sizes + [stack_size(4, 6, "cpu"), stack_size(8, 3, "cuda")] == [1, 6, 1, 4, 3]
     assert stack_groups([5, 0, 1, 2, 3], 2) == [[5, 0], [1, 2], [3]]
 
     other = copy.deepcopy(config)

@@ -129,22 +129,13 @@ def _cell_arg(text: str | None) -> dict[str, str]:
 
 
 def _with_cell(config: dict, cell: dict[str, str], whole: bool) -> dict:
-    """config with the levels of `cell` applied: feed and norm labels are their registry names, so they always set
-    train.feed and model.d_norm; another axis's value is known from study.axes only in a whole config (the
-    workflow's --config-json holds the cell's own sections already, its labels are only recorded)."""
-    from ganablate.study.design import REGISTRY_AXES, design_of
+    """config with the levels of `cell` applied (design.run_config), validated again."""
+    from ganablate.study.design import DesignError, run_config
 
-    axes = {a.name: a for a in design_of(config).axes} if whole else {}
-    for name, label in cell.items():
-        if name in REGISTRY_AXES:
-            section, key = REGISTRY_AXES[name][0].split(".")
-            config[section][key] = label
-        elif whole and name in axes and label in axes[name].labels:
-            section, key = axes[name].sets.split(".")
-            config[section][key] = axes[name].value(label)
-        elif whole:
-            allowed = ", ".join(f"{a.name}={'|'.join(a.labels)}" for a in axes.values())
-            raise UsageError(f"--cell: {name}={label} is not a level of study.axes; allowed: {allowed}")
+    try:
+        config = run_config(config, cell, whole=whole)
+    except DesignError as exc:
+        raise UsageError(str(exc)) from None
     return validate_config(config, source="--cell", whole=whole)
 
 
@@ -227,10 +218,10 @@ def _check_user_architectures(config: dict) -> None:
     """The structure of every cell's architecture that is not built in, checked before the plan, the workflow's first
     job: a broken one stops the study before any run. Torch is imported only when a cell has such an architecture."""
     from ganablate.components.architectures import BUILTIN
-    from ganablate.study.design import design_of
+    from ganablate.study.design import design_of, run_config
 
     design = design_of(config)
-    models = (design.apply(config, design.cell(labels))["model"] for labels in design.cells)
+    models = (run_config(config, design.cell(labels), design)["model"] for labels in design.cells)
     # The checks build D with a norm of their own: cells that differ only in model.d_norm are one check.
     user = {json.dumps({**m, "d_norm": None}, sort_keys=True): m for m in models if m["arch"] not in BUILTIN}
     if user:

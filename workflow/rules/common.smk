@@ -3,8 +3,9 @@ import os
 import re
 from pathlib import Path
 
+from ganablate.device import stack_groups, stack_size
 from ganablate.study.config import recorded
-from ganablate.study.design import design_of
+from ganablate.study.design import design_of, run_config
 from ganablate.study.outputs import FIGURES as FIGURE_NAMES
 from ganablate.study.outputs import TABLES as STAT_TABLES
 
@@ -105,7 +106,7 @@ def cell_sections(*names):
     """A job's params for one cell: the named sections of the config its runs train with, so that editing one
     level of an axis reruns only that level's runs."""
     return lambda wildcards: sections(
-        *names, source=DESIGN.apply(config, cell_of(wildcards))
+        *names, source=run_config(config, cell_of(wildcards), DESIGN)
     )
 
 
@@ -173,23 +174,13 @@ def samples_report(path):
     )
 
 
-def stack_size(train, n_seeds):
-    """train.stack resolved when the workflow is parsed, as ganablate.training.train.stack_size resolves it in a job, but
-    without importing torch here: `auto` is all of a variant's seeds when train.device is cuda, and one seed
-    otherwise (cpu, and device auto, whose device only the node a job lands on knows).
-    """
-    if train["stack"] == "auto":
-        return n_seeds if train["device"] == "cuda" else 1
-    return max(1, min(train["stack"], n_seeds))
-
-
 # Seeds per training job. STACK 1: runs are solo, train.runs_per_job of them trained by one job and scored by
-# another (runs.smk). More: one job per (cell, block of STACK consecutive seeds), as ganablate.training.train.stack_groups
+# another (runs.smk). More: one job per (cell, block of STACK consecutive seeds), as ganablate.device.stack_groups
 # blocks them, writing each seed's run folder as a solo run writes it, so that evaluation and everything after it
 # are the same. Either way the last block of a cell may hold fewer seeds.
-STACK = stack_size(config["train"], len(SEEDS))
+STACK = stack_size(config["train"]["stack"], len(SEEDS), config["train"]["device"])
 BLOCK = STACK if STACK > 1 else min(config["train"]["runs_per_job"], len(SEEDS))
-SEED_BLOCKS = [SEEDS[i : i + BLOCK] for i in range(0, len(SEEDS), BLOCK)]
+SEED_BLOCKS = stack_groups(SEEDS, BLOCK)
 
 
 def block_name(block):

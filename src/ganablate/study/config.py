@@ -152,7 +152,7 @@ def _check_design(config: dict, source: str, validator) -> None:
     try:
         design = design_module.design_of(config, schema_check)
         for labels in design.cells:
-            cell = design.apply(config, design.cell(labels))
+            cell = design_module.run_config(config, design.cell(labels), design)
             _check_cell_model(cell["model"], cell["train"], f" in the cell {design.cell(labels)}", archs)
         for name in ("confirmatory", "controls", "contrasts"):
             design_module.declared_contrasts(design, config["stats"][name], f"stats.{name}")

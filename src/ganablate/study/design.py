@@ -153,14 +153,6 @@ class Design:
     def reference_cell(self) -> tuple[str, ...]:
         return tuple(a.reference for a in self.axes)
 
-    def apply(self, config: dict, cell: dict[str, str]) -> dict:
-        """config with every axis's key set to the cell's level: the config the cell's runs train with."""
-        config = copy.deepcopy(config)
-        for axis in self.axes:
-            section, key = axis.sets.split(".")
-            config[section][key] = copy.deepcopy(axis.value(cell[axis.name]))
-        return config
-
     def run_path(self, cell: dict[str, str], seed: int) -> str:
         return run_path({name: cell[name] for name in self.names}, seed)
 
@@ -170,6 +162,31 @@ class Design:
             "cells": [list(c) for c in self.cells],
             "seeds": list(self.seeds),
         }
+
+
+def run_config(config: dict, cell: dict[str, str], design: Design | None = None, whole: bool = True) -> dict:
+    """The config a cell's runs train with: each of the cell's axes' key set to its level. The one place a cell is
+    applied: for the workflow's jobs (their params), `ganablate train` and `run --cell`, and the checks of every cell.
+
+    A registry axis's label is its value, so a feed or norm level always sets train.feed or model.d_norm (its name
+    is checked with the rest of the config). Another axis's label is known only from study.axes: `design` (the
+    config's, computed when not given) for a whole config; whole=False, a job's sections only (the workflow's
+    --config-json, the cell applied already by the Snakefile), whose other labels are only recorded."""
+    axes = {a.name: a for a in (design or design_of(config)).axes} if whole else {}
+    config = copy.deepcopy(config)
+    for name, label in cell.items():
+        if name in REGISTRY_AXES:
+            sets, value = REGISTRY_AXES[name][0], label
+        elif name in axes and label in axes[name].labels:
+            sets, value = axes[name].sets, axes[name].value(label)
+        elif whole:
+            allowed = ", ".join(f"{a.name}={'|'.join(a.labels)}" for a in axes.values())
+            raise DesignError(f"--cell: {name}={label} is not a level of study.axes; allowed: {allowed}")
+        else:
+            continue
+        section, key = sets.split(".")
+        config[section][key] = copy.deepcopy(value)
+    return config
 
 
 def run_path(cell: dict[str, str], seed: int) -> str:

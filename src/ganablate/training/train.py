@@ -586,7 +586,7 @@ def train_seeds(
     config: dict, seeds: list[int], out_root: Path, data_path: str | None = None, label: Label = NO_LABEL
 ) -> list[dict]:
     """Train `seeds` of one cell one stack after another, train.stack seeds per stack (stack_groups)."""
-    size = stack_size(config["train"]["stack"], len(seeds), resolve_device(config["train"]["device"]))
+    size = stack_size(config["train"]["stack"], len(seeds), resolve_device(config["train"]["device"]).type)
     return [
         summary
         for group in stack_groups(seeds, size)
