@@ -21,8 +21,8 @@ from ganablate import cli
 from ganablate.analysis import aggregate, cells, estimators, factorial, mechanism, power, tables
 from ganablate.components.norms import NORMS
 from ganablate.study.config import UsageError
-from ganablate.study.design import design_of
 from ganablate.study.outputs import TABLES
+from ganablate.study.plan import Plan
 from tests.synthetic_runs import make_runs, runs_table, study_config
 
 SPLIT = [40.0, 42.0, 45.0, 41.0, 50.0, 43.0]
@@ -130,14 +130,14 @@ def test_fieller_interval_covers_the_ratio_of_paired_means_and_is_nan_when_unbou
 
 def test_summary_and_failures_are_per_cell_with_t_and_wilson_intervals(config):
     runs = runs_table(VALUES, diverged={(("joint", "batch"), 2)})
-    design = design_of(config)
-    summary = cells.summary_table(runs, design, config)
+    plan = Plan.from_config(config)
+    summary = cells.summary_table(runs, plan)
     row = summary[(summary["feed"] == "joint") & (summary["norm"] == "batch")].iloc[0]
     kept = np.delete(np.array(JOINT), 2)
     ci = sps.ttest_1samp(kept, 0).confidence_interval(0.95)
     assert (row["n"], row["n_failed"]) == (5, 1)
     assert (row["mean_ci_low"], row["mean_ci_high"]) == pytest.approx((ci.low, ci.high))
-    failures = cells.failures_table(runs, design, config)
+    failures = cells.failures_table(runs, plan)
     assert list(failures.columns[:2]) == ["feed", "norm"]
     joint = failures[(failures["feed"] == "joint") & (failures["norm"] == "batch")].iloc[0]
     assert joint["n_failed"] == 1 and joint["failure_rate"] == pytest.approx(1 / 6)
@@ -153,7 +153,7 @@ def test_the_mechanism_reads_its_roles_from_config_and_reports_both_scales():
     values = {("a",): SPLIT, ("b",): JOINT, ("c",): CONSISTENT}
     runs = runs_table(values, axes=["mode"])
     logs = runs[["dataset", "mode", "seed", "status"]].assign(step=500, d_acc=0.7, context_gap=0.0)
-    m = mechanism.mechanism_table(runs, logs, design_of(config), config).iloc[0]
+    m = mechanism.mechanism_table(runs, logs, Plan.from_config(config)).iloc[0]
     a, b = np.log(np.array(CONSISTENT) / SPLIT), np.log(np.array(JOINT) / SPLIT)
     assert m["mode"] == "*" and m["recovered"] == pytest.approx(1 - a.mean() / b.mean())
     raw_a, raw_b = np.array(CONSISTENT) - SPLIT, np.array(JOINT) - SPLIT
@@ -161,13 +161,13 @@ def test_the_mechanism_reads_its_roles_from_config_and_reports_both_scales():
     assert m["recovered_ci_low"] < m["recovered"] < m["recovered_ci_high"]
     assert "no context gap" in m["gap_note"]
     no_gap = runs_table({("a",): SPLIT, ("b",): SPLIT, ("c",): CONSISTENT}, axes=["mode"])
-    row = mechanism.mechanism_table(no_gap, logs, design_of(config), config).iloc[0]
+    row = mechanism.mechanism_table(no_gap, logs, Plan.from_config(config)).iloc[0]
     assert math.isnan(row["recovered"]) and "no share to recover" in row["recovered_note"]
 
 
 def test_the_mixed_models_formula_derives_from_the_axes_with_a_seed_component_for_axes_that_reseed(config):
     runs = runs_table(VALUES)
-    table = factorial.mixed_table(runs, design_of(config), config).set_index("term")
+    table = factorial.mixed_table(runs, Plan.from_config(config)).set_index("term")
     data = runs.assign(y=np.log(runs["value"]))
     fit = smf.mixedlm(
         "y ~ C(feed, Sum) * C(norm, Sum)", data, groups="seed", re_formula="1", vc_formula={"seed_norm": "0 + C(norm)"}
@@ -380,10 +380,10 @@ def test_the_remedies_fix_is_the_row_of_whichever_contrast_weighs_the_two_cells(
     from ganablate.analysis import contrasts, remedies
 
     config = _remedy_study(tmp_path)
-    design = design_of(config)
-    runs = aggregate.load_runs(tmp_path / "tables", design.names)
-    table = contrasts.contrasts_table(runs, design, config, cells.failed_rows(runs, design, config))
-    found, _, _ = contrasts.contrasts_of(design, config)
+    plan = Plan.from_config(config)
+    runs = aggregate.load_runs(tmp_path / "tables", plan.design.names)
+    table = contrasts.contrasts_table(runs, plan, cells.failed_rows(runs, plan))
+    found, _, _ = contrasts.contrasts_of(plan)
     both = SimpleNamespace(
         name="joint+ghost vs split+batch",
         cell=(("feed", "*"), ("norm", "*")),
@@ -394,7 +394,7 @@ def test_the_remedies_fix_is_the_row_of_whichever_contrast_weighs_the_two_cells(
     row = table.iloc[0].to_dict() | {"contrast": both.name, "feed": "*", "norm": "*", "role": "confirmatory"}
     row |= {"step": 500, "extractor": "domain", "metric": "fid"} | made_up
     table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
-    out = remedies.remedies_table(table, [*found, both], runs, design, config).set_index("norm")
+    out = remedies.remedies_table(table, [*found, both], runs, plan).set_index("norm")
     fix = out.loc["ghost", ["fix_contrast", "fix_role", "fix_ratio", "fix_ci_low", "fix_ci_high", "fix_verdict"]]
     assert list(fix) == [both.name, "confirmatory", 1.0123, 0.95, 1.07, "equivalent"]
     assert "fix:" not in out.loc["ghost", "note"] and pd.isna(out.loc["none", "fix_ratio"])

@@ -16,7 +16,7 @@ from statsmodels.stats.weightstats import ttost_paired
 from ganablate.analysis import power
 from ganablate.analysis.cells import failed_rows
 from ganablate.analysis.contrasts import as_cells, contrasts_of, contrasts_table, wide
-from ganablate.study.design import design_of
+from ganablate.study.plan import Plan
 from tests.synthetic_runs import runs_table, study_config
 
 RNG = np.random.default_rng(7)
@@ -24,8 +24,8 @@ SEEDS = 6
 
 
 def _table(runs, config):
-    design = design_of(config)
-    return contrasts_table(runs, design, config, failed_rows(runs, design, config))
+    plan = Plan.from_config(config)
+    return contrasts_table(runs, plan, failed_rows(runs, plan))
 
 
 def _row(table: pd.DataFrame, **keys) -> pd.Series:
@@ -364,11 +364,12 @@ def test_power_simulates_a_declared_hypothesis_at_a_true_ratio_of_one_within_the
 def _power_rows(values, config) -> pd.DataFrame:
     """power.csv of a feed x norm study's values, as `ganablate stats` computes it."""
     runs = runs_table(values, axes=["feed", "norm"])
-    design = design_of(config)
-    table = contrasts_table(runs, design, config, failed_rows(runs, design, config))
-    found, _, _ = contrasts_of(design, config)
-    logs = np.log(as_cells(wide(runs, design.names, "value"), design.names))
-    return power.power_table(table, {c.name: c for c in found}, logs, design.names, config)
+    plan = Plan.from_config(config)
+    table = contrasts_table(runs, plan, failed_rows(runs, plan))
+    found, _, _ = contrasts_of(plan)
+    names = plan.design.names
+    logs = np.log(as_cells(wide(runs, names, "value"), names))
+    return power.power_table(table, {c.name: c for c in found}, logs, plan)
 
 
 def test_power_csv_gives_declared_hypotheses_their_own_rule_and_ratio():
@@ -455,10 +456,10 @@ def test_a_noninferiority_test_of_two_cells_that_differ_on_two_axes_is_one_sided
     assert got == pytest.approx(expected, rel=1e-10)
     assert row["p_holm"] < 0.05 and row["verdict"] == "non-inferior"
     # power.csv: the one-sided rule at a true ratio of 1, Holm over the family, at this contrast's own spread
-    design = design_of(config)
-    found, _, _ = contrasts_of(design, config)
-    logs = np.log(as_cells(wide(runs, design.names, "value"), design.names))
-    rows = power.power_table(table, {c.name: c for c in found}, logs, design.names, config)
+    plan = Plan.from_config(config)
+    found, _, _ = contrasts_of(plan)
+    logs = np.log(as_cells(wide(runs, plan.design.names, "value"), plan.design.names))
+    rows = power.power_table(table, {c.name: c for c in found}, logs, plan)
     own = _row(rows, contrast=name)
     assert own["rule"] == "one-sided t for non-inferiority within +10%, Holm over 2, at a true ratio of 1"
     assert own["sd_log"] == pytest.approx(np.std(d, ddof=1)) and own["n_pairs"] == SEEDS and 0 < own["power"] <= 1

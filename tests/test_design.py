@@ -276,7 +276,7 @@ def test_the_mechanism_study_validates_with_a_family_of_seven_on_fresh_seeds(tmp
     assert config["study"]["name"] == "mechanism" and config["model"]["d_norm"] == "batch"
     assert design.names == ["feed"] and len(design.cells) == 5 and design.axis("feed").reference == "split"
     assert design.seeds == tuple(range(100, 112))  # fresh: every committed study used seeds below 10
-    family = declared(design, config, "confirmatory")
+    family = declared(design, config["stats"], "confirmatory")
     assert [d.kind for d in family] == ["linear", *["simple"] * 6]
     assert [d.test for d in family] == ["difference"] * 7
     assert dict(family[0].weights) == {"joint": 1, "split_g_mixed": 1, "split": -1, "joint_consistent": -1}
@@ -356,7 +356,7 @@ def test_a_simple_contrast_may_compare_two_cells_that_differ_on_several_axes():
         {"compare": {"feed": "joint", "norm": "batch"}, "against": {"feed": "split", "norm": "batch"}},
     ]
     config = _config(FOUR, confirmatory=specs)
-    noninferior, two, default, one = declared(design_of(config), config, "confirmatory")
+    noninferior, two, default, one = declared(design_of(config), config["stats"], "confirmatory")
     assert (noninferior.axis, noninferior.level, noninferior.level_ref) == ("feed,norm", "joint,batch", "split,none")
     assert noninferior.axes == ("feed", "norm")
     assert noninferior.arms == ({"feed": "joint", "norm": "batch"}, {"feed": "split", "norm": "none"})
@@ -379,7 +379,7 @@ def test_a_simple_contrast_may_compare_two_cells_that_differ_on_several_axes():
 
 def test_the_remedies_study_validates_with_noninferiority_contrasts_across_both_axes(tmp_path):
     config = load_config(REPO / "config/remedies.yaml")
-    family = declared(design_of(config), config, "confirmatory")
+    family = declared(design_of(config), config["stats"], "confirmatory")
     assert len(family) == 10 and [d.axes for d in family] == [("feed", "norm")] * 5 + [("norm",)] * 5
     assert {d.level_ref for d in family[:5]} == {"split,batch"} and {d.test for d in family[:5]} == {"noninferiority"}
     plan = plan_of(config)

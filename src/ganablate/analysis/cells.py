@@ -11,6 +11,7 @@ import pandas as pd
 from ganablate.analysis.estimators import bootstrap_ci, iqm, mean_interval, median_interval, wilson_interval
 from ganablate.catalog import compared_metrics, names
 from ganablate.study.design import Design
+from ganablate.study.plan import Plan
 
 METRIC_ORDER = list(names("metrics"))
 STAT_COLUMNS = [
@@ -64,15 +65,17 @@ def usable(runs: pd.DataFrame) -> pd.Series:
     return (runs["status"] == "completed") & np.isfinite(runs["value"].astype(float))
 
 
-def run_outcomes(runs: pd.DataFrame, design: Design, config: dict) -> pd.DataFrame:
+def at_primary(runs: pd.DataFrame, plan: Plan) -> pd.Series:
+    """Per row of runs: whether it is the plan's primary metric and extractor at the final step."""
+    metric, extractor, step = plan.primary
+    return (runs["metric"] == metric) & (runs["extractor"] == extractor) & (runs["step"] == step)
+
+
+def run_outcomes(runs: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     """One row per run: its primary metric at the final step and why it failed ('' when it did not)."""
-    cfg, keys = config["stats"], [*design.names, "seed"]
-    metric, threshold = cfg["primary_metric"], cfg["failure_threshold"]
-    primary = runs[
-        (runs["metric"] == metric)
-        & (runs["extractor"] == cfg["primary_extractor"])
-        & (runs["step"] == config["train"]["steps"])
-    ]
+    design, keys = plan.design, [*plan.design.names, "seed"]
+    metric, threshold = plan.stats["primary_metric"], plan.stats["failure_threshold"]
+    primary = runs[at_primary(runs, plan)]
     each = runs[[*keys, "status"]].drop_duplicates(keys)
     out = each.merge(primary[[*keys, "value"]], on=keys, how="left")
     value = out["value"].astype(float)
@@ -85,26 +88,21 @@ def run_outcomes(runs: pd.DataFrame, design: Design, config: dict) -> pd.DataFra
     return ordered(out, design, keys)
 
 
-def failed_rows(runs: pd.DataFrame, design: Design, config: dict) -> pd.Series:
+def failed_rows(runs: pd.DataFrame, plan: Plan) -> pd.Series:
     """Per row of runs: whether its run counts as failed for that row's metric and step (not usable there, or at
     the primary metric's final step, beyond stats.failure_threshold)."""
-    outcomes = run_outcomes(runs, design, config)
-    keys = [*design.names, "seed"]
+    outcomes = run_outcomes(runs, plan)
+    keys = [*plan.design.names, "seed"]
     beyond = outcomes.loc[outcomes["failure"] == "beyond threshold", keys].assign(beyond=True)
     flagged = runs[keys].merge(beyond, on=keys, how="left")["beyond"].fillna(False).to_numpy(bool)
-    cfg = config["stats"]
-    at_primary = (
-        (runs["metric"] == cfg["primary_metric"])
-        & (runs["extractor"] == cfg["primary_extractor"])
-        & (runs["step"] == config["train"]["steps"])
-    ).to_numpy()
-    return pd.Series(~usable(runs).to_numpy() | (flagged & at_primary), index=runs.index)
+    primary = at_primary(runs, plan).to_numpy()
+    return pd.Series(~usable(runs).to_numpy() | (flagged & primary), index=runs.index)
 
 
-def summary_table(runs: pd.DataFrame, design: Design, config: dict) -> pd.DataFrame:
+def summary_table(runs: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     """Per cell, step, extractor and metric: location and spread of the usable runs, with intervals."""
-    cfg, ok, rows = config["stats"], usable(runs), []
-    level = cfg["confidence_level"]
+    design, cfg, ok, rows = plan.design, plan.stats, usable(runs), []
+    level = plan.level
     group_by = [*design.names, "step", "extractor", "metric"]
     for key, group in runs.groupby(group_by, sort=False):
         x = group.loc[ok[group.index], "value"].to_numpy(float)
@@ -136,13 +134,13 @@ def summary_table(runs: pd.DataFrame, design: Design, config: dict) -> pd.DataFr
     return ordered(pd.DataFrame(rows, columns=[*group_by, *STAT_COLUMNS]), design, group_by)
 
 
-def failures_table(runs: pd.DataFrame, design: Design, config: dict) -> pd.DataFrame:
+def failures_table(runs: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     """Failure rate per cell with a Wilson CI (paired comparisons of failures are contrasts.csv's p_failures)."""
-    outcomes = run_outcomes(runs, design, config)
+    design, outcomes = plan.design, run_outcomes(runs, plan)
     rows = []
     for key, group in outcomes.groupby(design.names, sort=False):
         n, failed = len(group), int((group["failure"] != "").sum())
-        low, high = wilson_interval(failed, n, config["stats"]["confidence_level"])
+        low, high = wilson_interval(failed, n, plan.level)
         rows.append(
             dict(zip(design.names, key if isinstance(key, tuple) else (key,)))
             | {

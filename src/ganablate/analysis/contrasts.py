@@ -37,7 +37,7 @@ from scipy import stats
 from ganablate.analysis.estimators import holm, mean_interval
 from ganablate.catalog import compared_metrics
 from ganablate.study.design import SPANNED, Declared, Design
-from ganablate.study.plan import alpha_of, contrast_name, declared, linear_sides
+from ganablate.study.plan import Plan, alpha_of, contrast_name, linear_sides
 
 BETTER = compared_metrics()
 
@@ -166,12 +166,13 @@ def automatic(design: Design) -> list[Declared]:
     return specs
 
 
-def contrasts_of(design: Design, config: dict) -> tuple[list[Contrast], set[tuple], set[tuple]]:
+def contrasts_of(plan: Plan) -> tuple[list[Contrast], set[tuple], set[tuple]]:
     """(every contrast of the study, each once, the keys of the confirmatory family's, and those of the declared
     controls (stats.controls))."""
-    confirmatory = [c for s in declared(design, config, "confirmatory") for c in _placed(design, s, True)]
-    controls = [c for s in declared(design, config, "controls") for c in _placed(design, s, True)]
-    others = [c for s in declared(design, config, "contrasts") for c in _placed(design, s, True)]
+    design, declared = plan.design, plan.declared
+    confirmatory = [c for s in declared["confirmatory"] for c in _placed(design, s, True)]
+    controls = [c for s in declared["controls"] for c in _placed(design, s, True)]
+    others = [c for s in declared["contrasts"] for c in _placed(design, s, True)]
     compared = {c.comparison for c in [*confirmatory, *controls, *others]}
     others += [c for s in automatic(design) for c in _placed(design, s) if c.comparison not in compared]
     unique: dict[tuple, Contrast] = {}
@@ -427,13 +428,12 @@ def wide(frame: pd.DataFrame, names: list[str], column: str) -> pd.DataFrame:
     return frame.pivot_table(index="seed", columns=names, values=column, aggfunc="first", dropna=False)
 
 
-def contrasts_table(runs: pd.DataFrame, design: Design, config: dict, failed_runs: pd.Series) -> pd.DataFrame:
+def contrasts_table(runs: pd.DataFrame, plan: Plan, failed_runs: pd.Series) -> pd.DataFrame:
     """Every contrast in every cell where it applies, per step, extractor and compared metric, with its role and
     verdict. failed_runs: per row of runs, whether the run counts as failed there (plan's failure rule)."""
-    cfg = config["stats"]
+    design, cfg, primary = plan.design, plan.stats, plan.primary
     names = design.names
-    found, confirmatory, controls = contrasts_of(design, config)
-    primary = (cfg["primary_metric"], cfg["primary_extractor"], config["train"]["steps"])
+    found, confirmatory, controls = contrasts_of(plan)
     usable = (runs["status"] == "completed") & np.isfinite(runs["value"].astype(float))
     data = runs.assign(usable_value=runs["value"].where(usable), failed=failed_runs.astype(float))
     rows, tests, signatures = [], [], []

@@ -13,8 +13,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ganablate.analysis.cells import usable
-from ganablate.study.design import Design
+from ganablate.analysis.cells import at_primary, usable
+from ganablate.study.plan import Plan
 
 COLUMNS = [
     "term",
@@ -41,24 +41,18 @@ def formula_of(axes: list[str]) -> str:
     return "y ~ " + " * ".join(f"C({a}, Sum)" for a in axes)
 
 
-def mixed_table(runs: pd.DataFrame, design: Design, config: dict) -> pd.DataFrame:
+def mixed_table(runs: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     import statsmodels.formula.api as smf
 
-    cfg = config["stats"]
-    step = config["train"]["steps"]
-    data = runs[
-        usable(runs)
-        & (runs["metric"] == cfg["primary_metric"])
-        & (runs["extractor"] == cfg["primary_extractor"])
-        & (runs["step"] == step)
-    ]
+    design, (metric, extractor, step) = plan.design, plan.primary
+    data = runs[usable(runs) & at_primary(runs, plan)]
     varied = [a for a in design.axes if data[a.name].nunique() >= 2]
     names = [a.name for a in varied]
     transform = "log" if (data["value"] > 0).all() else "identity"
     formula = formula_of(names) if names else ""
     base = {
-        "metric": cfg["primary_metric"],
-        "extractor": cfg["primary_extractor"],
+        "metric": metric,
+        "extractor": extractor,
         "step": step,
         "transform": transform,
         "n_runs": len(data),

@@ -16,6 +16,7 @@ import pandas as pd
 from ganablate.analysis.cells import late_context_gap, ordered, usable
 from ganablate.analysis.estimators import fieller_interval
 from ganablate.study.design import SPANNED, Design, label_of
+from ganablate.study.plan import Plan
 
 GAP_ZERO = 1e-4  # logits; per-sample norms give a context gap of float rounding (< 1e-5, tests/test_train.py)
 TAIL = [
@@ -53,21 +54,18 @@ def _share(a: np.ndarray, b: np.ndarray, level: float) -> tuple[float, float, fl
     return 1 - a.mean() / b.mean(), 1 - high, 1 - low
 
 
-def mechanism_table(runs: pd.DataFrame, logs: pd.DataFrame, design: Design, config: dict) -> pd.DataFrame:
+def mechanism_table(runs: pd.DataFrame, logs: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     import statsmodels.formula.api as smf
 
-    cfg = config["stats"]
-    m = cfg["mechanism"]
+    design, m = plan.design, plan.stats["mechanism"]
+    metric, extractor, final = plan.primary
     others = [n for n in design.names if m is not None and n != m["axis"]]
     columns = [*design.names, *TAIL]
     if m is None:
         return pd.DataFrame(columns=columns)
-    axis, level = m["axis"], cfg["confidence_level"]
+    axis, level = m["axis"], plan.level
     ref, broken, repaired = (label_of(m[k]) for k in ("reference", "broken", "repaired"))
-    final = config["train"]["steps"]
-    data = runs[
-        usable(runs) & (runs["metric"] == cfg["primary_metric"]) & (runs["extractor"] == cfg["primary_extractor"])
-    ]
+    data = runs[usable(runs) & (runs["metric"] == metric) & (runs["extractor"] == extractor)]
     gaps = late_context_gap(logs, design)
     rows = []
     for key, here in data.groupby([*others, "step"], sort=False):
@@ -80,8 +78,8 @@ def mechanism_table(runs: pd.DataFrame, logs: pd.DataFrame, design: Design, conf
             | {
                 axis: SPANNED,
                 "step": step,
-                "metric": cfg["primary_metric"],
-                "extractor": cfg["primary_extractor"],
+                "metric": metric,
+                "extractor": extractor,
                 "axis": axis,
                 "reference": ref,
                 "broken": broken,

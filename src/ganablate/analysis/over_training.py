@@ -17,6 +17,7 @@ from scipy import stats
 from ganablate.analysis.cells import usable
 from ganablate.analysis.contrasts import Contrast, as_cells, wide
 from ganablate.analysis.estimators import mean_interval
+from ganablate.study.plan import Plan
 
 HEAD = ["contrast", "axis", "level", "level_ref"]
 TAIL = [
@@ -36,10 +37,9 @@ TAIL = [
 ]
 
 
-def trend_table(runs: pd.DataFrame, found: list[Contrast], names: list[str], config: dict) -> pd.DataFrame:
-    cfg = config["stats"]
-    level = cfg["confidence_level"]
-    data = runs[(runs["metric"] == cfg["primary_metric"]) & (runs["extractor"] == cfg["primary_extractor"])]
+def trend_table(runs: pd.DataFrame, found: list[Contrast], plan: Plan) -> pd.DataFrame:
+    names, level, (metric, extractor, _) = plan.design.names, plan.level, plan.primary
+    data = runs[(runs["metric"] == metric) & (runs["extractor"] == extractor)]
     data = data.assign(value=data["value"].where(usable(data)))
     steps = sorted(data["step"].unique())
     if len(steps) < 2:  # one checkpoint: no trend to estimate, for any contrast
@@ -57,8 +57,8 @@ def trend_table(runs: pd.DataFrame, found: list[Contrast], names: list[str], con
             "level": c.spec.level,
             "level_ref": c.spec.level_ref,
             **dict(c.cell),
-            "metric": cfg["primary_metric"],
-            "extractor": cfg["primary_extractor"],
+            "metric": metric,
+            "extractor": extractor,
             "first_step": steps[0],
             "last_step": steps[-1],
             "trend": "",

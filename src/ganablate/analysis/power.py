@@ -14,7 +14,7 @@ from scipy import stats
 from ganablate.analysis.contrasts import Contrast, per_seed
 from ganablate.analysis.estimators import group_rng
 from ganablate.study import vocab
-from ganablate.study.plan import POWER_TARGET, alpha_of
+from ganablate.study.plan import POWER_TARGET, Plan
 
 
 def _p_values(test: str, effect: float, sd: float, n: int, sims: int, rng: np.random.Generator) -> np.ndarray:
@@ -120,17 +120,15 @@ TAIL = [
 ]
 
 
-def power_table(
-    contrasts: pd.DataFrame, placed: dict[str, Contrast], logs: pd.DataFrame, names: list[str], config: dict
-) -> pd.DataFrame:
+def power_table(contrasts: pd.DataFrame, placed: dict[str, Contrast], logs: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     """Rows: the confirmatory and control contrasts (primary metric, extractor, final step). Confirmatory: the
     configured test with Holm over the family, every member at a true ratio of stats.smallest_effect; controls:
     the paired TOST at a true ratio of 1. A contrast declared test: equivalence or noninferiority is simulated with
     that test at a true ratio of 1 (in the family, with Holm over it). sd_log: the SD over seeds of the contrast's
     own per-seed values. logs: seeds x cells of the log primary metric at the final step. seeds_needed: the fewest
     seeds for 80%."""
-    cfg = config["stats"]
-    alpha, sims = alpha_of(cfg), cfg["power_simulations"]
+    cfg, names = plan.stats, plan.design.names
+    alpha, sims = plan.alpha, cfg["power_simulations"]
     judged = contrasts[contrasts["role"].isin(["confirmatory", "control"])]
     rows = []
     for _, r in judged.iterrows():

@@ -25,6 +25,7 @@ import pandas as pd
 from ganablate import catalog
 from ganablate.analysis.cells import ordered
 from ganablate.study.design import SPANNED, Design, label_of
+from ganablate.study.plan import Plan
 
 COMPARISONS = ("fix", "in_broken", "in_working")
 FROM_CONTRASTS = ("contrast", "role", "ratio", "ratio_ci_low", "ratio_ci_high", "verdict")
@@ -86,15 +87,17 @@ def seconds_per_step(runs: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     return each[names].assign(seconds_per_step=per_step.to_numpy())
 
 
-def remedies_table(contrasts: pd.DataFrame, found: list, runs: pd.DataFrame, design: Design, config: dict):
+def remedies_table(contrasts: pd.DataFrame, found: list, runs: pd.DataFrame, plan: Plan):
     """contrasts: the contrasts table (contrasts.csv's rows); found: its contrasts (contrasts.contrasts_of)."""
-    spec, cfg, names = config["stats"]["remedies"], config["stats"], design.names
+    design, spec = plan.design, plan.stats["remedies"]
+    names = design.names
     columns = [*names, *TAIL]
     if spec is None:
         return pd.DataFrame(columns=columns)
     axis, feed_axis = design.axis(spec["axis"]), design.axis(spec["feed_axis"])
     reference, working, broken = (label_of(spec[k]) for k in ("reference", "working", "broken"))
-    at = {"step": config["train"]["steps"], "extractor": cfg["primary_extractor"], "metric": cfg["primary_metric"]}
+    metric, extractor, step = plan.primary
+    at = {"step": step, "extractor": extractor, "metric": metric}
     run = set(design.cells)
     timed = seconds_per_step(runs, names)
     timed = timed[timed[feed_axis.name].isin([working, broken]) & np.isfinite(timed["seconds_per_step"])]

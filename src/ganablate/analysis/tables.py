@@ -13,31 +13,28 @@ import pandas as pd
 from ganablate.analysis import aggregate, cells, contrasts, factorial, mechanism, over_training, power, remedies
 from ganablate.catalog import compared_metrics
 from ganablate.study import outputs
-from ganablate.study.design import Design, design_of
-from ganablate.study.plan import DIVERGED_RULE, plan_hash, plan_of
+from ganablate.study.plan import DIVERGED_RULE, Plan
 
 
 @dataclass
-class Study:
-    """What every table is built from: the config, its design and plan, and the aggregated runs and logs."""
+class Evidence:
+    """What every table is built from: the plan, and the aggregated runs and training logs."""
 
-    config: dict
-    design: Design
-    plan: dict
+    plan: Plan
     runs: pd.DataFrame
     logs: pd.DataFrame
 
     @classmethod
-    def load(cls, config: dict, tables: str | Path) -> Study:
-        design = design_of(config)
-        runs = aggregate.load_runs(tables, design.names)
-        logs = aggregate.read_table(tables, "train_logs", design.names, hint="run `ganablate aggregate` first")
-        return cls(config, design, plan_of(config), runs, logs)
+    def load(cls, plan: Plan, tables: str | Path) -> Evidence:
+        names = plan.design.names
+        runs = aggregate.load_runs(tables, names)
+        logs = aggregate.read_table(tables, "train_logs", names, hint="run `ganablate aggregate` first")
+        return cls(plan, runs, logs)
 
 
-def _notes(study: Study) -> dict[str, str]:
-    cfg, plan = study.config["stats"], study.plan
-    level, step = f"{cfg['confidence_level']:.0%}", plan["final_step"]
+def _notes(plan: Plan) -> dict[str, str]:
+    cfg = plan.stats
+    level, step = f"{plan.level:.0%}", plan.final_step
     directions = ", ".join(f"{m}: {b} is better" for m, b in compared_metrics().items())
     margin = f"±{cfg['equivalence_margin']:.0%}"
     notes = {
@@ -52,7 +49,7 @@ def _notes(study: Study) -> dict[str, str]:
         f"{directions}. ratio with its {level} t CI; p unadjusted; p_holm over the confirmatory family "
         f"(role confirmatory); p_equivalence: paired TOST within {margin} (a declared test: equivalence or "
         f"noninferiority, its own test within its margin: the contrast's name says which), with its "
-        f"{1 - 2 * plan['alpha']:.0%} CI (equivalence_ci_*); equivalence_bound: the smallest margin that "
+        f"{1 - 2 * plan.alpha:.0%} CI (equivalence_ci_*); equivalence_bound: the smallest margin that "
         f"CI meets; a declared test's verdict rests on its p, Holm-adjusted (p_holm) in the confirmatory "
         f"family; p_failures: exact McNemar of the two arms' failures. '*': the axis the contrast spans. "
         f"Roles: confirmatory (the declared family), control (every other simple effect at the primary "
@@ -65,7 +62,7 @@ def _notes(study: Study) -> dict[str, str]:
         f"beyond it at the final step also fails. Wilson {level} CI per cell.",
         "power": f"Simulated power ({cfg['power_simulations']} studies, seed {cfg['seed']}) of the rule each "
         f"confirmatory and control contrast is judged by, at the SD over seeds of its own per-seed contrast; "
-        f"seeds_needed for {plan['power_target']:.0%} power (NA: more than {cfg['max_seeds']}).",
+        f"seeds_needed for {plan.record['power_target']:.0%} power (NA: more than {cfg['max_seeds']}).",
         "context_gap": "Per cell: median over runs of each run's mean context gap (logits) and D accuracy over the "
         "second half of training.",
         "mechanism": f"stats.mechanism within every cell of the other axes: recovered = 1 - mean log(repaired/"
@@ -83,37 +80,32 @@ def _notes(study: Study) -> dict[str, str]:
         f"means over seeds at the first and last checkpoint) and the mean over seeds of each seed's OLS "
         f"slope of the log ratio per 1000 steps, t {level} CI, unadjusted p.",
     }
-    tail = f" [analysis plan {plan_hash(plan)}]"
+    tail = f" [analysis plan {plan.hash}]"
     return {name: note + tail for name, note in notes.items()}
 
 
-def build(study: Study) -> dict[str, pd.DataFrame]:
-    config, design, runs = study.config, study.design, study.runs
-    found, _, _ = contrasts.contrasts_of(design, config)
-    table = contrasts.contrasts_table(runs, design, config, cells.failed_rows(runs, design, config))
+def build(evidence: Evidence) -> dict[str, pd.DataFrame]:
+    plan, runs = evidence.plan, evidence.runs
+    design = plan.design
+    found, _, _ = contrasts.contrasts_of(plan)
+    table = contrasts.contrasts_table(runs, plan, cells.failed_rows(runs, plan))
     table = (
         cells.ordered(table, design, ["kind", *design.names, "step", "extractor", "metric"]) if len(table) else table
     )
-    cfg = config["stats"]
-    final = runs[
-        cells.usable(runs)
-        & (runs["metric"] == cfg["primary_metric"])
-        & (runs["extractor"] == cfg["primary_extractor"])
-        & (runs["step"] == config["train"]["steps"])
-    ]
+    final = runs[cells.usable(runs) & cells.at_primary(runs, plan)]
     values = contrasts.as_cells(contrasts.wide(final, design.names, "value"), design.names)
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.log(values.where(values > 0))
     built = {
-        "summary": cells.summary_table(runs, design, config),
+        "summary": cells.summary_table(runs, plan),
         "contrasts": table,
-        "trend": over_training.trend_table(runs, found, design.names, config),
-        "mechanism": mechanism.mechanism_table(runs, study.logs, design, config),
-        "remedies": remedies.remedies_table(table, found, runs, design, config),
-        "mixed": factorial.mixed_table(runs, design, config),
-        "failures": cells.failures_table(runs, design, config),
-        "power": power.power_table(table, {c.name: c for c in found}, logs, design.names, config),
-        "context_gap": cells.context_table(study.logs, design),
+        "trend": over_training.trend_table(runs, found, plan),
+        "mechanism": mechanism.mechanism_table(runs, evidence.logs, plan),
+        "remedies": remedies.remedies_table(table, found, runs, plan),
+        "mixed": factorial.mixed_table(runs, plan),
+        "failures": cells.failures_table(runs, plan),
+        "power": power.power_table(table, {c.name: c for c in found}, logs, plan),
+        "context_gap": cells.context_table(evidence.logs, design),
     }
     assert list(built) == list(outputs.TABLES)  # one registry of names: outputs.py
     return built
@@ -130,28 +122,28 @@ def write_table(table: pd.DataFrame, out_dir: Path, name: str, note: str) -> lis
     return paths
 
 
-def launch_check(study: Study) -> dict:
+def launch_check(evidence: Evidence) -> dict:
     """The plan's hash now, the hashes the runs were trained under, and whether the plan changed after launch."""
-    now = plan_hash(study.plan)
-    launched = sorted({str(h) for h in study.runs["plan_hash"].dropna().unique()})
+    now, runs = evidence.plan.hash, evidence.runs
+    launched = sorted({str(h) for h in runs["plan_hash"].dropna().unique()})
     return {
         "hash": now,
         "launch_hashes": launched,
         "plan_changed_after_launch": any(h != now for h in launched),
-        "runs_without_plan": int(study.runs.drop_duplicates([*study.design.names, "seed"])["plan_hash"].isna().sum()),
+        "runs_without_plan": int(runs.drop_duplicates([*evidence.plan.design.names, "seed"])["plan_hash"].isna().sum()),
     }
 
 
 def write_stats(config: dict, tables: str | Path) -> list[Path]:
     tables = Path(tables)
-    study = Study.load(config, tables)
-    check = launch_check(study)
+    evidence = Evidence.load(Plan.from_config(config), tables)
+    check = launch_check(evidence)
     if check["plan_changed_after_launch"]:
         print(
             f"plan changed after launch: runs trained under {', '.join(check['launch_hashes'])}, "
             f"the plan is now {check['hash']}"
         )
-    notes = _notes(study)
-    paths = [p for name, table in build(study).items() for p in write_table(table, tables, name, notes[name])]
-    (tables / "plan.json").write_text(json.dumps(check | study.plan, indent=2) + "\n")
+    notes = _notes(evidence.plan)
+    paths = [p for name, table in build(evidence).items() for p in write_table(table, tables, name, notes[name])]
+    (tables / "plan.json").write_text(json.dumps(check | evidence.plan.record, indent=2) + "\n")
     return [*paths, tables / "plan.json"]

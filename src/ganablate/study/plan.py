@@ -1,13 +1,16 @@
 """The analysis plan: everything that decides a verdict, declared in config and frozen when the study launches.
 
 The workflow writes plan.json before any training job (`ganablate plan`); every run records its hash in
-summary.json; `ganablate stats` recomputes the plan from the config it is given and says "plan changed after
-launch" when the runs were trained under another one.
+summary.json; `ganablate stats` builds the Plan from the config it is given, says "plan changed after launch" when
+the runs were trained under another one, and hands the Plan, not the config, to every builder of the analysis.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from ganablate import __version__
@@ -103,9 +106,10 @@ def linear_sides(weights: tuple[tuple[str, float], ...]) -> tuple[str, str]:
     return tuple(" + ".join(_term(lab, w) for lab, w in weights if (w > 0) == sign) for sign in (True, False))
 
 
-def plan_of(config: dict) -> dict:
-    """The plan as data (JSON-ready, key order fixed): what stats will decide with, known before any run."""
-    cfg, design = config["stats"], design_of(config)
+def plan_of(config: dict, design: Design | None = None) -> dict:
+    """The plan as data (JSON-ready, key order fixed): what stats will decide with, known before any run. design:
+    the config's, computed when not given."""
+    cfg, design = config["stats"], design or design_of(config)
     return {
         "study": config["study"]["name"],
         **design.as_dict(),
@@ -118,9 +122,9 @@ def plan_of(config: dict) -> dict:
         "checkpoints": checkpoint_steps(config["train"]),
         "n_samples": config["eval"]["n_samples"],
         "test": cfg["test"],
-        "confirmatory": [contrast_name(d) for d in declared(design, config, "confirmatory")],
-        "controls": [contrast_name(d) for d in declared(design, config, "controls")],
-        "contrasts": [contrast_name(d) for d in declared(design, config, "contrasts")],
+        "confirmatory": [contrast_name(d) for d in declared(design, cfg, "confirmatory")],
+        "controls": [contrast_name(d) for d in declared(design, cfg, "controls")],
+        "contrasts": [contrast_name(d) for d in declared(design, cfg, "contrasts")],
         "mechanism": cfg["mechanism"],
         "remedies": cfg["remedies"],
         # What the runs compute and how they are scored: a verdict means nothing apart from them.
@@ -146,11 +150,51 @@ def plan_of(config: dict) -> dict:
     }
 
 
-def declared(design: Design, config: dict, name: str) -> list[Declared]:
-    """stats.<name>'s contrasts; those testing equivalence or non-inferiority carry their margin (their own, else
-    stats.equivalence_margin)."""
-    stats = config["stats"]
+def declared(design: Design, stats: dict, name: str) -> list[Declared]:
+    """stats.<name>'s contrasts (stats: the config's stats section); those testing equivalence or non-inferiority
+    carry their margin (their own, else stats.equivalence_margin)."""
     return declared_contrasts(design, stats[name], f"stats.{name}", stats["equivalence_margin"])
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The plan as the analysis decides with it, built once from a study's config: its design, its stats section as
+    declared, the final step, and `record`, what plan.json holds (plan_of), whose hash the runs carry. Every builder
+    of analysis/ takes the runs and a Plan, never the raw config: the final step, the primary metric and extractor,
+    alpha and the declared contrasts are read here, parsed once."""
+
+    design: Design
+    stats: dict
+    final_step: int
+    record: dict
+
+    @classmethod
+    def from_config(cls, config: dict) -> Plan:
+        design = design_of(config)
+        return cls(design, copy.deepcopy(config["stats"]), config["train"]["steps"], plan_of(config, design))
+
+    @property
+    def hash(self) -> str:
+        return plan_hash(self.record)
+
+    @property
+    def alpha(self) -> float:
+        return alpha_of(self.stats)
+
+    @property
+    def level(self) -> float:
+        """The confidence level of every interval."""
+        return self.stats["confidence_level"]
+
+    @property
+    def primary(self) -> tuple[str, str, int]:
+        """(metric, extractor, step) where every verdict is read: the primary metric and extractor, the final step."""
+        return self.stats["primary_metric"], self.stats["primary_extractor"], self.final_step
+
+    @functools.cached_property
+    def declared(self) -> dict[str, list[Declared]]:
+        """stats.confirmatory's, stats.controls' and stats.contrasts' contrasts, by key."""
+        return {name: declared(self.design, self.stats, name) for name in ("confirmatory", "controls", "contrasts")}
 
 
 def plan_hash(plan: dict) -> str:
