@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ganablate.report.findings import fmt, write_findings
-from ganablate.report.view import Study
+from ganablate.report.view import StudyView
 from ganablate.study import vocab
 from ganablate.study.config import UsageError
 from tests.synthetic_tables import Synthetic, axis
@@ -42,7 +42,7 @@ def _line(text: str, contrast: str) -> str:
 
 
 def _contrasts(tables) -> pd.DataFrame:
-    table = Study(tables).table("contrasts")
+    table = StudyView(tables).table("contrasts")
     return table[(table["metric"] == "fid") & (table["step"] == 500)]
 
 
@@ -55,7 +55,7 @@ def _copy(tables, tmp_path):
 def _edit(tables, tmp_path, name: str, where: dict, changes: dict):
     """A copy of the tables with the one row of name.csv that matches `where` changed."""
     copy = _copy(tables, tmp_path)
-    table = Study(copy).table(name)
+    table = StudyView(copy).table(name)
     mask = pd.Series(True, index=table.index)
     for key, value in where.items():
         mask &= table[key] == value
@@ -99,7 +99,7 @@ def test_the_confirmatory_answer_prints_every_number_of_its_rows(tables, tmp_pat
     answer = _section(_findings(tables, tmp_path), "The confirmatory answer")
     rows = _contrasts(tables)
     rows = rows[rows["role"] == "confirmatory"]
-    power = Study(tables).table("power").set_index("contrast")
+    power = StudyView(tables).table("power").set_index("contrast")
     assert len(rows) == 2
     for _, r in rows.iterrows():
         line = _line(answer, r["contrast"])
@@ -189,7 +189,7 @@ def test_interactions_and_trends_are_exploratory_unless_confirmatory(tables, tmp
 
 def test_the_trend_over_training_is_exploratory_and_read_from_trend_csv(tables, tmp_path):
     section = _section(_findings(tables, tmp_path), "Over training (exploratory)")
-    t = Study(tables).table("trend").iloc[0]
+    t = StudyView(tables).table("trend").iloc[0]
     line = _line(section, t["contrast"])
     assert (
         f"ratio {fmt(t['ratio_first'])} at step 250, {fmt(t['ratio_last'])} at step 500; log-ratio slope "
@@ -200,7 +200,7 @@ def test_the_trend_over_training_is_exploratory_and_read_from_trend_csv(tables, 
 
 def test_the_mechanism_is_given_on_both_scales_and_a_null_association_with_its_ci(tables, tmp_path):
     section = _section(_findings(tables, tmp_path), "Mechanism")
-    m = Study(tables).table("mechanism").set_index(["batch", "step"]).loc[("16", 500)]
+    m = StudyView(tables).table("mechanism").set_index(["batch", "step"]).loc[("16", 500)]
     line = next(li for li in section.splitlines() if li.startswith("- batch = 16:"))
     assert (
         f"joint_consistent recovers {fmt(m['recovered'])} of joint's gap to split on the log scale (95% CI "
@@ -289,7 +289,7 @@ def test_the_page_names_only_the_axes_and_levels_of_plan_json(tmp_path):
         in text
     )
     assert "**alpha: a2 vs a1 | beta=nan**: " in text and "- beta = nan: a2 recovers" in text
-    assert set(Study(tables).table("contrasts")["beta"]) == {"nan", "16", "*"}
+    assert set(StudyView(tables).table("contrasts")["beta"]) == {"nan", "16", "*"}
 
 
 def test_a_single_axis_study_has_no_interaction_and_the_rst_is_beside_the_md(tmp_path):

@@ -12,7 +12,7 @@ from matplotlib import image
 
 from ganablate.report import figures as plots
 from ganablate.report.figures import Facets, write_figures
-from ganablate.report.view import Study
+from ganablate.report.view import StudyView
 from ganablate.study import outputs
 from ganablate.study.config import UsageError
 from tests.synthetic_tables import DATASET, Synthetic, axis
@@ -75,7 +75,7 @@ def test_figures_are_drawn_when_no_contrast_exists(tmp_path):
 
 def test_the_panels_follow_the_declared_axes(tmp_path):
     tables = Synthetic(FOUR, seeds=range(1)).write(tmp_path, images=False)
-    facets = Facets(Study(tables))
+    facets = Facets(StudyView(tables))
     assert facets.compared.name == "feed" and facets.levels == ["split", "joint", "joint_consistent"]
     assert facets.rows == [("16",), ("64",)]
     assert facets.cols == list(itertools.product(["none", "batch"], ["32", "64"]))
@@ -85,7 +85,7 @@ def test_the_panels_follow_the_declared_axes(tmp_path):
 def test_an_ofat_design_leaves_the_panels_without_a_cell_empty(tmp_path):
     axes = {"feed": FEED, "batch": BATCH, "norm": NORM}
     tables = Synthetic(axes, seeds=range(1), cells=_ofat(axes)).write(tmp_path, images=False)
-    facets = Facets(Study(tables))
+    facets = Facets(StudyView(tables))
     held = {(r, c) for r, c in itertools.product(facets.rows, facets.cols) if facets.held(r, c)}
     assert held == {(("64",), ("none",)), (("16",), ("none",)), (("64",), ("batch",))}
 
@@ -134,7 +134,7 @@ def test_a_comparison_declared_under_two_tests_is_drawn_once_in_the_heatmap(tmp_
     joint = table[(table["kind"] == "simple") & (table["level"] == "joint") & (table["level_ref"] == "split")]
     twice = joint.assign(contrast=joint["contrast"] + " (equivalence, margin 10%)", verdict="not equivalent")
     pd.concat([table, twice]).to_csv(tables / "contrasts.csv", index=False)
-    figure = plots.effects_heatmap(Study(tables), pd.concat([table, twice]))
+    figure = plots.effects_heatmap(StudyView(tables), pd.concat([table, twice]))
     labels = [t.get_text() for ax in figure.axes for t in ax.texts]
     assert len([label for label in labels if "[" in label]) == 2  # one cell each: joint and joint_consistent vs split
     assert not any(label.endswith("not equivalent") for label in labels)  # the first, difference, row
@@ -148,7 +148,7 @@ def test_every_verdict_has_its_own_marker_in_the_forest_plot_and_its_legend_name
     tables = Synthetic({"feed": FEED}, seeds=range(3)).write(tmp_path, images=False, confirmatory=2)
     table = pd.read_csv(tables / "contrasts.csv", keep_default_na=False)
     table.loc[table["role"] == "confirmatory", "verdict"] = ["inferior", "non-inferior"]
-    figure = plots.contrasts(Study(tables), table)
+    figure = plots.contrasts(StudyView(tables), table)
     legend = {t.get_text() for t in figure.legends[0].texts}
     assert {"inferior", "non-inferior"} <= legend and not legend & {"inconclusive", "worse", "better"}
     markers = {line.get_marker() for line in figure.axes[0].lines if line.get_linestyle() == "None"}

@@ -20,7 +20,7 @@ RUN_INFO = ["status", "steps_done", "plan_hash"]  # from summary.json, beside th
 # alone). Measurements of the machine, not results: runs.csv stays the same bytes wherever the runs ran.
 TIMING = ["wall_seconds", "stack_size"]
 METRICS_COLUMNS = ["step", "extractor", "metric", "value"]
-LOG_COLUMNS = ["step", "d_acc", "context_gap"]
+LOGGED = ["step", "d_acc", "context_gap"]  # the columns of train_log.csv the analysis reads
 STATUSES = ("completed", "diverged")
 
 
@@ -71,7 +71,7 @@ def _read_run(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     }
     # metrics.csv repeats the run's status; summary.json is the source of it.
     metrics = _read_csv(run_dir / "metrics.csv", METRICS_COLUMNS).drop(columns="status", errors="ignore")
-    log = _read_csv(run_dir / "train_log.csv", LOG_COLUMNS)
+    log = _read_csv(run_dir / "train_log.csv", LOGGED)
     results = {k: v for k, v in run.items() if k not in TIMING}
     return run, metrics.assign(**results), log.assign(**results)
 

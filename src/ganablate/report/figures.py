@@ -22,7 +22,7 @@ from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
 from ganablate.catalog import entries
-from ganablate.report.view import Study
+from ganablate.report.view import StudyView
 from ganablate.study import outputs
 from ganablate.study.config import UsageError
 
@@ -45,7 +45,7 @@ class Facets:
     """The compared axis and the grid of panels the other axes make: one panel per combination of their labels
     that a cell of the design holds, rows by the second axis, columns by the rest."""
 
-    def __init__(self, study: Study):
+    def __init__(self, study: StudyView):
         self.study = study
         self.compared = study.axes[0]
         self.levels = list(self.compared.labels)
@@ -109,7 +109,7 @@ class Facets:
         )
 
 
-def metric_label(study: Study) -> str:
+def metric_label(study: StudyView) -> str:
     units = entries("metrics")[study.metric]["units"]
     return f"{study.metric_name} ({units}, {study.extractor} features)\n{study.better} is better"
 
@@ -133,7 +133,7 @@ def _message(text: str) -> plt.Figure:
 # --- primary metric per seed ---------------------------------------------------------------------
 
 
-def run_outcomes(study: Study, runs: pd.DataFrame) -> pd.DataFrame:
+def run_outcomes(study: StudyView, runs: pd.DataFrame) -> pd.DataFrame:
     """One row per run: its primary metric at the final step and why it failed ('' when it did not), by the
     failure threshold plan.json declares."""
     keys = [*study.names, "seed"]
@@ -238,7 +238,7 @@ def primary_over_steps(facets: Facets, summary: pd.DataFrame) -> plt.Figure:
 # --- contrasts -----------------------------------------------------------------------------------
 
 
-def contrasts(study: Study, table: pd.DataFrame) -> plt.Figure:
+def contrasts(study: StudyView, table: pd.DataFrame) -> plt.Figure:
     """Forest plot of the confirmatory and control rows: ratio with its CI on a log axis, coloured by verdict;
     the equivalence margin shaded around 1, and for controls the TOST's interval as a wide pale bar."""
     rows = study.primary(table)
@@ -302,7 +302,7 @@ def _spaced_ticks(low: float, high: float) -> list[float]:
     return sorted(kept)
 
 
-def _heatmap_panel(ax, study: Study, rows: pd.DataFrame, bound: float, cmap: str) -> None:
+def _heatmap_panel(ax, study: StudyView, rows: pd.DataFrame, bound: float, cmap: str) -> None:
     """One axis's simple contrasts against its reference: a row per cell of the other axes, a column per level."""
     rows = rows.assign(pair=rows["level"] + " vs " + rows["level_ref"])
     cells, pairs = list(dict.fromkeys(rows["cell"])), list(dict.fromkeys(rows["pair"]))
@@ -338,7 +338,7 @@ def _heatmap_panel(ax, study: Study, rows: pd.DataFrame, bound: float, cmap: str
     ax.tick_params(axis="y", rotation=0)
 
 
-def effects_heatmap(study: Study, table: pd.DataFrame) -> plt.Figure:
+def effects_heatmap(study: StudyView, table: pd.DataFrame) -> plt.Figure:
     """Every axis against its reference level, in every cell of the other axes: the paired ratio (colour), its CI
     and the verdict, as contrasts.csv holds them."""
     rows = study.primary(table)
@@ -380,7 +380,7 @@ def effects_heatmap(study: Study, table: pd.DataFrame) -> plt.Figure:
 # --- mechanism -----------------------------------------------------------------------------------
 
 
-def mechanism(study: Study, table: pd.DataFrame) -> plt.Figure:
+def mechanism(study: StudyView, table: pd.DataFrame) -> plt.Figure:
     """The share of the broken level's gap to the reference that the repaired level recovers, over training, on
     the log and raw scales, and the association of the context gap with the metric at the final step."""
     rows = study.primary(table, final=False)
@@ -421,7 +421,7 @@ def mechanism(study: Study, table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def _gap_panel(ax, study: Study, rows: pd.DataFrame, colours: dict) -> None:
+def _gap_panel(ax, study: StudyView, rows: pd.DataFrame, colours: dict) -> None:
     rows = rows.reset_index(drop=True)
     y = np.arange(len(rows))[::-1]
     for yi, (_, r) in zip(y, rows.iterrows()):
@@ -438,7 +438,7 @@ def _gap_panel(ax, study: Study, rows: pd.DataFrame, colours: dict) -> None:
 # --- samples -------------------------------------------------------------------------------------
 
 
-def samples_final(study: Study, facets: Facets, runs: pd.DataFrame, runs_root: Path) -> plt.Figure:
+def samples_final(study: StudyView, facets: Facets, runs: pd.DataFrame, runs_root: Path) -> plt.Figure:
     """The final sample grid of each cell's first seed: a column per compared level, a row per cell of the rest."""
     dataset = runs["dataset"].iloc[0]
     rest = [c for c in itertools.product(facets.rows, facets.cols) if facets.held(*c)]
@@ -464,7 +464,7 @@ def samples_final(study: Study, facets: Facets, runs: pd.DataFrame, runs_root: P
     return fig
 
 
-def _sample(ax, study: Study, runs: pd.DataFrame, root: Path) -> None:
+def _sample(ax, study: StudyView, runs: pd.DataFrame, root: Path) -> None:
     if runs.empty:
         ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
         return
@@ -487,7 +487,7 @@ def write_figures(config: dict, tables: str | Path, runs_root: str | Path, out_d
     runs_root, out_dir = Path(runs_root), Path(out_dir)
     if not runs_root.is_dir():
         raise UsageError(f"--runs-root: {runs_root} is not a directory")
-    study = Study(tables)
+    study = StudyView(tables)
     runs = study.table("runs", hint="run `ganablate aggregate` first")
     summary, table, mech = (study.table(name) for name in ("summary", "contrasts", "mechanism"))
     plt.switch_backend("Agg")  # files only, also where a display exists

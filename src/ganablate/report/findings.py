@@ -15,7 +15,7 @@ import pandas as pd
 
 from ganablate.catalog import entries
 from ganablate.files import atomic_write_text
-from ganablate.report.view import Study
+from ganablate.report.view import StudyView
 from ganablate.study import vocab
 
 
@@ -50,7 +50,7 @@ class Page:
     """The tables of one study and the page they make, section by section."""
 
     def __init__(self, tables: str | Path):
-        self.study = study = Study(tables)
+        self.study = study = StudyView(tables)
         self.plan = study.plan
         self.contrasts = study.table("contrasts")
         self.power, self.trend, self.mechanism, self.failures, self.mixed, self.remedies = (

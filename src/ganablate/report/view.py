@@ -14,11 +14,11 @@ import pandas as pd
 from ganablate.analysis.aggregate import read_table
 from ganablate.catalog import entries
 from ganablate.study.config import UsageError
-from ganablate.study.design import SPANNED, Axis, Design
+from ganablate.study.design import SPANNED, Design
 
 
-class Study:
-    """plan.json and the tables beside it."""
+class StudyView:
+    """plan.json and the tables beside it: one view of a study for its figures and its findings page."""
 
     def __init__(self, tables: str | Path):
         self.folder = Path(tables)
@@ -26,11 +26,8 @@ class Study:
         if not path.is_file():
             raise UsageError(f"--tables: {path} not found (run `ganablate stats` first)")
         self.plan = json.loads(path.read_text())
-        self.axes = [
-            Axis(a["name"], a["sets"], tuple(a["levels"]), tuple(a["values"]), a["reference"], a["ordered"])
-            for a in self.plan["axes"]
-        ]
-        self.design = Design(tuple(self.axes), tuple(tuple(c) for c in self.plan["cells"]), tuple(self.plan["seeds"]))
+        self.design = Design.from_dict(self.plan)
+        self.axes = list(self.design.axes)
         self.names = self.design.names
         self.metric, self.extractor = self.plan["primary_metric"], self.plan["extractor"]
         self.step = int(self.plan["final_step"])

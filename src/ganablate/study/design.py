@@ -163,6 +163,15 @@ class Design:
             "seeds": list(self.seeds),
         }
 
+    @classmethod
+    def from_dict(cls, record: dict) -> Design:
+        """The design as_dict recorded (plan.json holds it): the report reads the design the statistics used."""
+        axes = tuple(
+            Axis(a["name"], a["sets"], tuple(a["levels"]), tuple(a["values"]), a["reference"], a["ordered"])
+            for a in record["axes"]
+        )
+        return cls(axes, tuple(tuple(c) for c in record["cells"]), tuple(record["seeds"]))
+
 
 def run_config(config: dict, cell: dict[str, str], design: Design | None = None, whole: bool = True) -> dict:
     """The config a cell's runs train with: each of the cell's axes' key set to its level. The one place a cell is
