@@ -16,8 +16,9 @@ d) solo vs stacked training throughput (stack.py) on --device, in images/s (seed
 e) the paper study's (config/paper.yaml) projected wall time on --device: training jobs x steps over the
    measured stack rate at its width and stack size, plus its runs x one run's scoring time when f) ran;
 f) seconds to score one run of the paper study (its checkpoints, eval.n_samples) on --device;
-g) seconds per training step of each BatchNorm remedy in D (models.NORMS: ghost, realhalf, reference, virtual,
-   batch_eval, batch_detached) against batch, for split and joint, one after the other on one CPU thread;
+g) seconds per training step of each BatchNorm remedy in D (the norms registered with remedy=True: ghost,
+   ghost_mixed, realhalf, reference, virtual, batch_eval, batch_detached) against batch, for split and joint, one
+   after the other on one CPU thread;
 t) `python -m pytest tests/test_stack.py -k cuda`: the stack's CUDA tests (skipped on a machine without CUDA).
 By default --device cpu runs a, b, c, d, e, g and --device cuda runs t, d, f, e (--parts chooses).
 Prints a table and writes it as CSV (one row per measurement, `ratio` where a comparison is made).
@@ -42,7 +43,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ganablate import catalog
-from ganablate.components.feeds import FEEDS
 from ganablate.components.networks import build_discriminator, build_generator
 from ganablate.data import ImageData, load_dataset
 from ganablate.device import stack_groups, stack_size
@@ -50,14 +50,9 @@ from ganablate.study.config import checkpoint_steps, load_config
 from ganablate.study.design import design_of, seeds_of
 from ganablate.training.train import (
     Run,
-    Streams,
-    _networks,
-    _record,
-    draw,
-    optimizers,
+    Trainer,
     stream_seed,
     train_run,
-    train_step,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -254,29 +249,20 @@ def stack_steps_per_second(
     norm: str = "batch",
 ) -> float:
     """Training steps per second of `size` seeds of one (feed, norm) in one process: a solo run for size 1 (as
-    train_stack runs one seed), a stack.Stack for more. The loop body of train._train as it is (draw, train_step,
-    _record with its per-step loss check), without the state saved every train.state_every steps; the clock
-    starts after `warmup` steps (CUDA context, cuDNN's algorithm choice, allocator)."""
+    train_stack runs one seed), a stack.Stack for more. The training loop's step as it is (train.Trainer.step: draw,
+    train_step, the record with its per-step loss check), without the state saved every train.state_every steps;
+    the clock starts after `warmup` steps (CUDA context, cuDNN's algorithm choice, allocator)."""
     model_cfg = copy.deepcopy(config["model"]) | {"g_width": width, "d_width": width, "d_norm": norm}
-    train_cfg = copy.deepcopy(config["train"]) | {"steps": 10**9, "checkpoints": [], "log_every": 10**9}
+    train_cfg = copy.deepcopy(config["train"]) | {"steps": 10**9, "checkpoints": [], "log_every": 10**9, "feed": feed}
     seeds = list(range(size))
-    nets = _networks(data.image_shape, model_cfg, seeds, device, data.train_images)
-    opt_g, opt_d = optimizers(nets, train_cfg)
-    streams = [Streams.of(seed) for seed in seeds]
-    pool = data.train_images.to(device).contiguous(memory_format=torch.channels_last)
     runs = [Run(seed, Path(os.devnull), "") for seed in seeds]  # nothing is written: no checkpoint, no log row
-
-    def step(i: int) -> None:
-        real, z = draw(streams, pool, train_cfg["batch_size"], model_cfg["z_dim"], device)
-        out = train_step(nets, opt_g, opt_d, FEEDS[feed], real, z)
-        _record(i, nets, out, runs, [opt_g, opt_d], train_cfg, progress=None)
-
+    trainer = Trainer(config | {"model": model_cfg, "train": train_cfg}, seeds, data, device, runs)
     for i in range(1, warmup + 1):
-        step(i)
+        trainer.step(i)
     _synchronize(device)
     start = time.perf_counter()
     for i in range(warmup + 1, warmup + steps + 1):
-        step(i)
+        trainer.step(i)
     _synchronize(device)
     return steps / (time.perf_counter() - start)
 

@@ -497,6 +497,34 @@ def _finish(
 # --- the loop ----------------------------------------------------------------------------------
 
 
+class Trainer:
+    """A cell's seeds in training in one process: their networks (a Solo run for one seed, a stack.Stack for
+    several), optimizers, random streams and records. step() is one training step of every running seed, the step
+    train_run's and train_stack's loop takes; benchmarks/run.py times it without the loop's files."""
+
+    def __init__(self, config: dict, seeds: list[int], data, device: torch.device, runs: list[Run]):
+        self.train_cfg, self.model_cfg, self.device, self.runs = config["train"], config["model"], device, runs
+        self.feed, self.loss = FEEDS[self.train_cfg["feed"]], loss_of(self.train_cfg)
+        self.nets = _networks(data.image_shape, self.model_cfg, seeds, device, data.train_images)
+        self.opt_g, self.opt_d = optimizers(self.nets, self.train_cfg)
+        self.streams = [Streams.of(seed) for seed in seeds]
+        self.pool = data.train_images.to(device).contiguous(memory_format=torch.channels_last)
+
+    def step(self, step: int, progress=None) -> None:
+        """Training step `step` (from 1): a batch of reals and z drawn, D's and G's updates, each seed's record."""
+        real, z = draw(self.streams, self.pool, self.train_cfg["batch_size"], self.model_cfg["z_dim"], self.device)
+        out = train_step(self.nets, self.opt_g, self.opt_d, self.feed, real, z, self.loss)
+        _record(step, self.nets, out, self.runs, [self.opt_g, self.opt_d], self.train_cfg, progress)
+
+    @property
+    def running(self) -> bool:
+        return any(run.status == "running" for run in self.runs)
+
+    def state(self) -> tuple:
+        """What a saved state holds of the training: (nets, opt_g, opt_d, runs, streams)."""
+        return self.nets, self.opt_g, self.opt_d, self.runs, self.streams
+
+
 def _train(
     config: dict,
     seeds: list[int],
@@ -515,7 +543,7 @@ def _train(
         raise ConfigError(f"norm: unknown normalization {norm!r}; allowed: {', '.join(NORMS)}")
     train_cfg, model_cfg = config["train"], config["model"]
     try:
-        loss = loss_of(train_cfg)
+        loss = loss_of(train_cfg)  # an unknown name stops the run here, before its folders are touched
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if loss.penalty is not None and len(seeds) > 1:
@@ -530,27 +558,21 @@ def _train(
 
     runs = [Run(seed, out, run_hash(config, seed, seeds)) for seed, out in zip(seeds, outs)]
     state_hash = runs[0].run_hash if len(runs) == 1 else config_hash([run.run_hash for run in runs])
-    nets = _networks(data.image_shape, model_cfg, seeds, device, data.train_images)
-    opt_g, opt_d = optimizers(nets, train_cfg)
-    streams = [Streams.of(seed) for seed in seeds]
-    pool = data.train_images.to(device).contiguous(memory_format=torch.channels_last)
-    resumed_from, earlier_seconds = _resume(state_path, state_hash, device, nets, opt_g, opt_d, runs, streams)
+    trainer = Trainer(config, seeds, data, device, runs)
+    resumed_from, earlier_seconds = _resume(state_path, state_hash, device, *trainer.state())
     for run in runs:
         _restore_checkpoints(run, resumed=resumed_from is not None)
 
-    feed_fn = FEEDS[feed]
     start = resumed_from or 0
     t0 = time.perf_counter()
     progress = _progress(start, steps, runs)
     for step in range(start + 1, steps + 1):
-        real, z = draw(streams, pool, train_cfg["batch_size"], model_cfg["z_dim"], device)
-        out = train_step(nets, opt_g, opt_d, feed_fn, real, z, loss)
-        _record(step, nets, out, runs, [opt_g, opt_d], train_cfg, progress)
-        if all(run.status != "running" for run in runs):
+        trainer.step(step, progress)
+        if not trainer.running:
             break
         if step % train_cfg["state_every"] == 0 and step < steps:
             seconds = earlier_seconds + time.perf_counter() - t0
-            _save_state(state_path, state_hash, step, nets, opt_g, opt_d, runs, streams, seconds)
+            _save_state(state_path, state_hash, step, *trainer.state(), seconds)
 
     seconds = earlier_seconds + time.perf_counter() - t0
     return [_finish(run, runs, data.name, seconds, resumed_from, device, config, label) for run in runs]
