@@ -11,7 +11,7 @@ b) seconds to score one checkpoint (eval.n_samples images, domain extractor), re
 c) wall time of the study of --config (the default study) with `snakemake --cores 2` from an empty folder, and its
    overhead: wall time x 2 cores over the pure compute of its runs (training loops + scoring, timed in the jobs);
    the study is kept in <--out>/study-<time>/; skipped with --quick;
-d) solo vs stacked training throughput (stack.py) on --device, in images/s (seeds x batch x steps/s),
+d) solo vs stacked training throughput (training/stack.py) on --device, in images/s (seeds x batch x steps/s),
    per width and number of seeds per stack, with the ratio to a solo run of the same width;
 e) the paper study's (config/paper.yaml) projected wall time on --device: training jobs x steps over the
    measured stack rate at its width and stack size, plus its runs x one run's scoring time when f) ran;
@@ -229,7 +229,7 @@ def study_seconds(workdir: Path, config_file: Path) -> dict:
     return {"wall": wall, "training": training, "scoring": scoring, "runs": runs}
 
 
-# --- d) stacked seeds (stack.py), e) the paper study's projected time, f) scoring on the device -------------------
+# --- d) stacked seeds (training/stack.py), e) the paper study's projected time, f) scoring on the device ------
 
 
 def _synchronize(device: torch.device) -> None:

@@ -1,5 +1,5 @@
-"""The feed modes' defining properties (feed.py): the fourth cell of the 2x2 and the cached-statistics mode, against
-split, on one D step and one G step. In float64, so that "equal to float rounding" can be tight."""
+"""The feed modes' defining properties (components/feeds.py): the fourth cell of the 2x2 and the cached-statistics
+mode, against split, on one D step and one G step. In float64, so that "equal to float rounding" can be tight."""
 
 import copy
 

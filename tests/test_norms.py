@@ -1,5 +1,5 @@
-"""The BatchNorm remedies' defining properties (models.NORMS, issue 20), their bad settings, and their stacked runs.
-In float64, so that "equal to float rounding" can be tight."""
+"""The BatchNorm remedies' defining properties (components/norms.py, issue 20), their bad settings, and their stacked
+runs. In float64, so that "equal to float rounding" can be tight."""
 
 import copy
 
@@ -216,7 +216,7 @@ def test_batch_detached_is_batchs_forward_with_no_gradient_through_the_statistic
 
 @pytest.mark.parametrize("norm", list(NORMS))
 def test_per_sample_is_true_exactly_of_the_norms_whose_d_step_scores_a_row_apart_from_the_others(norm):
-    """models.Norm.per_sample, checked where it matters: in joint's D step (batch_eval's state moving on, the
+    """norms.Norm.per_sample, checked where it matters: in joint's D step (batch_eval's state moving on, the
     reference batch riding in front), a fake's logit stays when every other row of the mixed batch changes."""
     (real, fake), (other_real, other_fake) = batch(1), batch(2)
     other_fake[0] = fake[0]
@@ -289,7 +289,7 @@ def test_the_remedies_are_the_batchnorm_familys_norms_other_than_batch():
 @pytest.mark.parametrize("feed", list(FEEDS))
 @pytest.mark.parametrize("norm", ["batch", *REMEDIES])
 def test_a_stack_of_seeds_computes_what_each_seed_computes_alone(norm, feed):
-    """stack.py runs D under torch.func.vmap: the remedies' state is updated in place, without a branch on it."""
+    """training/stack.py runs D under torch.func.vmap: the remedies' state is updated in place, with no branch on it."""
     pairs = [(build_generator(SHAPE, MODEL).double(), discriminator(norm, seed)) for seed in range(2)]
     stack, solos = Stack(copy.deepcopy(pairs)), [D for _, D in pairs]
     real, fake = (torch.stack(t) for t in zip(batch(1), batch(2), strict=True))

@@ -1,4 +1,4 @@
-"""Stacked seeds (stack.py, issue 13): several seeds of one (feed, norm) trained in one process with torch.func
+"""Stacked seeds (training/stack.py, issue 13): several seeds of one (feed, norm) trained in one process with torch.func
 compute what their solo runs compute (up to float rounding), never disturb one another, and repeat and resume
 bitwise. CPU only, tiny networks on synthetic images made here."""
 

@@ -42,7 +42,7 @@ RUNS = [
 TABLES = f"{STUDY}/tables"
 FIGURES = f"{STUDY}/figures"
 LOGS = f"{STUDY}/logs"
-# Frozen when the study launches: every training job waits for it and records its hash (analysis/plan.py).
+# Frozen when the study launches: every training job waits for it and records its hash (study/plan.py).
 PLAN = f"{STUDY}/plan.json"
 
 

@@ -1,5 +1,5 @@
 """Architectures: the G and D a run trains, by name (model.arch). Torch-free to import: config validation reads the
-names; the networks are built, by train.py, evaluate.py and archcheck.py, only when a job needs them.
+names; the networks are built, by training, scoring and check-arch, only when a job needs them.
 
 The protocol an architecture meets (`ganablate check-arch NAME` checks it, and `ganablate train` checks a user's
 architecture before a run starts):
@@ -8,7 +8,7 @@ architecture before a run starts):
   section of the config. G maps z, a (N, model.z_dim) tensor of standard normal draws, to images (N, C, H, W) in
   [-1, 1], and has an attribute z_dim equal to model.z_dim (the evaluation draws its z from it).
 - build_d(image_shape, model_cfg, norm) -> D, an nn.Module mapping images (N, C, H, W) in [-1, 1] to one logit per
-  image, (N,) or (N, 1). `norm` is the normalization under study (model.d_norm; models.NormFactory): D builds every
+  image, (N,) or (N, 1). `norm` is the normalization under study (model.d_norm; norms.NormFactory): D builds every
   hidden normalization layer as norm(channels) and passes every weight layer through norm.weight(layer), so that the
   norm axis works on it. D holds no state of its own that depends on the batch beyond those layers; the reference
   batch of the norms that take one is put in front of every batch by ganablate, not by D.
@@ -32,7 +32,7 @@ ENTRY_POINTS = "ganablate.architectures"
 @dataclass(frozen=True)
 class Architecture:
     build_g: Callable  # (image_shape, model_cfg) -> G
-    build_d: Callable  # (image_shape, model_cfg, norm: models.NormFactory) -> D
+    build_d: Callable  # (image_shape, model_cfg, norm: norms.NormFactory) -> D
 
 
 ARCHITECTURES: dict[str, Architecture] = {}
@@ -94,5 +94,5 @@ def _dcgan_d(image_shape, model_cfg, norm):
     return build_dcgan_discriminator(image_shape, model_cfg, norm)
 
 
-ARCHITECTURES["dcgan"] = Architecture(_dcgan_g, _dcgan_d)  # the seed question's G and D (models.py)
+ARCHITECTURES["dcgan"] = Architecture(_dcgan_g, _dcgan_d)  # the seed question's G and D (dcgan.py)
 BUILTIN = tuple(ARCHITECTURES)

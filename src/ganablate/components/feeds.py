@@ -2,10 +2,10 @@
 
 This is the whole difference the study is about, side by side: a 2x2 of the D step (reals and fakes scored apart,
 or in one mixed batch) by the G step (the fakes scored alone, or inside a mixed batch), and one more G step, the
-fakes alone but normalized as in a mixed batch. With a per-sample D (models.Norm.per_sample; train.py runs spectral
-norm's power iteration once per step) all feed modes are the same math; with BatchNorm in D they are not, because a
+fakes alone but normalized as in a mixed batch. With a per-sample D (norms.Norm.per_sample; the training loop runs
+spectral norm's power iteration once per step) all feed modes are the same math; with BatchNorm in D they are not, because a
 batch's statistics depend on what else is in it. Every call of D says which of its rows are real and whether it is
-the D step (models.batch_rows), for the norms that normalize with the reals' statistics or learn from them.
+the D step (norms.batch_rows), for the norms that normalize with the reals' statistics or learn from them.
 """
 
 from __future__ import annotations

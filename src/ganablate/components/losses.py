@@ -1,6 +1,6 @@
 """GAN losses: what D and G minimize, given D's logits for reals and fakes (train.loss).
 
-A loss is the math after D: the feed mode (feed.py) decides how reals and fakes reach D, and any loss can follow any
+A loss is the math after D: the feed mode (feeds.py) decides how reals and fakes reach D, and any loss can follow any
 feed. A new loss of the study is one register_loss call here.
 """
 

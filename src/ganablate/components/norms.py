@@ -56,8 +56,8 @@ def register_norm(name: str, **settings) -> Norm:
 
 class _SpectralNorm(parametrizations._SpectralNorm):
     """torch's spectral-norm parametrization, with a power iteration that also runs under torch.func.vmap (a stack
-    of seeds, stack.py): it writes u and v with copy_ where torch's writes with F.normalize(..., out=), which vmap
-    refuses. The same values bit for bit, and the same state-dict keys."""
+    of seeds, training/stack.py): it writes u and v with copy_ where torch's writes with F.normalize(..., out=),
+    which vmap refuses. The same values bit for bit, and the same state-dict keys."""
 
     @torch.no_grad()
     def _power_method(self, weight_mat: torch.Tensor, n_power_iterations: int) -> None:
@@ -97,7 +97,7 @@ _STATISTICS: ContextVar[BatchStatistics | None] = ContextVar("statistics", defau
 
 @contextmanager
 def _set(var: ContextVar, value) -> Iterator[None]:
-    # A context variable, not an attribute of D: a stack of seeds (stack.py) calls D as a function, not a module.
+    # A context variable, not an attribute of D: a stack of seeds (training/stack.py) calls D as a function.
     token = var.set(value)
     try:
         yield
@@ -266,7 +266,7 @@ class RunningBatchNorm(nn.BatchNorm2d):
         reals = rows.real_count(len(x))
         if rows.d_step and reals:
             with torch.no_grad():
-                # Without a branch on the count, so that it runs under vmap (stack.py): the first fold, of the
+                # Without a branch on the count, so that it runs under vmap (training/stack.py): the first fold, of the
                 # 0/1 init into itself, changes nothing.
                 momentum = (1 / self.num_batches_tracked.clamp(min=1)).clamp(min=self.momentum)
                 self.running_mean.add_(momentum * (self.pending_mean - self.running_mean))

@@ -45,7 +45,7 @@ def schema() -> dict:
 
 
 # Keys that came after studies were launched, whose default is what every earlier run computed: a run's identity
-# (train.resolved), the plan (analysis/plan.py) and the workflow's params hold one only where it differs from its
+# (train.resolved), the plan (study/plan.py) and the workflow's params hold one only where it differs from its
 # default, so that the committed studies keep their plan hashes, their runs their config_hash, and their finished
 # jobs are not rerun.
 LATER_KEYS = {"model": ("arch",), "train": ("loss", "gp_weight")}
