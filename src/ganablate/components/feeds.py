@@ -1,11 +1,12 @@
 """Feed modes: how real and fake images reach D in the D step and in the G step.
 
 This is the whole difference the study is about, side by side: a 2x2 of the D step (reals and fakes scored apart,
-or in one mixed batch) by the G step (the fakes scored alone, or inside a mixed batch), and one more G step, the
-fakes alone but normalized as in a mixed batch. With a per-sample D (norms.Norm.per_sample; the training loop runs
-spectral norm's power iteration once per step) all feed modes are the same math; with BatchNorm in D they are not, because a
-batch's statistics depend on what else is in it. Every call of D says which of its rows are real and whether it is
-the D step (norms.batch_rows), for the norms that normalize with the reals' statistics or learn from them.
+or in one mixed batch) by the G step (the fakes scored alone, or inside a mixed batch), and two more G steps with the
+fakes alone, normalized with statistics kept apart from the gradient. With a per-sample D (norms.Norm.per_sample;
+the training loop runs spectral norm's power iteration once per step) all feed modes are the same math; with
+BatchNorm in D they are not, because a batch's statistics depend on what else is in it. Every call of D says which
+of its rows are real and whether it is the D step (norms.batch_rows), for the norms that normalize with the reals'
+statistics or learn from them. A new feed mode is one register_feed call at the end of this file.
 """
 
 from __future__ import annotations
