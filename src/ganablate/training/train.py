@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -172,6 +173,27 @@ def optimizers(nets, train_cfg: dict) -> tuple[torch.optim.Adam, torch.optim.Ada
     )
 
 
+class Nets(Protocol):
+    """The one interface train_step and the loop train through: a Solo run's networks or a stack.Stack of several
+    seeds'. Tensors in and out carry a leading seed axis (of length `size`); j indexes a seed."""
+
+    size: int
+    g_parameters: list
+    d_parameters: list
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor: ...
+    def per_seed(self, fn, *args: torch.Tensor): ...  # fn(D, *args) for each seed
+    def backward(self, loss: torch.Tensor) -> None: ...  # of the seeds' losses, each seed's own gradient
+    def d_frozen(self): ...  # a context: D's weights need no gradient in the G step
+    def buffers_restored(self): ...  # a context: D's buffers as they were when it ends
+    def grad_norms(self) -> tuple[list[float], list[float]]: ...
+    def g_state_dict(self, j: int) -> dict[str, torch.Tensor]: ...
+    def g_finite(self, j: int) -> bool: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+    def retire(self, j: int, optimizers: list) -> None: ...  # seed j diverged: the others go on
+
+
 @dataclass(frozen=True)
 class Step:
     """What a training step saw and computed, each with a leading seed axis: what the log rows are made of."""
@@ -184,7 +206,9 @@ class Step:
     loss_g: torch.Tensor
 
 
-def train_step(nets, opt_g, opt_d, feed: Feed, real: torch.Tensor, z: torch.Tensor, loss: Loss = LOSSES["ns"]) -> Step:
+def train_step(
+    nets: Nets, opt_g, opt_d, feed: Feed, real: torch.Tensor, z: torch.Tensor, loss: Loss = LOSSES["ns"]
+) -> Step:
     """One GAN step of every seed of `nets`, a Solo run or a stack.Stack (the same code for both): the D step,
     then the G step through the D just updated, reusing G's forward pass. real and z carry a leading seed axis."""
     fake = nets.generate(z)
