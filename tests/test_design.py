@@ -10,7 +10,7 @@ import pytest
 
 from ganablate.study.config import ConfigError, load_config, validate_config
 from ganablate.study.design import design_of, run_config
-from ganablate.study.plan import declared, plan_hash, plan_of, write_plan
+from ganablate.study.plan import Plan, declared, plan_hash, plan_of
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -295,7 +295,7 @@ def test_the_mechanism_study_validates_with_a_family_of_seven_on_fresh_seeds(tmp
         assert {k: config[section][k] for k in keys} == {k: default[section][k] for k in keys}
     for key in ("equivalence_margin", "smallest_effect", "test", "confidence_level"):
         assert config["stats"][key] == default["stats"][key]
-    assert write_plan(config, tmp_path / "plan.json").is_file()
+    assert Plan.from_config(config).write(tmp_path / "plan.json").is_file()
 
 
 # --- a simple contrast of two cells that differ on several axes ---------------------------------------------------
@@ -385,7 +385,7 @@ def test_the_remedies_study_validates_with_noninferiority_contrasts_across_both_
     plan = plan_of(config)
     assert plan["confirmatory"][0] == "feed=joint, norm=ghost vs feed=split, norm=batch (non-inferiority, margin 10%)"
     assert plan["confirmatory"][5] == "norm: ghost vs batch | feed=joint"
-    assert write_plan(config, tmp_path / "plan.json").is_file()
+    assert Plan.from_config(config).write(tmp_path / "plan.json").is_file()
 
 
 # The plans of the committed studies under this release (0.2.0). Release 0.2.0's plan covers the package version and

@@ -207,11 +207,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _cmd_plan(args: argparse.Namespace) -> None:
-    from ganablate.study.plan import write_plan
+    from ganablate.study.plan import Plan
 
     config = config_from_args(args)
     _check_user_architectures(config)
-    print(write_plan(config, args.out))
+    print(Plan.from_config(config).write(args.out))
 
 
 def _check_user_architectures(config: dict) -> None:

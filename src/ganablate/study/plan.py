@@ -177,6 +177,13 @@ class Plan:
     def hash(self) -> str:
         return plan_hash(self.record)
 
+    def write(self, out: str | Path) -> Path:
+        """plan.json at launch: the record and its hash."""
+        from ganablate.files import atomic_write_text
+
+        atomic_write_text(Path(out), json.dumps({"hash": self.hash, **self.record}, indent=2) + "\n")
+        return Path(out)
+
     @property
     def alpha(self) -> float:
         return alpha_of(self.stats)
@@ -199,12 +206,3 @@ class Plan:
 
 def plan_hash(plan: dict) -> str:
     return config_hash(plan)[:8]
-
-
-def write_plan(config: dict, out: str | Path) -> Path:
-    """plan.json at launch: the plan and its hash."""
-    from ganablate.files import atomic_write_text
-
-    plan = plan_of(config)
-    atomic_write_text(Path(out), json.dumps({"hash": plan_hash(plan), **plan}, indent=2) + "\n")
-    return Path(out)
