@@ -33,17 +33,20 @@ done
 # config (and, for the release, this checkout's execution keys). It sits in config/ since issue 29, at the root before.
 default_config=$work/current-tree/config/config.yaml
 [ -f "$default_config" ] || default_config=$work/current-tree/config.yaml
-"$python" - "$default_config" "$work" "$seeds" <<'EOF'
+# A release with study.axes (since issue 22) takes the current config and lays runs out as feed~<feed>/norm~<norm>.
+axes_release=0
+grep -q "axes:" "$work/release-tree/workflow/schemas/config.schema.yaml" && axes_release=1
+"$python" - "$default_config" "$work" "$seeds" "$axes_release" <<'EOF'
 import sys, yaml
 default, work, seeds = yaml.safe_load(open(sys.argv[1])), sys.argv[2], int(sys.argv[3])
 common = {k: v for k, v in default.items() if k != "study"}
 common["stats"] = {"primary_metric": "fid", "primary_extractor": "domain"}
-# train.runs_per_job is how this checkout lays runs out in jobs, a key the release does not know: not its config.
-release = common | {"train": {k: v for k, v in common["train"].items() if k != "runs_per_job"}} | {"study": {"name": "default", "feeds": ["split", "joint", "joint_consistent"], "norms": ["batch"],
-                              "seeds": seeds}}
 current = common | {"study": {"name": "default", "seeds": seeds,
                               "axes": {"feed": {"levels": ["split", "joint", "joint_consistent"], "reference": "split"},
                                        "norm": {"levels": ["batch"]}}}}
+# Before study.axes, train.runs_per_job (how this checkout lays runs out in jobs) was a key the release did not know.
+release = current if sys.argv[4] == "1" else common | {"train": {k: v for k, v in common["train"].items() if k != "runs_per_job"}} | {"study": {"name": "default", "feeds": ["split", "joint", "joint_consistent"], "norms": ["batch"],
+                              "seeds": seeds}}
 for side, config in (("release", release), ("current", current)):
     yaml.safe_dump(config, open(f"{work}/{side}/config.yaml", "w"), sort_keys=False)
 EOF
@@ -68,13 +71,14 @@ for r in $(seq 1 "$repeats"); do
 done
 echo "geometric mean of the ratios over $repeats repeat(s): $(printf '%s\n' "${ratios[@]}" | awk '{s += log($1)} END {printf "%.3f", exp(s / NR)}')"
 
-# The same run in each layout: <feed>/<norm>/seed<S> then and feed~<feed>/norm~<norm>/seed<S> now; every repeat of
-# either side against the release's first.
+# The same run in each layout: <feed>/<norm>/seed<S> before study.axes and feed~<feed>/norm~<norm>/seed<S> since;
+# every repeat of either side against the release's first.
 same=0 differ=0
 for old in "$work"/release-1/results/default/runs/fashion-mnist/*/*/seed*; do
     rel=${old#"$work"/release-1/results/default/runs/fashion-mnist/}
     feed=${rel%%/*} rest=${rel#*/} norm=${rel#*/}
     norm=${norm%%/*} seed=${rest#*/}
+    feed=${feed#feed~} norm=${norm#norm~}
     for r in $(seq 1 "$repeats"); do
         others=("$work/current-$r/results/default/runs/fashion-mnist/feed~$feed/norm~$norm/$seed")
         if [ "$r" -gt 1 ]; then others+=("$work/release-$r/results/default/runs/fashion-mnist/$rel"); fi
