@@ -127,3 +127,15 @@ def test_a_new_entry_is_one_call_in_its_registrys_file(registry, synthetic_fashi
     got = json.loads(result.stdout.splitlines()[-1])
     expected = {"compared": True, "label": "KID x 1000"} if registry == "metrics" else {"status": "completed"}
     assert got == expected
+
+
+def test_a_registry_call_whose_name_is_not_a_literal_is_refused_in_one_line(tmp_path, monkeypatch):
+    (tmp_path / "components").mkdir()
+    (tmp_path / "components" / "feeds.py").write_text('NAME = "x"\nregister_feed(NAME, d_step=f, g_step=g)\n')
+    monkeypatch.setattr(catalog, "files", lambda package: tmp_path)
+    catalog.entries.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=r"^components/feeds.py:2: register_feed's first argument: not a literal"):
+            catalog.entries("feeds")
+    finally:
+        catalog.entries.cache_clear()

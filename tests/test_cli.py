@@ -40,6 +40,27 @@ def test_bad_training_arguments_exit_2_naming_the_field(tmp_path, args, expected
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"study": "no hash"}'])
+def test_a_plan_that_is_not_ganablates_is_one_line_naming_the_flag(tmp_path, content):
+    (tmp_path / "plan.json").write_text(content)
+    result = _ganablate(*TRAIN, "--plan", str(tmp_path / "plan.json"), "--out", str(tmp_path / "run"))
+    assert _one_line_error(result).endswith(
+        f"--plan: {tmp_path / 'plan.json'}: not a plan.json of ganablate's "
+        + (
+            "(JSONDecodeError: Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"
+            if content.startswith("{not")
+            else "(ValueError: no hash)"
+        )
+    )
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "plan.json").write_text(content)
+    result = _ganablate(
+        "figures", "--tables", str(tmp_path / "tables"), "--runs-root", str(tmp_path), "--out-dir", str(tmp_path / "f")
+    )
+    assert "--tables: " in _one_line_error(result) and "not a plan.json of ganablate's" in _one_line_error(result)
+
+
 def test_unknown_dataset_in_the_config_file_is_named(tmp_path):
     (tmp_path / "c.yaml").write_text("dataset: {name: svhn}\n")
     result = _ganablate(*TRAIN, "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run"))

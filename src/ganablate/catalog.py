@@ -56,7 +56,13 @@ def entries(registry: str) -> dict[str, Entry]:
                 settings[keyword.arg] = ast.literal_eval(keyword.value)
             except ValueError:
                 code.add(keyword.arg)
-        name = ast.literal_eval(call.args[0])  # a literal, or the registry's own test fails
+        try:
+            name = ast.literal_eval(call.args[0])
+        except (IndexError, ValueError):
+            raise ValueError(
+                f"{path}:{call.lineno}: {function}'s first argument: not a literal name; allowed: a string, which "
+                f"catalog.py reads without importing the file"
+            ) from None
         found[name] = Entry(name, settings, frozenset(code))
     return found
 
@@ -67,7 +73,7 @@ def names(registry: str) -> tuple[str, ...]:
 
 def d_init_family(norm: str) -> str:
     """The family whose D init a norm's runs draw (a norm's `family`), its own name where it declares none."""
-    return entries("norms")[norm].get("family", norm)
+    return entries("norms")[norm].get("family") or norm
 
 
 def uses(registry: str) -> dict[str, str]:
@@ -83,9 +89,9 @@ def compared_metrics() -> dict[str, str]:
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # a level's label and a path segment: no '/', '~', '=' or upper case
 
 
-def check_new(function: str, name, registry: dict) -> None:
-    """A register_* call's guard: a name of the registries' form, not yet taken (a ValueError of one line)."""
+def check_new(function: str, name, taken) -> None:
+    """A register_* call's guard: a name of the registries' form, not in `taken` (a ValueError of one line)."""
     if not isinstance(name, str) or not NAME.match(name):
         raise ValueError(f"{function}: {name!r} is not a name; allowed: [a-z][a-z0-9_]*")
-    if name in registry:
+    if name in taken:
         raise ValueError(f"{function}: {name!r} is already registered; allowed: a new name")

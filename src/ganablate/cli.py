@@ -140,12 +140,9 @@ def _with_cell(config: dict, cell: dict[str, str], whole: bool) -> dict:
 
 
 def _plan_hash(path: str | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        return json.loads(Path(path).read_text())["hash"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"--plan: {path}: not a plan.json from `ganablate plan` ({type(exc).__name__})") from None
+    from ganablate.study.plan import read_plan
+
+    return None if path is None else read_plan(path, "--plan")["hash"]
 
 
 def _seed_list(text: str) -> list[int]:

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
+from ganablate.catalog import check_new
+
 ENTRY_POINTS = "ganablate.architectures"
 
 
@@ -41,10 +43,9 @@ ARCHITECTURES: dict[str, Architecture] = {}
 def register_architecture(name: str, build_g: Callable, build_d: Callable) -> Architecture:
     """Add an architecture under `name`; a name already taken (built in, registered or an installed entry point) is
     an error, not a replacement."""
+    check_new("register_architecture", name, set(ARCHITECTURES) | set(_entry_points()))
     if not callable(build_g) or not callable(build_d):
         raise TypeError(f"register_architecture: {name!r}: build_g and build_d must be callables")
-    if name in ARCHITECTURES or name in _entry_points():
-        raise ValueError(f"register_architecture: {name!r} is already registered; allowed: a new name")
     ARCHITECTURES[name] = Architecture(build_g, build_d)
     return ARCHITECTURES[name]
 

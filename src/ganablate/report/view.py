@@ -6,7 +6,6 @@ the figures and the page then agree with the statistics whatever the config says
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +14,7 @@ from ganablate.analysis.aggregate import read_table
 from ganablate.catalog import entries
 from ganablate.study.config import UsageError
 from ganablate.study.design import SPANNED, Design
+from ganablate.study.plan import read_plan
 
 
 class StudyView:
@@ -25,7 +25,7 @@ class StudyView:
         path = self.folder / "plan.json"
         if not path.is_file():
             raise UsageError(f"--tables: {path} not found (run `ganablate stats` first)")
-        self.plan = json.loads(path.read_text())
+        self.plan = read_plan(path, "--tables")
         self.design = Design.from_dict(self.plan)
         self.axes = list(self.design.axes)
         self.names = self.design.names

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganablate import __version__
-from ganablate.study.config import checkpoint_steps, config_hash, recorded
+from ganablate.study.config import UsageError, checkpoint_steps, config_hash, recorded
 from ganablate.study.design import Declared, Design, declared_contrasts, design_of
 
 DIVERGED_RULE = (
@@ -206,3 +206,15 @@ class Plan:
 
 def plan_hash(plan: dict) -> str:
     return config_hash(plan)[:8]
+
+
+def read_plan(path: str | Path, flag: str) -> dict:
+    """A plan.json as `ganablate plan` (or `stats`, with its launch check) wrote it: a mapping with its hash. One that
+    cannot be read, or is not one, is a UsageError of one line naming `flag`."""
+    try:
+        record = json.loads(Path(path).read_text())
+        if not (isinstance(record, dict) and isinstance(record.get("hash"), str)):
+            raise ValueError("no hash")
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{flag}: {path}: not a plan.json of ganablate's ({type(exc).__name__}: {exc})") from None
+    return record
