@@ -3,8 +3,8 @@ default study's config (config/config.yaml, shrunk to a few steps), leaves check
 those recorded in tests/golden/run-bits.json. A refactor that moves code keeps them; a change that means to alter
 what a run computes regenerates the file (`python -m tests.test_run_bits`) and says so in the CHANGELOG.
 
-Bits depend on torch's version and the CPU's kernels: the record names the torch it was made with, and the test
-skips under another (CI runs the torch the Makefile installs)."""
+Bits depend on torch's version and the CPU kernels it dispatches to: the record names the torch and the CPU capability
+it was made with, and the test skips under others (CI runs the torch the Makefile installs)."""
 
 from __future__ import annotations
 
@@ -95,8 +95,9 @@ def run_bits(data_root: Path, out: Path) -> dict[str, str]:
 
 def test_every_norm_feed_and_loss_trains_to_the_recorded_bits(synthetic_fashion_mnist, tmp_path):
     golden = json.loads(GOLDEN.read_text())
-    if golden["torch"] != torch.__version__:
-        pytest.skip(f"bits recorded under torch {golden['torch']}, this is {torch.__version__}")
+    here = {"torch": torch.__version__, "cpu": torch.backends.cpu.get_cpu_capability()}
+    if {key: golden[key] for key in here} != here:
+        pytest.skip(f"bits recorded under torch {golden['torch']} on {golden['cpu']}; this is {here}")
     bits = run_bits(synthetic_fashion_mnist, tmp_path)
     assert set(bits) == set(golden["runs"])
     changed = [name for name in bits if bits[name] != golden["runs"][name]]
@@ -111,5 +112,6 @@ if __name__ == "__main__":  # regenerate the record: python -m tests.test_run_bi
     with tempfile.TemporaryDirectory() as tmp:
         data = write_fashion_mnist(Path(tmp) / "data")
         runs = run_bits(data, Path(tmp) / "runs")
-    GOLDEN.write_text(json.dumps({"torch": torch.__version__, "runs": runs}, indent=1) + "\n")
+    machine = {"torch": torch.__version__, "cpu": torch.backends.cpu.get_cpu_capability()}
+    GOLDEN.write_text(json.dumps(machine | {"runs": runs}, indent=1) + "\n")
     print(f"{GOLDEN}: {len(runs)} runs", file=sys.stderr)
