@@ -18,9 +18,10 @@ from ganablate import catalog
 from ganablate.components.feeds import FEEDS, register_feed
 from ganablate.components.losses import LOSSES
 from ganablate.components.norms import NORMS, register_norm
+from ganablate.data import DATASETS
 from ganablate.scoring.metrics import METRICS, register_metric
 
-REGISTRIES = {"feeds": FEEDS, "norms": NORMS, "losses": LOSSES, "metrics": METRICS}
+REGISTRIES = {"feeds": FEEDS, "norms": NORMS, "losses": LOSSES, "metrics": METRICS, "datasets": DATASETS}
 
 
 @pytest.mark.parametrize("registry", list(REGISTRIES))
@@ -54,7 +55,7 @@ def test_the_metrics_are_torch_fidelity_result_keys():
 def test_every_register_call_refuses_a_name_taken_a_malformed_name_and_what_is_not_code():
     with pytest.raises(ValueError, match="^register_norm: 'batch' is already registered; allowed: a new name$"):
         register_norm("batch", layer=lambda c, model: None, use="x")
-    with pytest.raises(ValueError, match=r"^register_feed: 'Split/2' is not a name; allowed: \[a-z\]\[a-z0-9_\]\*$"):
+    with pytest.raises(ValueError, match=r"^register_feed: 'Split/2' is not a name; allowed: \[a-z\]\[a-z0-9_-\]\*$"):
         register_feed("Split/2", d_step=FEEDS["split"].d_step, g_step=FEEDS["split"].g_step)
     with pytest.raises(TypeError, match="^register_norm: 'mine': layer must be a callable"):
         register_norm("mine", layer="BatchNorm2d", use="x")
@@ -68,7 +69,7 @@ def test_every_register_call_refuses_a_name_taken_a_malformed_name_and_what_is_n
 # config's level and trained (a metric: read by the config and the catalog). The guide's examples are what is tested.
 EXTENDING = Path(__file__).parents[1] / "docs/extending.md"
 SETTING = {"norms": ("model", "d_norm"), "feeds": ("train", "feed"), "losses": ("train", "loss")}
-SETTING["metrics"] = ("stats", "primary_metric")
+SETTING |= {"metrics": ("stats", "primary_metric"), "datasets": ("dataset", "name")}
 
 
 def documented_entries() -> dict[str, tuple[str, str]]:

@@ -5,8 +5,8 @@ import struct
 import numpy as np
 import pytest
 import torch
-import yaml
 
+from ganablate import catalog
 from ganablate import data as data_module
 from ganablate.data import (
     DATA_CACHE_ENV,
@@ -19,9 +19,7 @@ from ganablate.data import (
     to_model_range,
     to_uint8,
 )
-from ganablate.study.config import ConfigError, validate_config
-from ganablate.study.vocab import DATASETS as DATASET_NAMES
-from tests.conftest import REPO
+from ganablate.study.config import ConfigError, schema, validate_config
 from tests.synthetic_idx import write_fashion_mnist
 
 
@@ -196,9 +194,11 @@ def test_download_setting_accepts_auto_true_and_false_and_defaults_to_auto():
         validate_config({"dataset": {"download": "yes"}})
 
 
-def test_the_dataset_registry_names_the_datasets_of_vocab_and_the_schema():
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    assert tuple(DATASETS) == DATASET_NAMES == tuple(schema["properties"]["dataset"]["properties"]["name"]["enum"])
+def test_the_schemas_datasets_are_the_registrys_read_torch_free_and_an_unknown_one_is_one_line():
+    assert catalog.names("datasets") == tuple(DATASETS) == ("fashion-mnist", "mnist", "cifar10", "imagefolder")
+    assert schema()["properties"]["dataset"]["properties"]["name"]["enum"] == list(DATASETS)
+    with pytest.raises(ConfigError, match=r"^config: dataset.name: 'svhn' is not one of \['fashion-mnist', 'mnist', "):
+        validate_config({"dataset": {"name": "svhn"}})
 
 
 def test_prepared_dataset_round_trips_through_a_weights_only_file(tmp_path):

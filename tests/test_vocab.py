@@ -18,7 +18,7 @@ def test_the_schema_enums_are_the_vocabularys_and_the_metric_registrys():
     default_axes = properties["study"]["properties"]["axes"]["default"]
     assert set(default_axes["feed"]["levels"]) <= set(catalog.names("feeds"))
     assert set(default_axes["norm"]["levels"]) <= set(catalog.names("norms"))
-    assert tuple(properties["dataset"]["properties"]["name"]["enum"]) == vocab.DATASETS
+    assert properties["dataset"]["properties"]["name"]["enum"] == list(catalog.names("datasets"))
     assert tuple(properties["eval"]["properties"]["extractors"]["items"]["enum"]) == vocab.EXTRACTORS
     plan = properties["stats"]["properties"]
     compared = list(catalog.compared_metrics())

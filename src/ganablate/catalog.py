@@ -1,11 +1,11 @@
 """What the registries hold, read torch-free: each entry's name and literal settings, from its register_* call.
 
-Config validation, the design and the analysis must not import torch, yet they need what a registry holds: the feeds'
-and norms' names, a norm's D-init family and one-line use, which losses take a gradient penalty, a metric's direction
-and label. Each registry is one file of register_* calls with a literal name and literal settings beside their code;
-this module reads those calls from the file's source with ast, without importing it, as setuptools reads a version
-(`attr:`) statically. So adding a feed, norm, loss or metric is one call in one file, and nothing repeats its name.
-tests/test_catalog.py checks that what it reads is what importing the registries registers.
+Config validation, the design and the analysis must not import torch, yet they need what a registry holds: the feeds',
+norms' and datasets' names, a norm's D-init family and one-line use, which losses take a gradient penalty, a metric's
+direction and label. Each registry is one file of register_* calls with a literal name and literal settings beside their
+code; this module reads those calls from the file's source with ast, without importing it, as setuptools reads a version
+(`attr:`) statically. So adding a feed, norm, loss, metric or dataset is one call in one file, and nothing repeats its
+name. tests/test_catalog.py checks that what it reads is what importing the registries registers.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ REGISTRIES = {
     "norms": ("components/norms.py", "register_norm"),
     "losses": ("components/losses.py", "register_loss"),
     "metrics": ("scoring/metrics.py", "register_metric"),
+    "datasets": ("data.py", "register_dataset"),
 }
 
 
@@ -86,12 +87,12 @@ def compared_metrics() -> dict[str, str]:
     return {name: m["better"] for name, m in entries("metrics").items() if m.get("better") is not None}
 
 
-NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # a level's label and a path segment: no '/', '~', '=' or upper case
+NAME = re.compile(r"^[a-z][a-z0-9_-]*$")  # a level's label and a path segment: no "/", "~", "=", "," or upper case
 
 
 def check_new(function: str, name, taken) -> None:
     """A register_* call's guard: a name of the registries' form, not in `taken` (a ValueError of one line)."""
     if not isinstance(name, str) or not NAME.match(name):
-        raise ValueError(f"{function}: {name!r} is not a name; allowed: [a-z][a-z0-9_]*")
+        raise ValueError(f"{function}: {name!r} is not a name; allowed: [a-z][a-z0-9_-]*")
     if name in taken:
         raise ValueError(f"{function}: {name!r} is already registered; allowed: a new name")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ganablate.catalog import check_new
 from ganablate.files import atomic_save
 
 # Debian's dataset-* packages install under here: dataset-fashion-mnist as /usr/share/datasets/fashion-mnist.
@@ -191,38 +192,50 @@ class DatasetSpec:
 
 _CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
 
-# A new dataset of the study is one entry here, its name in vocab.DATASETS and in the schema's dataset.name enum
-# (tests/test_data.py checks that the three agree).
-DATASETS: dict[str, DatasetSpec] = {
-    "fashion-mnist": DatasetSpec(
-        read=_read_idx,
-        what="the four Fashion-MNIST IDX files",
-        files=tuple(_IDX_FILES.values()),
-        folders=(".", "FashionMNIST/raw"),
-        torchvision_class="FashionMNIST",
-        debian_package="dataset-fashion-mnist",
-        system_folder="fashion-mnist",
-        image_shape=(1, 28, 28),
-        accuracy_bar=0.90,
-    ),
-    "mnist": DatasetSpec(
-        read=_read_idx,
-        what="the four MNIST IDX files",
-        files=tuple(_IDX_FILES.values()),
-        folders=(".", "MNIST/raw"),
-        torchvision_class="MNIST",
-        image_shape=(1, 28, 28),
-    ),
-    "cifar10": DatasetSpec(
-        read=_read_cifar10,
-        what="CIFAR-10's python batches (cifar-10-batches-py/)",
-        files=_CIFAR10_FILES,
-        folders=("cifar-10-batches-py",),
-        torchvision_class="CIFAR10",
-        image_shape=(3, 32, 32),
-    ),
-    "imagefolder": DatasetSpec(read=_read_imagefolder, what="a folder of class subfolders of images"),
-}
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(name: str, **settings) -> DatasetSpec:
+    """Add a dataset under `name` (DatasetSpec's fields as keywords); a name already taken is an error, not a
+    replacement."""
+    check_new("register_dataset", name, DATASETS)
+    DATASETS[name] = DatasetSpec(**settings)
+    return DATASETS[name]
+
+
+# A new dataset of the study is one register_dataset call here: the schema's dataset.name takes its names from these
+# calls (catalog.py).
+register_dataset(
+    "fashion-mnist",
+    read=_read_idx,
+    what="the four Fashion-MNIST IDX files",
+    files=tuple(_IDX_FILES.values()),
+    folders=(".", "FashionMNIST/raw"),
+    torchvision_class="FashionMNIST",
+    debian_package="dataset-fashion-mnist",
+    system_folder="fashion-mnist",
+    image_shape=(1, 28, 28),
+    accuracy_bar=0.90,
+)
+register_dataset(
+    "mnist",
+    read=_read_idx,
+    what="the four MNIST IDX files",
+    files=tuple(_IDX_FILES.values()),
+    folders=(".", "MNIST/raw"),
+    torchvision_class="MNIST",
+    image_shape=(1, 28, 28),
+)
+register_dataset(
+    "cifar10",
+    read=_read_cifar10,
+    what="CIFAR-10's python batches (cifar-10-batches-py/)",
+    files=_CIFAR10_FILES,
+    folders=("cifar-10-batches-py",),
+    torchvision_class="CIFAR10",
+    image_shape=(3, 32, 32),
+)
+register_dataset("imagefolder", read=_read_imagefolder, what="a folder of class subfolders of images")
 
 
 def system_data() -> Path:

@@ -23,17 +23,17 @@ class UsageError(ValueError):
 
 def schema() -> dict:
     """The config schema, the one the workflow validates with too (package data, linked from workflow/schemas/), its
-    `x-registry: metrics` nodes given the enum of the metrics registry's compared metrics (catalog.py), so that a
-    new metric is one entry in its registry and nowhere else."""
-    from ganablate.catalog import compared_metrics
+    `x-registry` nodes given the enum of their registry's names (catalog.py; for metrics, those with a direction),
+    so that a new metric or dataset is one entry in its registry and nowhere else."""
+    from ganablate.catalog import compared_metrics, names
 
     spec = yaml.safe_load(files("ganablate").joinpath("config.schema.yaml").read_text())
-    metrics = list(compared_metrics())
+    enums = {"metrics": list(compared_metrics()), "datasets": list(names("datasets"))}
 
     def fill(node):
         if isinstance(node, dict):
-            if node.get("x-registry") == "metrics":
-                node["enum"] = metrics
+            if "x-registry" in node:
+                node["enum"] = enums[node["x-registry"]]
             for value in node.values():
                 fill(value)
         elif isinstance(node, list):

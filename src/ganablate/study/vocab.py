@@ -1,13 +1,12 @@
-"""The study's vocabulary that no registry holds, named once: extractors, datasets, tests, verdicts and roles.
+"""The study's vocabulary that no registry holds, named once: extractors, tests, verdicts and roles.
 
-A light module (no torch). The feeds, norms, losses and metrics are their registries' entries (catalog.py reads
-them torch-free); tests/test_vocab.py checks that the schema's enums agree with the names here.
+A light module (no torch). The feeds, norms, losses, metrics and datasets are their registries' entries (catalog.py
+reads them torch-free); tests/test_vocab.py checks that the schema's enums agree with the names here.
 """
 
 from __future__ import annotations
 
 EXTRACTORS = ("domain", "inception-v3-compat")
-DATASETS = ("fashion-mnist", "mnist", "cifar10", "imagefolder")
 
 # The test of every contrast over seeds (stats.test), and how the tables name it. Only paired tests: runs of one
 # seed are pairs, and unpaired tests (Mann-Whitney, Dunnett, Tukey) would ignore that.
