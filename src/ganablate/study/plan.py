@@ -159,19 +159,18 @@ def declared(design: Design, stats: dict, name: str) -> list[Declared]:
 @dataclass(frozen=True)
 class Plan:
     """The plan as the analysis decides with it, built once from a study's config: its design, its stats section as
-    declared, the final step, and `record`, what plan.json holds (plan_of), whose hash the runs carry. Every builder
+    declared, and `record`, what plan.json holds (plan_of), whose hash the runs carry. Every builder
     of analysis/ takes the runs and a Plan, never the raw config: the final step, the primary metric and extractor,
     alpha and the declared contrasts are read here, parsed once."""
 
     design: Design
     stats: dict
-    final_step: int
     record: dict
 
     @classmethod
     def from_config(cls, config: dict) -> Plan:
         design = design_of(config)
-        return cls(design, copy.deepcopy(config["stats"]), config["train"]["steps"], plan_of(config, design))
+        return cls(design, copy.deepcopy(config["stats"]), plan_of(config, design))
 
     @property
     def hash(self) -> str:
@@ -183,6 +182,10 @@ class Plan:
 
         atomic_write_text(Path(out), json.dumps({"hash": self.hash, **self.record}, indent=2) + "\n")
         return Path(out)
+
+    @property
+    def final_step(self) -> int:
+        return self.record["final_step"]
 
     @property
     def alpha(self) -> float:

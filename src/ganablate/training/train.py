@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ganablate.catalog import d_init_family
 from ganablate.components.feeds import FEEDS, Feed
 from ganablate.components.losses import LOSSES, Loss, loss_of
 from ganablate.components.networks import build_discriminator, build_generator
@@ -112,7 +113,7 @@ def build_networks(
     if NORMS[norm].reference:  # the same reals for reference and virtual: paired by seed
         pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(stream_seed(seed, "reference")))
         reference = to_model_range(images[pick[: reference_size(model_cfg)]])
-    torch.manual_seed(stream_seed(seed, f"D/{NORMS[norm].family or norm}"))
+    torch.manual_seed(stream_seed(seed, f"D/{d_init_family(norm)}"))
     return G, build_discriminator(image_shape, model_cfg, norm, reference)
 
 
