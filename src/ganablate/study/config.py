@@ -6,6 +6,7 @@ import copy
 import functools
 import hashlib
 import json
+import math
 from importlib.resources import files
 from pathlib import Path
 
@@ -81,19 +82,59 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
+# The most values (mappings, lists and scalars) a config may hold; a study's holds a few hundred. A YAML alias
+# repeats what it names without copying it: nine aliases of nine aliases ... are ten lines that expand to 9^9
+# values, which anything that walks every value (jsonschema, whose messages print the value they refuse) would
+# take minutes and gigabytes to visit. Counted with a bound, they are refused at once.
+MAX_VALUES = 100_000
+
+
+def _key(path) -> str:
+    """A key path as one line: a key with a newline or another unprintable character is quoted."""
+    return ".".join(str(p) if str(p).isprintable() else repr(p) for p in path) or "(top level)"
+
+
+def _check_values(config, source: str) -> None:
+    """At most MAX_VALUES values, every number finite: else ConfigError naming the key path. jsonschema's
+    `exclusiveMinimum: 0` is false for NaN, and .inf passes every lower bound, so they are refused here, anywhere."""
+    count, todo = 0, [((), config)]
+    while todo:
+        path, value = todo.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise ConfigError(
+                f"{source}: {_key(path)}: the config holds more than {MAX_VALUES} values (YAML aliases repeat "
+                f"what they name); allowed: up to {MAX_VALUES}, a study's config holds a few hundred"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{source}: {_key(path)}: {value} is not finite; allowed: a finite number")
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        todo += reversed([((*path, k), v) for k, v in items])  # depth first, in the file's order
+
+
+def _message(error: jsonschema.exceptions.ValidationError) -> str:
+    """jsonschema's message, with why a bound is where it is (the schema's `x-why`), shortened where it prints a
+    long value it refuses (a list of 20000 seeds)."""
+    message = error.message
+    if len(message) > 1000:
+        message = f"{message[:500]} ... {message[-300:]}"
+    why = error.schema.get("x-why") if error.validator in ("maximum", "maxItems") else None
+    return f"{message} ({why})" if why else message
+
+
 def validate_config(config: dict | None, source: str = "config", whole: bool = True) -> dict:
     """Return a validated copy of `config` with every default filled in, or raise ConfigError.
 
     whole=False: `config` holds only the sections one step needs (the workflow's --config-json, after the
     Snakefile checked the whole config); constraints between sections then apply only to the sections given."""
+    _check_values(config, source)  # before anything walks every value
     config = copy.deepcopy(config) if config is not None else {}
     given = set(config) if isinstance(config, dict) else set()
     spec = schema()
     validator = _with_defaults(jsonschema.validators.validator_for(spec))(spec)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
-        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise ConfigError(f"{source}: {key}: {error.message}")
+        raise ConfigError(f"{source}: {_key(error.absolute_path)}: {_message(error)}")
     _check_consistency(config, source, given if not whole else None)
     if whole or {"study", "stats", "model", "train"} <= given:
         _check_design(config, source, validator)
@@ -147,7 +188,7 @@ def _check_design(config: dict, source: str, validator) -> None:
 
     def schema_check(section: str, values: dict) -> str | None:
         error = jsonschema.exceptions.best_match(validator.iter_errors({section: copy.deepcopy(values)}))
-        return None if error is None else error.message
+        return None if error is None else _message(error)
 
     try:
         design = design_module.design_of(config, schema_check)
@@ -240,17 +281,40 @@ def _check_consistency(config: dict, source: str, given: set[str] | None = None)
         )
 
 
-def load_config(path: str | Path) -> dict:
+# The top-level key that makes YTE (which snakemake reads every --configfile through) evaluate the file's Python.
+YTE_KEY = "__use_yte__"
+
+
+def read_config_file(path: str | Path) -> dict | None:
+    """A config file's mapping of sections as yaml.safe_load reads it (which runs nothing), not yet validated;
+    ConfigError, one line naming the file, for a file that is unreadable, not UTF-8, not YAML, or a YTE template."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            f"allowed: a YAML file in UTF-8"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply); allowed: a few levels of sections") from None
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{path}: (top level): expected a mapping of sections, got {type(raw).__name__}")
-    return validate_config(raw, source=str(path))
+    if raw is not None and YTE_KEY in raw:
+        raise ConfigError(
+            f"{path}: {YTE_KEY}: a YTE template, whose Python `snakemake --configfile` evaluates before the workflow "
+            f"runs; allowed: plain YAML, given to the workflow as `--config study_file={path}` (read with "
+            f"yaml.safe_load, which evaluates nothing)"
+        )
+    return raw
+
+
+def load_config(path: str | Path) -> dict:
+    return validate_config(read_config_file(path), source=str(path))
 
 
 def study_dir(config: dict) -> Path:

@@ -19,8 +19,9 @@ def _allowed(spec: dict) -> str:
         return " or ".join(_allowed(option) for option in spec["oneOf"])
     kinds = spec.get("type", "object" if "properties" in spec else "any")
     words = " or ".join(kinds) if isinstance(kinds, list) else kinds
+    why = f" ({spec['x-why']})" if "x-why" in spec else ""  # why an upper bound is where it is
     bounds = [
-        f"{sign} {spec[key]}"
+        f"{sign} {spec[key]}" + (why if key == "maximum" else "")
         for key, sign in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<"))
         if key in spec
     ]

@@ -53,8 +53,10 @@ RESERVED = {
     "note",
 }
 SPANNED = "*"  # a table's axis column where a contrast spans that axis's levels
-NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-LABEL = re.compile(r"^[a-z0-9][a-z0-9._-]*$")  # a path segment and a wildcard value: no '/', '~' or upper case
+# Matched in full (fullmatch): with re.match, `$` also matches before a final newline, which would split a rule's
+# shell line.
+NAME = re.compile(r"[a-z][a-z0-9_]*")
+LABEL = re.compile(r"[a-z0-9][a-z0-9._-]*")  # a path segment and a wildcard value: no '/', '~' or upper case
 
 # A seed fixes four random streams (train.stream_seed). Levels of most keys share all four, so runs of one seed
 # are paired on every one; these keys change what a stream draws (a width or the batch size changes the shapes
@@ -209,7 +211,7 @@ def parse_cell(text: str, flag: str = "--cell") -> dict[str, str]:
     cell = {}
     for part in filter(None, text.split(",")):
         name, sep, label = part.partition("=")
-        if not sep or not NAME.match(name) or not LABEL.match(label) or name in cell:
+        if not sep or not NAME.fullmatch(name) or not LABEL.fullmatch(label) or name in cell:
             raise DesignError(
                 f"{flag}: {part!r} is not axis=label (axis [a-z][a-z0-9_]*, label [a-z0-9._-]), "
                 f"each axis once, e.g. feed=joint,norm=batch"
@@ -242,8 +244,8 @@ def design_of(config: dict, schema_check=None) -> Design:
 
 
 def _axis(name: str, spec: dict, config: dict, schema_check) -> Axis:
-    where = f"study.axes.{name}"
-    if not NAME.match(name) or name in RESERVED:
+    where = f"study.axes.{name}" if str(name).isprintable() else "study.axes"  # one line: a name may hold a newline
+    if not isinstance(name, str) or not NAME.fullmatch(name) or name in RESERVED:
         raise DesignError(
             f"{where}: {name!r} cannot name an axis; allowed: [a-z][a-z0-9_]*, not one of {', '.join(sorted(RESERVED))}"
         )
@@ -280,7 +282,7 @@ def _axis(name: str, spec: dict, config: dict, schema_check) -> Axis:
     pairs = list(levels.items()) if isinstance(levels, dict) else [(label_of(v), v) for v in levels]
     labels = [str(label) for label, _ in pairs]
     for label in labels:
-        if not LABEL.match(label):
+        if not LABEL.fullmatch(label):
             raise DesignError(
                 f"{where}.levels: label {label!r} is not safe in a path; allowed: [a-z0-9._-], "
                 f"starting with a letter or digit (give levels as a mapping label: value)"
