@@ -1,6 +1,7 @@
 """ganablate's performance, measured side by side in one run on one machine (not a test).
 
     python benchmarks/run.py [--quick] [--steps N] [--out results/benchmarks]
+    python benchmarks/run.py --smoke --out DIR          # --quick's parts at the smallest sizes (tests run it)
     python benchmarks/run.py --stacking [--device cuda] [--synthetic]     # d) and e) (with cuda: t, d, f, e)
     benchmarks/gpu_check.sh                                               # the whole GPU check, into $OUT
 
@@ -16,18 +17,20 @@ d) solo vs stacked training throughput (training/stack.py) on --device, in image
 e) the paper study's (config/paper.yaml) projected wall time on --device: training jobs x steps over the
    measured stack rate at its width and stack size, plus its runs x one run's scoring time when f) ran;
 f) seconds to score one run of the paper study (its checkpoints, eval.n_samples) on --device;
-g) seconds per training step of each BatchNorm remedy in D (the norms registered with remedy=True: ghost,
-   ghost_mixed, realhalf, reference, virtual, batch_eval, batch_detached) against batch, for split and joint, one
-   after the other on one CPU thread;
+g) seconds per training step of every registered D norm (the BatchNorm remedies among them) against batch, for
+   split and joint, one after the other on one CPU thread;
 t) `python -m pytest tests/test_stack.py -k cuda`: the stack's CUDA tests (skipped on a machine without CUDA).
 By default --device cpu runs a, b, c, d, e, g and --device cuda runs t, d, f, e (--parts chooses).
 Prints a table and writes it as CSV (one row per measurement, `ratio` where a comparison is made).
+--smoke runs the same code at the smallest sizes (SMOKE), so that tests/test_benchmarks.py can run every part that
+--quick runs within a test's time; its numbers measure nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import platform
@@ -107,23 +110,33 @@ def seed_style_steps_per_second(data: ImageData, config: dict, feed: str, steps:
     return steps / (time.perf_counter() - start)
 
 
+def with_norm(model_cfg: dict, train_cfg: dict, norm: str) -> dict:
+    """model_cfg with D's norm set to `norm` and the settings that norm needs where the config leaves them unset:
+    ghost_mixed's chunks have a fixed size (config.py refuses it without one), half of one source's batch, as
+    remedies-v2's middle chunk."""
+    model_cfg = model_cfg | {"d_norm": norm}
+    if norm == "ghost_mixed" and model_cfg.get("ghost_chunk") is None:
+        model_cfg["ghost_chunk"] = train_cfg["batch_size"] // 2
+    return model_cfg
+
+
 def ganablate_steps_per_second(
     data_file: Path, config: dict, feed: str, steps: int, workdir: Path, norm: str = "batch"
 ) -> float:
     config = copy.deepcopy(config)
     config["train"].update(steps=steps, checkpoints=[], log_every=steps, state_every=steps)
-    config["train"]["feed"], config["model"]["d_norm"] = feed, norm
+    config["train"]["feed"], config["model"] = feed, with_norm(config["model"], config["train"], norm)
     summary = train_run(config, 0, workdir / f"run-{feed}-{norm}-{os.getpid()}", data_path=str(data_file))
     return steps / summary["wall_seconds"]
 
 
-def remedy_step_seconds(data_file: Path, config: dict, steps: int, workdir: Path, record) -> None:
-    """g) seconds per training step of each BatchNorm remedy against batch, feeds split and joint, one after the
+def norm_step_seconds(data_file: Path, config: dict, steps: int, workdir: Path, record) -> None:
+    """g) seconds per training step of every registered D norm against batch, feeds split and joint, one after the
     other in this process on one thread (the default study's model and batch)."""
     for feed in ("split", "joint"):
         batch = 1 / ganablate_steps_per_second(data_file, config, feed, steps, workdir)
         record(f"g) {feed}, batch: seconds per step", batch * 1000, "ms")
-        for norm in (name for name, norm in catalog.entries("norms").items() if norm.get("remedy")):
+        for norm in (name for name in catalog.entries("norms") if name != "batch"):
             seconds = 1 / ganablate_steps_per_second(data_file, config, feed, steps, workdir, norm)
             record(f"g) {feed}, {norm}: seconds per step (ratio vs batch)", seconds * 1000, "ms", batch * 1000)
 
@@ -177,10 +190,12 @@ def _evaluate_command(config: dict, data_file: Path, run: Path, extractor: Path,
     return [*cli, "evaluate", *cfg, "--run", str(run), "--domain-extractor", str(extractor), "--cache-root", str(cache)]
 
 
-def score_one_checkpoint_seconds(config: dict, data_file: Path, workdir: Path, extractor: Path | None) -> dict:
-    """Cold and warm reference cache, 10k samples, through the same `ganablate evaluate` the workflow runs."""
+def score_one_checkpoint_seconds(
+    config: dict, data_file: Path, workdir: Path, extractor: Path | None, n_samples: int
+) -> dict:
+    """Cold and warm reference cache, n_samples, through the same `ganablate evaluate` the workflow runs."""
     config = copy.deepcopy(config)
-    config["eval"]["n_samples"] = 10000
+    config["eval"]["n_samples"] = n_samples
     run = workdir / "scored"
     small = copy.deepcopy(config)
     small["train"].update(steps=1, checkpoints=[])
@@ -411,18 +426,34 @@ PARTS = {
     "c": "the study of --config, snakemake --cores 2, and its overhead ratio (dropped by --quick)",
     "d": "solo vs stacked training throughput on --device, per width and stack size",
     "f": "score one run of the paper study (its checkpoints and eval.n_samples) on --device",
-    "g": "seconds per training step of each BatchNorm remedy (D norm) against batch, split and joint, on the CPU",
+    "g": "seconds per training step of every registered D norm against batch, split and joint, on the CPU",
     "e": "the paper study's projected wall time on --device, from d) and f)",
 }
 DEFAULTS = {  # device: (parts, stack sizes, widths, timed steps, warm-up steps)
     "cpu": ("abcdeg", "1,2,4", "16,32", 20, 3),
     "cuda": ("tdfe", "1,2,4,8,16,32,64", "32,64", 100, 10),
 }
+SCORED_SAMPLES = 10000  # b)'s samples per checkpoint
+# --smoke: the same code at the smallest sizes, on the synthetic data (the config's sections are updated with these).
+SMOKE = {
+    "steps": 2,  # a), g)
+    "stack": ("1,2", "8", 1, 0),  # d), e): stack sizes, widths, timed steps, warm-up steps
+    "images": (2000, 500),  # training and test images kept of the data
+    "model": {"z_dim": 8, "g_width": 8, "d_width": 8},
+    "train": {"batch_size": 16},
+    "eval": {"n_samples": 200, "kid_subset_size": 50, "batch_size": 100, "extractor_epochs": 1},
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="skip c), the whole default study")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="--quick --synthetic at the smallest sizes (a subset of the images, width 8, batch 16, 2 steps, 200 "
+        "samples, one extractor epoch): every part runs, and its numbers measure nothing",
+    )
     parser.add_argument("--steps", type=int, default=300, help="training steps per throughput measurement of a)")
     parser.add_argument("--config", default=str(REPO / "config/config.yaml"))
     parser.add_argument("--out", default="results/benchmarks")
@@ -468,6 +499,9 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available here")
     parts, sizes, widths, stack_steps, warmup = DEFAULTS[device.type]
+    if args.smoke:
+        sizes, widths, stack_steps, warmup = SMOKE["stack"]
+        args.quick, args.synthetic, args.steps = True, True, SMOKE["steps"]
     parts = args.parts or ({"cpu": "de", "cuda": "tdfe"}[device.type] if args.stacking else parts)
     if unknown := set(parts) - set(PARTS):
         parser.error(f"--parts: unknown parts {''.join(sorted(unknown))}; allowed: {''.join(PARTS)}")
@@ -477,6 +511,9 @@ def main() -> None:
     stack_steps, warmup = args.stack_steps or stack_steps, args.warmup if args.warmup is not None else warmup
 
     config = load_config(args.config)
+    if args.smoke:
+        for section in ("model", "train", "eval"):
+            config[section] |= SMOKE[section]
     paper = load_config(args.paper) if set(parts) & set("ef") else None
     config["train"]["device"] = device.type
     torch.set_num_threads(config["train"]["threads"])
@@ -512,6 +549,15 @@ def main() -> None:
 
             config["dataset"] = {"name": "fashion-mnist", "root": str(write_fashion_mnist(workdir / "synthetic"))}
         data = load_dataset(config["dataset"])
+        if args.smoke:
+            n_train, n_test = SMOKE["images"]
+            data = dataclasses.replace(  # copies: a view would save the whole tensor's storage into data.pt
+                data,
+                train_images=data.train_images[:n_train].clone(),
+                train_labels=data.train_labels[:n_train].clone(),
+                test_images=data.test_images[:n_test].clone(),
+                test_labels=data.test_labels[:n_test].clone(),
+            )
         data_file = workdir / "data.pt"
         data.save(data_file)
         if "a" in parts:
@@ -526,13 +572,14 @@ def main() -> None:
             record("a) 1 job x 2 threads, total", threaded, "steps/s")
             record("a) 2 jobs x 1 thread, total (ratio vs 1 job x 2 threads)", parallel, "steps/s", threaded)
         if "b" in parts:
-            times = score_one_checkpoint_seconds(config, data_file, workdir, args.extractor)
-            record("b) score one checkpoint, 10000 samples, cold cache (whole process)", times["cold"], "s")
-            record("b) score one checkpoint, 10000 samples, warm cache (whole process)", times["warm"], "s")
+            n = config["eval"]["n_samples"] if args.smoke else SCORED_SAMPLES
+            times = score_one_checkpoint_seconds(config, data_file, workdir, args.extractor, n)
+            record(f"b) score one checkpoint, {n} samples, cold cache (whole process)", times["cold"], "s")
+            record(f"b) score one checkpoint, {n} samples, warm cache (whole process)", times["warm"], "s")
         if "g" in parts:
             cpu_config = copy.deepcopy(config)
             cpu_config["train"]["device"] = "cpu"
-            remedy_step_seconds(data_file, cpu_config, args.steps, workdir, record)
+            norm_step_seconds(data_file, cpu_config, args.steps, workdir, record)
         if "c" in parts:
             # Kept (its tables are the study's), in a new folder: a study timed from an empty one.
             study = study_seconds(

@@ -158,8 +158,18 @@ class Synthetic:
                         self._row(
                             name, cell[i], reference, i, cell, self.log_ratios(cell, ref, step, metric), step, metric
                         )
+                        | self.levels(cell, ref, step, metric)
                     )
         return rows
+
+    def levels(self, cell: tuple, ref: tuple, step: int, metric: str) -> dict:
+        """Each arm's geometric mean over the seeds where both have a value (contrasts.csv's gmean_level*)."""
+        both = np.array([[self.value(c, s, step, metric) for c in (cell, ref)] for s in self.seeds])
+        both = both[np.isfinite(both).all(axis=1)]
+        if not len(both):
+            return {}
+        level, level_ref = np.exp(np.log(both).mean(axis=0))
+        return {"gmean_level": float(level), "gmean_level_ref": float(level_ref)}
 
     def _row(
         self,

@@ -557,3 +557,17 @@ def test_power_is_printed_at_the_precision_its_simulations_give():
     rows = _power_rows(values, config)
     shown = rows["power"].dropna()
     assert len(shown) and (shown == shown.round(2)).all()  # 300 simulations: SE up to 0.029, two decimals
+
+
+def test_a_simple_contrast_gives_each_arms_geometric_mean_over_the_seeds_its_ratio_is_paired_over():
+    """Two arms that both failed at the same level read a ratio of 1: their levels tell them from two that work."""
+    broken = SPLIT * 5.5
+    joint = broken * np.array([1.004, 0.998, 1.003, 0.999, 1.002, 1.001])
+    row = _row(_pair(broken, joint, diverged={(("split",), 2)}), metric="fid")
+    paired = [0, 1, 3, 4, 5]  # seed 2's split run diverged: its pair is out of the ratio and the levels alike
+    level, level_ref = stats.gmean(joint[paired]), stats.gmean(broken[paired])
+    assert (row["gmean_level"], row["gmean_level_ref"]) == pytest.approx((level, level_ref), rel=1e-12)
+    assert row["ratio"] == pytest.approx(level / level_ref, rel=1e-12)
+    runs, _, config = _batch_study()
+    others = _table(runs, config).query("kind != 'simple'")
+    assert len(others) and others[["gmean_level", "gmean_level_ref"]].isna().all().all()

@@ -345,3 +345,14 @@ def test_the_remedies_section_formats_each_row_of_remedies_csv(tables, tmp_path)
         "| batch = 16 | 1.02 (0.971–1.08) | non-inferior (confirmatory) | 0.812 (0.771–0.856) | better (control) | "
         "1.13x | when the batch is small |\n\n- batch = 16: in_working: not run\n"
     )
+
+
+def test_each_arms_level_is_printed_beside_the_ratio_so_two_failed_arms_do_not_read_as_no_difference(tables, tmp_path):
+    where = {"contrast": "feed: joint vs split | batch=64", "metric": "fid", "step": 500}
+    failed = {"ratio": 1.0, "gmean_level": 551.0, "gmean_level_ref": 548.0}
+    line = _line(_findings(_edit(tables, tmp_path, "contrasts", where, failed), tmp_path), where["contrast"])
+    assert "ratio (joint / split) 1 (95% CI" in line
+    assert "FID 551 (feed=joint) against 548 (feed=split) as geometric means over the paired seeds" in line
+    r = _contrasts(tables).set_index("contrast").loc["batch: 16 vs 64 | feed=joint"]
+    line = _line(_findings(tables, tmp_path), "batch: 16 vs 64 | feed=joint")
+    assert f"FID {fmt(r['gmean_level'])} (batch=16) against {fmt(r['gmean_level_ref'])} (batch=64)" in line

@@ -159,3 +159,12 @@ def test_the_forest_plots_ratio_ticks_do_not_crowd_an_axis_that_reaches_far():
     assert plots._spaced_ticks(0.85, 4.2) == [1, 1.25, 2, 4]
     assert plots._spaced_ticks(0.3, 1.2) == [0.5, 0.67, 0.8, 1]  # 1.1 within an eighth of the log range of 1
     assert plots._spaced_ticks(0.95, 1.05) == [1]
+
+
+def test_the_same_tables_draw_byte_identical_figures(tmp_path):
+    """The per-seed strip plot's jitter and the files' metadata (a PDF's creation date) included."""
+    tables = Synthetic({"feed": FEED, "batch": BATCH}, seeds=range(4)).write(tmp_path)
+    first = write_figures({}, tables, tmp_path / "runs", tmp_path / "first")
+    second = write_figures({}, tables, tmp_path / "runs", tmp_path / "second")
+    differ = [a.name for a, b in zip(first, second) if a.read_bytes() != b.read_bytes()]
+    assert differ == []

@@ -200,6 +200,8 @@ COLUMNS_TAIL = [
     "n_failed_level",
     "n_failed_level_ref",
     "pair_correlation",
+    "gmean_level",
+    "gmean_level_ref",
     "ratio",
     "ratio_ci_low",
     "ratio_ci_high",
@@ -301,6 +303,8 @@ def evaluate(
         return out | {"n_pairs": 0, "note": "; ".join([*notes, "non-positive values: no log contrast"])}
     d, parts = per_seed(c, logs)
     out["n_pairs"] = len(d)
+    if c.spec.kind == "simple" and len(d):  # each arm's level beside the ratio: two failed arms also read 1
+        out["gmean_level"], out["gmean_level_ref"] = (math.exp(part.mean()) for part in parts)
     if len(d) < 2:
         return out | {"note": "; ".join([*notes, f"{len(d)} complete seed(s): no test or interval"])}
     out["pair_correlation"] = pair_correlation(parts)

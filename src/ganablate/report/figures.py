@@ -7,6 +7,7 @@ rows of a grid of panels and the one after it the columns, further axes joining 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import textwrap
@@ -38,6 +39,7 @@ VERDICTS = {  # each of vocab.VERDICTS: (colour, marker); red is worse whichever
     "inconclusive": ("black", "o"),
 }
 STEPS = "training step (G updates)"
+JITTER_SEED = 0  # the per-seed points' jitter: the same tables, the same figure
 RATIO_TICKS = (0.1, 0.25, 0.5, 0.67, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 2, 4, 10)
 
 
@@ -149,6 +151,18 @@ def run_outcomes(study: StudyView, runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+@contextlib.contextmanager
+def _seeded_numpy(seed: int):
+    """numpy's global generator seeded, and given back as it was: seaborn draws a strip plot's jitter from it and
+    takes no seed, so that without this the same tables would draw other figures each time."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def _seed_panel(ax, facets: Facets, outcomes: pd.DataFrame) -> None:
     """Box and points of the usable runs per compared level; failed runs marked where their value is, or counted
     on the 'worse' edge when they have none."""
@@ -168,7 +182,8 @@ def _seed_panel(ax, facets: Facets, outcomes: pd.DataFrame) -> None:
             "legend": False,
         }
         sns.boxplot(**common, showfliers=False, boxprops={"alpha": 0.35})
-        sns.stripplot(**common, jitter=0.08, size=5, edgecolor="black", linewidth=0.5)
+        with _seeded_numpy(JITTER_SEED):
+            sns.stripplot(**common, jitter=0.08, size=5, edgecolor="black", linewidth=0.5)
     ax.set_xlim(-0.5, len(facets.levels) - 0.5)
     ax.set_xticks(range(len(facets.levels)), facets.levels)
     x = outcomes[name].map(facets.levels.index)

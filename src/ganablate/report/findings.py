@@ -99,7 +99,18 @@ class Page:
         return (
             f"{self.study.metric_name} ratio ({of}) {fmt(r['ratio'])} "
             f"({ci(r['ratio_ci_low'], r['ratio_ci_high'], self.study.level)}, paired over {count(r['n_pairs'])} "
-            f"seeds, pair correlation {fmt(r['pair_correlation'])})"
+            f"seeds, pair correlation {fmt(r['pair_correlation'])}){self.levels(r)}"
+        )
+
+    def levels(self, r: pd.Series) -> str:
+        """A simple contrast's two arms at their levels beside the ratio, so that two arms that both failed do not
+        read as 'a ratio of 1, no difference'; '' for the other kinds, which have no two arms."""
+        if r["kind"] != "simple" or pd.isna(r["gmean_level"]) or pd.isna(r["gmean_level_ref"]):
+            return ""
+        level, level_ref = (arm if "=" in arm else f"{r['axis']}={arm}" for arm in self.arms(r))
+        return (
+            f", {entries('metrics')[r['metric']]['label']} {fmt(r['gmean_level'])} ({level}) against "
+            f"{fmt(r['gmean_level_ref'])} ({level_ref}) as geometric means over the paired seeds"
         )
 
     def tost(self, r: pd.Series) -> str:
@@ -160,7 +171,8 @@ class Page:
             return ""
         return (
             f" Secondary {entries('metrics')[s['metric']]['label']}: ratio {fmt(s['ratio'])} "
-            f"({ci(s['ratio_ci_low'], s['ratio_ci_high'], self.study.level)}), {s['verdict']} (exploratory)."
+            f"({ci(s['ratio_ci_low'], s['ratio_ci_high'], self.study.level)}){self.levels(s)}, {s['verdict']} "
+            f"(exploratory)."
         )
 
     # --- sections ----------------------------------------------------------------------------------
