@@ -4,11 +4,15 @@ under the norm axis, solo and stacked."""
 from __future__ import annotations
 
 import copy
+import inspect
+import json
+import re
 
 import pytest
 import torch
 from torch import nn
 
+from ganablate import __version__
 from ganablate.cli import main
 from ganablate.components import architectures
 from ganablate.components.architectures import ARCHITECTURES, register_architecture
@@ -16,7 +20,9 @@ from ganablate.components.dcgan import Discriminator
 from ganablate.components.networks import ScoredDiscriminator, build_discriminator
 from ganablate.components.norms import NORMS, NormFactory
 from ganablate.study.config import ConfigError, validate_config
+from ganablate.training.archcheck import check, flat_norms
 from ganablate.training.train import train_run, train_stack
+from tests.conftest import REPO
 
 MODEL = {"z_dim": 8, "g_width": 8, "d_width": 8, "reference_size": 4}
 
@@ -81,14 +87,81 @@ def test_an_unknown_architecture_is_one_line_listing_the_known_ones(registered, 
     )
 
 
-def test_check_arch_passes_an_architecture_that_meets_the_protocol(registered, tmp_path, capsys):
+def test_check_arch_passes_an_architecture_that_meets_the_protocol_in_every_cell_of_the_study(
+    registered, tmp_path, capsys
+):
     registered("tiny", TinyG, tiny_d)
     config = tmp_path / "config.yaml"
-    config.write_text("model: {z_dim: 8, d_width: 4}\ntrain: {batch_size: 8}\n")
+    config.write_text(
+        "model: {z_dim: 8, g_width: 4, d_width: 4}\ntrain: {batch_size: 8}\n"
+    )  # the defaults' study: 18 cells
     assert main(["check-arch", "tiny", "--config", str(config)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 5 and all(line.startswith("tiny: ok    ") for line in lines)
-    assert "steps under split" in lines[3] and "steps under joint" in lines[4]
+    assert len(lines) == 3 and all(line.startswith("tiny: ok    ") for line in lines)
+    assert lines[1].endswith("under each norm: none, batch, instance, layer, group, spectral")
+    assert "each of the study's 18 cells give finite losses (feed: split, joint, joint_consistent; " in lines[2]
+
+
+def flat_d(image_shape, model_cfg, norm):
+    """A D whose hidden features are (N, C): its norm layer sits after a linear layer."""
+    channels, size, _ = image_shape
+    width = model_cfg["d_width"]
+    return nn.Sequential(
+        nn.Flatten(),
+        norm.weight(nn.Linear(channels * size * size, width)),
+        norm(width),
+        nn.LeakyReLU(0.2),
+        norm.weight(nn.Linear(width, 1)),
+    )
+
+
+class SkipsItsNorm(nn.Module):
+    """A D that makes its norm layer and keeps it, but never runs it."""
+
+    def __init__(self, image_shape, model_cfg, norm):
+        super().__init__()
+        self.norm = norm(model_cfg["d_width"])
+        self.net = tiny_d(image_shape, model_cfg, norm, use_norm=False)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Lambda(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+def build_d_with_a_typo(image_shape, model_cfg, norm):
+    return tiny_d(image_shape, model_cfg | {"d_width": model_cfg["d_widht"]}, norm)
+
+
+def d_of_three_channels(image_shape, model_cfg, norm):
+    return nn.Sequential(Lambda(lambda x: x.view(len(x), 3, -1)), tiny_d(image_shape, model_cfg, norm))
+
+
+class Doubled(torch.autograd.Function):
+    """A user's op whose backward cannot itself be differentiated: fine for ns, not for wgan_gp's penalty."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        return grad * 2
+
+
+def once_differentiable_d(image_shape, model_cfg, norm):
+    return nn.Sequential(Lambda(Doubled.apply), tiny_d(image_shape, model_cfg, norm))
+
+
+D_CHECK = "D gives one logit per image and runs the norm layers it makes, under each norm: layer, batch"
 
 
 @pytest.mark.parametrize(
@@ -97,8 +170,20 @@ def test_check_arch_passes_an_architecture_that_meets_the_protocol(registered, t
         (
             TinyG,
             lambda shape, model, norm: tiny_d(shape, model, norm, use_norm=False),
-            "tiny: FAIL  D builds its norm layers and weight layers with the norm it is given: D never calls "
-            "norm(channels): model.d_norm would change nothing in it",
+            f"tiny: FAIL  {D_CHECK}: cell norm=layer: D never calls norm(channels): model.d_norm would change nothing "
+            "in it",
+        ),
+        (
+            TinyG,
+            SkipsItsNorm,
+            f"tiny: FAIL  {D_CHECK}: cell norm=layer: D makes 1 norm layers with norm(channels) but never runs 1 of "
+            "them: model.d_norm would change nothing there",
+        ),
+        (
+            TinyG,
+            flat_d,
+            f"tiny: FAIL  {D_CHECK}: cell norm=batch: D gives a norm layer features of shape (4, 8); norm batch takes "
+            "(N, C, H, W) only; (N, C) features are taken by none, layer, group, spectral, ghost",
         ),
         (
             lambda shape, model: TinyG(shape, model, shape=(1, 32, 32)),
@@ -107,13 +192,17 @@ def test_check_arch_passes_an_architecture_that_meets_the_protocol(registered, t
             "(4, 1, 28, 28)",
         ),
     ],
-    ids=["d-ignores-the-norm", "g-of-the-wrong-shape"],
+    ids=["d-ignores-the-norm", "d-never-runs-its-norm-layer", "d-of-n-c-features-under-batch", "g-of-the-wrong-shape"],
 )
 def test_check_arch_refuses_a_broken_architecture_in_one_line_and_exit_code_2(
-    registered, capsys, build_g, build_d, failure
+    registered, tmp_path, capsys, build_g, build_d, failure
 ):
+    """Under each of the study's norms, not model.d_norm alone: a D of (N, C) features passes under layer and fails
+    under batch."""
     registered("tiny", build_g, build_d)
-    assert main(["check-arch", "tiny"]) == 2
+    config = tmp_path / "config.yaml"
+    config.write_text("study: {axes: {norm: {levels: [layer, batch]}}}\nmodel: {d_norm: layer, d_width: 8}\n")
+    assert main(["check-arch", "tiny", "--config", str(config)]) == 2
     out, err = capsys.readouterr()
     assert [line for line in out.splitlines() if "FAIL" in line] == [failure]
     assert (
@@ -121,12 +210,78 @@ def test_check_arch_refuses_a_broken_architecture_in_one_line_and_exit_code_2(
     )
 
 
+def test_check_arch_trains_every_loss_level_of_the_study_not_only_train_loss(registered, tmp_path, capsys):
+    registered("tiny", TinyG, once_differentiable_d)
+    config = tmp_path / "config.yaml"
+    config.write_text("study: {axes: {loss: {sets: train.loss, levels: [ns, wgan_gp]}}}\nmodel: {d_width: 8}\n")
+    assert main(["check-arch", "tiny", "--config", str(config)]) == 2
+    fail = capsys.readouterr().out.splitlines()[-1]
+    assert fail.startswith(
+        "tiny: FAIL  2 training steps of each of the study's 2 cells give finite losses (feed: split; norm: batch; "
+        "loss: ns, wgan_gp): cell loss=wgan_gp: training step 1 raised RuntimeError: "
+    )
+    assert "once_differentiable" in fail
+    config.write_text(config.read_text().replace(", wgan_gp]", "]"))
+    assert main(["check-arch", "tiny", "--config", str(config)]) == 0
+
+
+def _line_of(fn, text: str) -> int:
+    lines, start = inspect.getsourcelines(fn)
+    return start + next(i for i, line in enumerate(lines) if text in line)
+
+
+@pytest.mark.parametrize(
+    ("build_d", "failure", "where"),
+    [
+        (
+            build_d_with_a_typo,
+            "build_d raised KeyError: 'd_widht' ({file}:{line}, in build_d_with_a_typo)",
+            (build_d_with_a_typo, "d_widht"),
+        ),
+        (
+            d_of_three_channels,
+            "D's forward raised RuntimeError: shape '[4, 3, -1]' is invalid for input of size 3136 ({file}:{line}, in "
+            "d_of_three_channels.<locals>.<lambda>)",
+            (d_of_three_channels, "x.view"),
+        ),
+    ],
+    ids=["in-build-d", "in-d-forward"],
+)
+def test_an_exception_in_the_architectures_code_is_one_line_naming_the_call_and_its_file_and_line(
+    registered, capsys, build_d, failure, where
+):
+    registered("tiny", TinyG, build_d)
+    assert main(["check-arch", "tiny"]) == 2
+    fail = next(line for line in capsys.readouterr().out.splitlines() if "FAIL" in line)
+    assert fail.endswith(": cell feed=split, norm=none: " + failure.format(file=__file__, line=_line_of(*where)))
+
+
+def test_the_default_dcgan_passes_the_check_under_every_registered_norm():
+    config = validate_config(
+        {
+            "study": {"axes": {"norm": {"levels": list(NORMS)}}},
+            "model": {"z_dim": 8, "g_width": 8, "d_width": 8, "ghost_chunk": 4, "reference_size": 4},
+            "train": {"batch_size": 8, "feed": "joint"},
+        }
+    )
+    checks = check(config, "dcgan")
+    assert [c.problem for c in checks] == [None, None, None]
+    assert checks[1].what.endswith(", ".join(NORMS))
+
+
+def test_the_doc_lists_the_norms_that_take_n_c_features_as_the_registry_has_them():
+    doc = " ".join((REPO / "docs/extending.md").read_text().split())
+    listed = re.search(r"\(N, C\) features \(after a linear layer or a pooling\) are taken by ([^.]*)\.", doc)
+    assert listed is not None and re.findall(r"`([a-z_]+)`", listed[1]) == flat_norms()
+    assert 0 < len(flat_norms()) < len(NORMS)  # the others' layers refuse (N, C), or give another shape
+
+
 def test_a_run_of_a_broken_architecture_stops_before_training_in_one_line(registered, tiny_config, tmp_path):
     registered("tiny", TinyG, lambda shape, model, norm: tiny_d(shape, model, norm, use_norm=False))
     config = copy.deepcopy(tiny_config)
     config["model"]["arch"] = "tiny"
     with pytest.raises(
-        ConfigError, match=r"^model.arch: tiny: D builds .*: D never calls norm\(channels\).*check-arch"
+        ConfigError, match=r"^model.arch: tiny: D with norm batch: D never calls norm\(channels\).*check-arch tiny\)$"
     ):
         train_run(config, 0, tmp_path)
     assert not (tmp_path / "train_log.csv").exists()
@@ -134,14 +289,16 @@ def test_a_run_of_a_broken_architecture_stops_before_training_in_one_line(regist
 
 def test_the_plan_the_workflows_first_job_refuses_a_broken_architecture_in_one_line(registered, tmp_path, capsys):
     registered("tiny", TinyG, tiny_d)
-    registered("broken", TinyG, lambda shape, model, norm: tiny_d(shape, model, norm, use_norm=False))
+    registered("broken", TinyG, flat_d)  # runs under layer, not under batch
     config = tmp_path / "config.yaml"
-    axes = "{arch: {sets: model.arch, levels: [dcgan, tiny, broken]}, norm: {levels: [batch, layer]}}"
+    axes = "{arch: {sets: model.arch, levels: [dcgan, tiny, broken]}, norm: {levels: [layer, batch]}}"
     config.write_text(f"study: {{axes: {axes}}}\nmodel: {{z_dim: 8, g_width: 4, d_width: 4}}\n")
     assert main(["plan", "--config", str(config), "--out", str(tmp_path / "plan.json")]) == 2
     assert capsys.readouterr().err == (
-        "ganablate plan: error: model.arch: broken: D builds its norm layers and weight layers with the norm it is "
-        "given: D never calls norm(channels): model.d_norm would change nothing in it (ganablate check-arch broken)\n"
+        "ganablate plan: error: model.arch: broken: D gives one logit per image and runs the norm layers it makes, "
+        "under each norm: layer, batch: cell arch=broken, norm=batch: D gives a norm layer features of shape (4, 4); "
+        "norm batch takes (N, C, H, W) only; (N, C) features are taken by none, layer, group, spectral, ghost "
+        "(ganablate check-arch broken)\n"
     )
     assert not (tmp_path / "plan.json").exists()
     config.write_text(config.read_text().replace(", broken]", "]"))
@@ -209,3 +366,17 @@ def test_an_entry_point_that_is_no_architecture_is_one_line_naming_it(installed_
         architectures.architecture("user")
     with pytest.raises(ValueError, match=message):
         architectures.architecture("user")
+
+
+def test_a_run_records_the_distribution_and_version_that_provide_its_architecture(
+    installed_entry_point, tiny_config, tmp_path
+):
+    (tmp_path / "user_arch.py").write_text("from tests.test_architectures import TinyG as build_g, tiny_d as build_d\n")
+    installed_entry_point("user", "user_arch")
+    config = copy.deepcopy(tiny_config)
+    config["model"]["arch"] = "user"
+    config["train"].update(steps=2, checkpoints=[])
+    summary = train_run(config, 0, tmp_path / "run")
+    assert summary["architecture"] == {"name": "user", "distribution": "user-arch", "version": "0.1"}
+    assert json.loads((tmp_path / "run/summary.json").read_text())["architecture"] == summary["architecture"]
+    assert architectures.provenance("dcgan") == {"name": "dcgan", "distribution": "ganablate", "version": __version__}

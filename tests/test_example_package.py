@@ -3,6 +3,7 @@ through its entry point alone, with no file of ganablate changed."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -62,7 +63,8 @@ def test_check_arch_passes_the_example_architecture(installed, tmp_path):
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert len(result.stdout.splitlines()) == 5 and "FAIL" not in result.stdout
+    assert len(result.stdout.splitlines()) == 3 and "FAIL" not in result.stdout
+    assert "each of the study's 4 cells give finite losses (feed: split, joint; norm: batch, layer; " in result.stdout
 
 
 def test_the_example_study_runs_end_to_end_over_both_architectures(installed, tiny_study, tmp_path):
@@ -84,6 +86,10 @@ def test_the_example_study_runs_end_to_end_over_both_architectures(installed, ti
     runs = pd.read_csv(tables / "runs.csv")
     assert runs.groupby(["arch", "feed", "norm", "seed"]).ngroups == 16 and set(runs["arch"]) == {"dcgan", "resnet"}
     assert runs["status"].eq("completed").all()
+    summary = json.loads(
+        next((workdir / "results/resnet/runs").glob("*/arch~resnet/*/*/seed0/summary.json")).read_text()
+    )
+    assert summary["architecture"] == {"name": "resnet", "distribution": "ganablate-resnet", "version": "0.1.0"}
     contrasts = pd.read_csv(tables / "contrasts.csv")
     family = contrasts[contrasts["role"] == "confirmatory"]
     assert len(family) == 3 and family["p_holm"].notna().all()

@@ -1,23 +1,25 @@
 """Architectures: the G and D a run trains, by name (model.arch). Torch-free to import: config validation reads the
 names; the networks are built, by training, scoring and check-arch, only when a job needs them.
 
-The protocol an architecture meets (`ganablate check-arch NAME` checks it, and `ganablate train` checks a user's
-architecture before a run starts):
+The protocol an architecture meets (`ganablate check-arch NAME` checks it in every cell of a study, as `ganablate
+plan`, the workflow's first job, does for a user's architecture before any run; training/archcheck.py):
 
 - build_g(image_shape, model_cfg) -> G, an nn.Module. image_shape is the dataset's (C, H, W); model_cfg the model
   section of the config. G maps z, a (N, model.z_dim) tensor of standard normal draws, to images (N, C, H, W) in
   [-1, 1], and has an attribute z_dim equal to model.z_dim (the evaluation draws its z from it).
 - build_d(image_shape, model_cfg, norm) -> D, an nn.Module mapping images (N, C, H, W) in [-1, 1] to one logit per
   image, (N,) or (N, 1). `norm` is the normalization under study (model.d_norm; norms.NormFactory): D builds every
-  hidden normalization layer as norm(channels) and passes every weight layer through norm.weight(layer), so that the
-  norm axis works on it. D holds no state of its own that depends on the batch beyond those layers; the reference
-  batch of the norms that take one is put in front of every batch by ganablate, not by D.
+  hidden normalization layer as norm(channels), runs each in its forward pass, and passes every weight layer through
+  norm.weight(layer), so that the norm axis works on it. A norm layer takes (N, channels, H, W) features; those of
+  archcheck.flat_norms() also take (N, channels). D holds no state of its own that depends on the batch beyond those
+  layers; the reference batch of the norms that take one is put in front of every batch by ganablate, not by D.
 - Both draw their initial weights from torch's global generator, which ganablate seeds per stream (G init, D init)
   before calling them: a seed fixes them.
 
 Entries come from here (dcgan) and, looked up only when a name is not built in, from the entry points of the group
 `ganablate.architectures` of installed packages: `resnet = "my_package.module"` names a module (or any object) with
-the attributes build_g and build_d. Nothing in a config can name code: model.arch is a registry name.
+the attributes build_g and build_d. Nothing in a config can name code: model.arch is a registry name. Every run
+records which distribution, and which version of it, provided its architecture (provenance).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
+from ganablate import __version__
 from ganablate.catalog import check_new
 
 ENTRY_POINTS = "ganablate.architectures"
@@ -35,6 +38,10 @@ ENTRY_POINTS = "ganablate.architectures"
 class Architecture:
     build_g: Callable  # (image_shape, model_cfg) -> G
     build_d: Callable  # (image_shape, model_cfg, norm: norms.NormFactory) -> D
+    # The distribution that provides it, and its version: ganablate for the built-in ones, the package of the entry
+    # point for an installed one, None for one registered in this process (a test's).
+    distribution: str | None = None
+    version: str | None = None
 
 
 ARCHITECTURES: dict[str, Architecture] = {}
@@ -79,8 +86,15 @@ def architecture(name: str) -> Architecture:
                 f"model.arch: {name}: the entry point {found.value!r} ({ENTRY_POINTS}) has no callables build_g and "
                 f"build_d; allowed: a module or object with both"
             )
-        ARCHITECTURES[name] = Architecture(target.build_g, target.build_d)
+        dist = found.dist
+        ARCHITECTURES[name] = Architecture(target.build_g, target.build_d, dist and dist.name, dist and dist.version)
     return ARCHITECTURES[name]
+
+
+def provenance(name: str) -> dict:
+    """What a run records of model.arch (summary.json): its name, and the distribution and version that provide it."""
+    arch = architecture(name)
+    return {"name": name, "distribution": arch.distribution, "version": arch.version}
 
 
 def _dcgan_g(image_shape, model_cfg):
@@ -95,5 +109,5 @@ def _dcgan_d(image_shape, model_cfg, norm):
     return build_dcgan_discriminator(image_shape, model_cfg, norm)
 
 
-ARCHITECTURES["dcgan"] = Architecture(_dcgan_g, _dcgan_d)  # the seed question's G and D (dcgan.py)
+ARCHITECTURES["dcgan"] = Architecture(_dcgan_g, _dcgan_d, "ganablate", __version__)  # the seed question's (dcgan.py)
 BUILTIN = tuple(ARCHITECTURES)

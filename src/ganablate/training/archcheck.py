@@ -1,31 +1,42 @@
-"""`ganablate check-arch NAME`: does an architecture meet the protocol of architectures.py, and does it train?
+"""`ganablate check-arch NAME`: does an architecture meet the protocol of architectures.py in every cell of a study?
 
-The checks, each one line that passes or says what fails: G's output for the dataset's image shape, D's one logit
-per image, D's use of the normalization it is given (so that the norm axis acts on it), then a few training steps
-under each feed of CHECK_FEEDS with the config's norm and loss, whose losses must be finite. The first
-three build the networks but train nothing: `ganablate plan`, the workflow's first job, runs them for every cell of an
-architecture that is not built in, and `ganablate train` before such a run (require_architecture).
+Three checks, each one line that passes or names the first cell (or norm) where it fails:
+- G maps z to images of the dataset's shape in [-1, 1];
+- D, built with each norm the study's cells name (its real layers, and the reference batch of the norms that take
+  one), gives one logit per image of the dataset's shape, and makes its norm layers with norm(channels) and its weight
+  layers with norm.weight(layer), keeps them, and runs every norm layer it made (forward hooks count the calls): a
+  layer it never runs would leave the norm axis acting on nothing;
+- STEPS training steps of each cell (its feed, norm, loss and the rest of its config) give finite losses.
+
+`ganablate plan`, the workflow's first job, runs them all before any job, for every cell of an architecture that is
+not built in (require_study); `ganablate train` runs the first two with its run's norm (require_architecture). An
+exception in the architecture's code is one line naming the call that raised it (build_g, build_d, G's or D's forward,
+a training step) and the architecture's file and line.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from ganablate.components.architectures import BUILTIN, Architecture, architecture
-from ganablate.components.norms import Norm, NormFactory
+from ganablate.components.norms import NORMS, Norm, NormFactory, batch_rows, reference_size
 from ganablate.data import DATASETS
 from ganablate.study.config import ConfigError
+from ganablate.study.design import Design, design_of, run_config
 
-# The feeds an architecture is trained under: reals and fakes apart, and in one batch.
-CHECK_FEEDS = ("split", "joint")
-
-STEPS = 3  # training steps per feed: enough for a second step through weights the first step updated
+STEPS = 2  # training steps per cell: the second goes through the weights the first updated
 ROWS = 4  # images in a shape check
+STEP_ROWS = 8  # real images per batch in the training steps (model.ghost_chunk where set): fast, and every norm's math
 
 
 @dataclass(frozen=True)
@@ -37,31 +48,81 @@ class Check:
         return f"ok    {self.what}" if self.problem is None else f"FAIL  {self.what}: {self.problem}"
 
 
+class _Problem(Exception):
+    """A check's finding, raised to end the check: its one line."""
+
+
 def image_shape_of(dataset_cfg: dict) -> tuple[int, int, int]:
     """(C, H, W) of the config's dataset, without reading it."""
     shape = DATASETS[dataset_cfg["name"]].image_shape
     return shape or (dataset_cfg["channels"], dataset_cfg["image_size"], dataset_cfg["image_size"])
 
 
-def _failure(exc: Exception) -> str:
-    return f"raised {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+def flat_norms() -> list[str]:
+    """The norms whose layer also takes (N, C) features (a D's hidden features after pooling or a linear layer): those
+    whose layer maps such an input to its own shape, in a D step and called bare, as the registry's layers show. The
+    others take (N, C, H, W) only."""
+    model_cfg, x = {"ghost_chunk": 2, "reference_size": 2}, torch.randn(4, 8)
+
+    def takes(norm: Norm) -> bool:
+        try:
+            layer = norm.layer(8, model_cfg)
+            with batch_rows(2, d_step=True):
+                in_d_step = layer(x)
+            return in_d_step.shape == layer(x).shape == x.shape
+        except Exception:  # noqa: BLE001 - whatever a layer raises on a 2-D input says it needs 4-D
+            return False
+
+    return [name for name, norm in NORMS.items() if takes(norm)]
 
 
-def _checked(what: str, check: Callable[[], str | None]) -> Check:
-    """check() -> a problem or None; an exception it raises is the problem."""
+# --- where an exception came from ---------------------------------------------------------------
+
+
+def _sources(arch: Architecture) -> tuple[Path, ...]:
+    """Where the architecture's own code is: the folder of the top-level package, or the module, that defines
+    build_g and build_d."""
+    roots = set()
+    for fn in (arch.build_g, arch.build_d):
+        module = sys.modules.get(getattr(fn, "__module__", "").partition(".")[0])
+        if getattr(module, "__file__", None):
+            path = Path(module.__file__).resolve()
+            roots.add(path.parent if path.name == "__init__.py" else path)
+    return tuple(roots)
+
+
+def _raised(call: str, exc: Exception, sources: tuple[Path, ...]) -> str:
+    """One line: what raised what, at the innermost line of the architecture's own code in the traceback."""
+    text = f"{call} raised {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    own = [(frame.f_code, line) for frame, line in traceback.walk_tb(exc.__traceback__) if _is_own(frame, sources)]
+    if own:
+        code, line = own[-1]
+        text += f" ({code.co_filename}:{line}, in {code.co_qualname})"
+    return text
+
+
+def _is_own(frame, sources: tuple[Path, ...]) -> bool:
+    path = Path(frame.f_code.co_filename).resolve()
+    return any(root == path or root in path.parents for root in sources)
+
+
+def _call(call: str, sources: tuple[Path, ...], fn: Callable, *args):
     try:
-        return Check(what, check())
+        return fn(*args)
     except Exception as exc:  # noqa: BLE001 - a user's code may raise anything; it is the check's finding
-        return Check(what, _failure(exc))
+        raise _Problem(_raised(call, exc, sources)) from None
+
+
+# --- the checks, on one config --------------------------------------------------------------------
 
 
 def _generator(arch: Architecture, image_shape: tuple[int, int, int], model_cfg: dict) -> str | None:
-    z_dim = model_cfg["z_dim"]
-    G = arch.build_g(image_shape, model_cfg)
+    sources, z_dim = _sources(arch), model_cfg["z_dim"]
+    G = _call("build_g", sources, arch.build_g, image_shape, model_cfg)
     if getattr(G, "z_dim", None) != z_dim:
         return f"G.z_dim is {getattr(G, 'z_dim', 'missing')}; expected model.z_dim={z_dim}"
     with torch.no_grad():
-        images = G(torch.randn(ROWS, z_dim))
+        images = _call("G's forward", sources, G, torch.randn(ROWS, z_dim))
     if tuple(images.shape) != (ROWS, *image_shape):
         return f"G(z) has shape {tuple(images.shape)}; expected {(ROWS, *image_shape)}"
     if not bool((images.abs() <= 1).all()):
@@ -69,14 +130,13 @@ def _generator(arch: Architecture, image_shape: tuple[int, int, int], model_cfg:
     return None
 
 
-class _Counting(NormFactory):
-    """A norm that normalizes nothing and keeps what it made: the layers norm(channels) returned, and the weight
-    layers norm.weight(layer) was given. The structure's checks build D with it, whichever norm a study names."""
+@dataclass(frozen=True)
+class _Recording(NormFactory):
+    """The norm under study as D is given it, keeping what it made: the layers norm(channels) returned, and the
+    weight layers norm.weight(layer) was given."""
 
-    def __init__(self, model_cfg: dict):
-        super().__init__(Norm(layer=lambda c, model: nn.Identity(), use="the protocol's probe"), model_cfg)
-        object.__setattr__(self, "layers", [])
-        object.__setattr__(self, "weights", [])
+    layers: list = field(default_factory=list)
+    weights: list = field(default_factory=list)
 
     def __call__(self, channels: int) -> nn.Module:
         self.layers.append(super().__call__(channels))
@@ -88,41 +148,196 @@ class _Counting(NormFactory):
 
 
 def _discriminator(arch: Architecture, image_shape: tuple[int, int, int], model_cfg: dict) -> str | None:
-    D = arch.build_d(image_shape, model_cfg, _Counting(model_cfg))
-    with torch.no_grad():
-        logits = D(torch.rand(ROWS, *image_shape) * 2 - 1)
-    if tuple(logits.shape) not in ((ROWS,), (ROWS, 1)):
-        return f"D(images) has shape {tuple(logits.shape)} for {ROWS} images; expected ({ROWS},) or ({ROWS}, 1)"
-    return None
-
-
-def _norm_use(arch: Architecture, image_shape: tuple[int, int, int], model_cfg: dict) -> str | None:
-    norm = _Counting(model_cfg)
-    kept = {id(m) for m in arch.build_d(image_shape, model_cfg, norm).modules()}
+    name, sources = model_cfg["d_norm"], _sources(arch)
+    norm = _Recording(NORMS[name], model_cfg)
+    D = _call("build_d", sources, arch.build_d, image_shape, model_cfg, norm)
+    kept = {id(m) for m in D.modules()}
     for call, made in (("norm(channels)", norm.layers), ("norm.weight(layer)", norm.weights)):
         if not made:
             return f"D never calls {call}: model.d_norm would change nothing in it"
         dropped = sum(id(m) not in kept for m in made)
         if dropped:
             return f"D calls {call} but leaves {dropped} of the {len(made)} modules it returned out of D"
+    # As a run calls it: the reference batch of the norms that take one in front (networks.ScoredDiscriminator), and
+    # ghost_mixed's chunks of model.ghost_chunk rows.
+    images = torch.rand(model_cfg.get("ghost_chunk") or ROWS, *image_shape) * 2 - 1
+    if NORMS[name].reference:
+        images = torch.cat([torch.rand(reference_size(model_cfg), *image_shape) * 2 - 1, images])
+    inputs: dict[int, tuple[int, ...]] = {}  # id of a norm layer -> the shape of its input
+    hooks = [layer.register_forward_pre_hook(_shape_into(inputs)) for layer in norm.layers]
+    try:
+        with torch.no_grad():
+            logits = D(images)
+    except Exception as exc:  # noqa: BLE001 - a user's code may raise anything; it is the check's finding
+        raise _Problem(_flat_features(name, inputs) or _raised("D's forward", exc, sources)) from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+    n = len(images)
+    if tuple(logits.shape) not in ((n,), (n, 1)):
+        return f"D(images) has shape {tuple(logits.shape)} for {n} images; expected ({n},) or ({n}, 1)"
+    unrun = sum(id(layer) not in inputs for layer in norm.layers)
+    if unrun:
+        return (
+            f"D makes {len(norm.layers)} norm layers with norm(channels) but never runs {unrun} of them: model.d_norm "
+            f"would change nothing there"
+        )
+    return _flat_features(name, inputs)
+
+
+def _shape_into(inputs: dict) -> Callable:
+    def record(layer: nn.Module, args: tuple) -> None:
+        inputs[id(layer)] = tuple(args[0].shape)
+
+    return record
+
+
+def _flat_features(name: str, inputs: dict) -> str | None:
+    """Where D gave a norm layer that takes (N, C, H, W) only features of another shape: what takes them."""
+    shape = next((s for s in inputs.values() if len(s) != 4), None)
+    if shape is None or name in flat_norms():
+        return None
+    return (
+        f"D gives a norm layer features of shape {shape}; norm {name} takes (N, C, H, W) only; (N, C) features are "
+        f"taken by {', '.join(flat_norms())}"
+    )
+
+
+def _steps(config: dict, sources: tuple[Path, ...], image_shape: tuple[int, int, int]) -> str | None:
+    from ganablate.components.feeds import FEEDS
+    from ganablate.components.losses import loss_of
+    from ganablate.training.train import Solo, build_networks, optimizers, train_step
+
+    model_cfg, train_cfg = config["model"], config["train"]
+    batch, z_dim = model_cfg.get("ghost_chunk") or min(STEP_ROWS, train_cfg["batch_size"]), model_cfg["z_dim"]
+    pool = torch.randint(0, 256, (max(2 * batch, model_cfg["reference_size"]), *image_shape), dtype=torch.uint8)
+    nets = Solo(*_call("build_g or build_d", sources, build_networks, image_shape, model_cfg, 0, pool))
+    opt_g, opt_d = optimizers(nets, train_cfg)
+    feed, loss = FEEDS[train_cfg["feed"]], loss_of(train_cfg)
+    for step in range(1, STEPS + 1):
+        real, z = torch.rand(1, batch, *image_shape) * 2 - 1, torch.randn(1, batch, z_dim)
+        out = _call(f"training step {step}", sources, train_step, nets, opt_g, opt_d, feed, real, z, loss)
+        for net, value in (("D", out.loss_d.item()), ("G", out.loss_g.item())):
+            if not math.isfinite(value):
+                return f"{net}'s loss is {value} at step {step}"
     return None
 
 
-def structure(arch: Architecture, image_shape: tuple[int, int, int], model_cfg: dict) -> list[Check]:
-    """The protocol's checks that build the networks and train nothing. Torch's global generator is left as found."""
-    checks = {
-        f"G maps z ({model_cfg['z_dim']}) to images {image_shape} in [-1, 1]": _generator,
-        "D gives one logit per image": _discriminator,
-        "D builds its norm layers and weight layers with the norm it is given": _norm_use,
-    }
+@contextmanager
+def _aside() -> Iterator[None]:
+    """The checks' conditions, and the caller's restored after them: torch's global generator seeded (the networks'
+    inits draw from it), and one thread, the fastest for the checks' small batches by far on a loaded machine."""
+    threads = torch.get_num_threads()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return [_checked(what, lambda: fn(arch, image_shape, model_cfg)) for what, fn in checks.items()]  # noqa: B023
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+
+
+def _first_problem(check: Callable, configs: list[tuple[str, dict]]) -> str | None:
+    """check(config) -> a problem or None, over (where, config) pairs: the first problem, named by its where when
+    there are several."""
+    for where, config in configs:
+        try:
+            problem = check(config)
+        except _Problem as found:
+            problem = str(found)
+        if problem is not None:
+            return f"{where}: {problem}" if len(configs) > 1 else problem
+    return None
+
+
+# --- the checks of a study ----------------------------------------------------------------------------
+
+
+def _distinct(configs: list[tuple[str, dict]], key: Callable[[dict], dict]) -> list[tuple[str, dict]]:
+    """The configs that differ in key(config), each as the first cell that has it names it."""
+    seen = {}
+    for where, config in configs:
+        seen.setdefault(json.dumps(key(config), sort_keys=True), (where, config))
+    return list(seen.values())
+
+
+def cells_of(config: dict, name: str, design: Design | None = None) -> list[tuple[str, dict]]:
+    """(the cell as text, its run config) for each cell of the study whose architecture is `name`; where none is, every
+    cell with model.arch set to `name`: the study as it would train that architecture."""
+    design = design or design_of(config)
+    cells = [design.cell(labels) for labels in design.cells]
+    configs = [(_text(cell), run_config(config, cell, design)) for cell in cells]
+    own = [(where, c) for where, c in configs if c["model"]["arch"] == name]
+    if own:
+        return own
+    return [(where, {**c, "model": {**c["model"], "arch": name}}) for where, c in configs]
+
+
+def _text(cell: dict[str, str]) -> str:
+    return "cell " + ", ".join(f"{a}={lab}" for a, lab in cell.items()) if cell else ""
+
+
+def check(config: dict, name: str | None = None, design: Design | None = None) -> list[Check]:
+    """Every check of the architecture `name` (default model.arch) in the study's cells (cells_of), for the config's
+    dataset; the training steps only where the networks' structure passed. An unknown name is a ValueError listing
+    the known ones."""
+    name = name or config["model"]["arch"]
+    arch, image_shape = architecture(name), image_shape_of(config["dataset"])
+    configs = cells_of(config, name, design)
+    models = _distinct(configs, lambda c: c["model"])
+    norms = list(dict.fromkeys(c["model"]["d_norm"] for _, c in configs))
+    runs = _distinct(configs, lambda c: {"model": c["model"], "train": c["train"]})
+    sources = _sources(arch)
+    with _aside():
+        checks = [
+            Check(
+                f"G maps z ({config['model']['z_dim']}) to images {image_shape} in [-1, 1]",
+                _first_problem(
+                    lambda c: _generator(arch, image_shape, c["model"]),
+                    _distinct(configs, lambda c: {**c["model"], "d_norm": None}),
+                ),
+            ),
+            Check(
+                f"D gives one logit per image and runs the norm layers it makes, under each norm: {', '.join(norms)}",
+                _first_problem(lambda c: _discriminator(arch, image_shape, c["model"]), models),
+            ),
+        ]
+        if any(c.problem for c in checks):
+            return checks
+        levels = "; ".join(
+            f"{what}: {', '.join(dict.fromkeys(str(c[section][key]) for _, c in configs))}"
+            for what, section, key in (
+                ("feed", "train", "feed"),
+                ("norm", "model", "d_norm"),
+                ("loss", "train", "loss"),
+            )
+        )
+        checks.append(
+            Check(
+                f"{STEPS} training steps of each of the study's {len(configs)} cells give finite losses ({levels})",
+                _first_problem(lambda c: _steps(c, sources, image_shape), runs),
+            )
+        )
+    return checks
+
+
+def require_study(config: dict, design: Design | None = None) -> None:
+    """Every architecture of the study's cells that is not built in passes every check in each of its cells (the
+    plan job's check, before any other job): else a ConfigError of one line naming the first that fails."""
+    design = design or design_of(config)
+    names = {run_config(config, design.cell(labels), design)["model"]["arch"] for labels in design.cells}
+    for name in sorted(names - set(BUILTIN)):
+        try:
+            failed = next((c for c in check(config, name, design) if c.problem), None)
+        except ValueError as exc:  # an unknown name, or an entry point without build_g and build_d
+            raise ConfigError(str(exc)) from None
+        if failed is not None:
+            raise ConfigError(f"model.arch: {name}: {failed.what}: {failed.problem} (ganablate check-arch {name})")
 
 
 def require_architecture(model_cfg: dict, image_shape: tuple[int, int, int]) -> None:
-    """model.arch is known and, where it is not built in, passes the structure's checks: else a ConfigError of one
-    line naming the first that fails."""
+    """model.arch is known and, where it is not built in, its G and its D with model.d_norm pass the checks of their
+    structure (a run's check before it trains): else a ConfigError of one line naming the first that fails."""
     name = model_cfg["arch"]
     try:
         arch = architecture(name)
@@ -130,41 +345,8 @@ def require_architecture(model_cfg: dict, image_shape: tuple[int, int, int]) -> 
         raise ConfigError(str(exc)) from None
     if name in BUILTIN:
         return
-    failed = next((c for c in structure(arch, image_shape, model_cfg) if c.problem), None)
-    if failed is not None:
-        raise ConfigError(f"model.arch: {name}: {failed.what}: {failed.problem} (ganablate check-arch {name})")
-
-
-def _steps(config: dict, feed: str, image_shape: tuple[int, int, int]) -> str | None:
-    from ganablate.components.feeds import FEEDS
-    from ganablate.components.losses import loss_of
-    from ganablate.training.train import Solo, build_networks, optimizers, train_step
-
-    model_cfg, train_cfg = config["model"], config["train"]
-    batch, z_dim = train_cfg["batch_size"], model_cfg["z_dim"]
-    pool = torch.randint(0, 256, (max(2 * batch, model_cfg["reference_size"]), *image_shape), dtype=torch.uint8)
-    nets = Solo(*build_networks(image_shape, model_cfg, 0, pool))
-    opt_g, opt_d = optimizers(nets, train_cfg)
-    for step in range(1, STEPS + 1):
-        real, z = torch.rand(1, batch, *image_shape) * 2 - 1, torch.randn(1, batch, z_dim)
-        out = train_step(nets, opt_g, opt_d, FEEDS[feed], real, z, loss_of(train_cfg))
-        for net, value in (("D", out.loss_d.item()), ("G", out.loss_g.item())):
-            if not math.isfinite(value):
-                return f"{net}'s loss is {value} at step {step}"
-    return None
-
-
-def check(config: dict) -> list[Check]:
-    """Every check of the architecture model.arch for the config's dataset, model and train sections; the training
-    steps only where the networks' structure passed. An unknown name is a ValueError listing the known ones."""
-    arch, image_shape = architecture(config["model"]["arch"]), image_shape_of(config["dataset"])
-    checks = structure(arch, image_shape, config["model"])
-    if any(c.problem for c in checks):
-        return checks
-    norm, loss = config["model"]["d_norm"], config["train"]["loss"]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        for feed in CHECK_FEEDS:
-            what = f"{STEPS} steps under {feed} (norm {norm}, loss {loss}) give finite losses"
-            checks.append(_checked(what, lambda: _steps(config, feed, image_shape)))  # noqa: B023 - called at once
-    return checks
+    with _aside():
+        for what, fn in (("G", _generator), (f"D with norm {model_cfg['d_norm']}", _discriminator)):
+            problem = _first_problem(lambda c: fn(arch, image_shape, c), [("", model_cfg)])  # noqa: B023 - called at once
+            if problem is not None:
+                raise ConfigError(f"model.arch: {name}: {what}: {problem} (ganablate check-arch {name})")
