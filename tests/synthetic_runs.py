@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import image
 
+from ganablate.files import sha256, with_digest
 from ganablate.study.config import validate_config
 from ganablate.study.design import run_path
 
@@ -48,15 +49,6 @@ def make_runs(
             (run / "samples").mkdir(parents=True)
             failed = (tuple(cell.values()), seed) in diverged
             reached = steps[:1] if failed else steps
-            summary = {
-                "status": "diverged" if failed else "completed",
-                "steps_done": steps[0] + 7 if failed else steps[-1],
-                "dataset": dataset,
-                "seed": seed,
-                "cell": cell,
-                "plan_hash": plan_hash,
-            }
-            (run / "summary.json").write_text(json.dumps(summary))
             lines = ["step,extractor,metric,value,n_samples,g_mode,status"]
             for step in steps:
                 f = fid(cell, seed, step) if step in reached else math.nan
@@ -71,7 +63,7 @@ def make_runs(
                 }  # f / f: NaN where never reached
                 ok = "ok" if step in reached else "not_reached"
                 lines += [f"{step},domain,{m},{values[m]!r},100,eval,{ok}" for m in METRIC_NAMES]
-            (run / "metrics.csv").write_text("\n".join(lines) + "\n")
+            (run / "metrics.csv").write_text(with_digest("\n".join(lines) + "\n"))
             gap = 0.3 if (cell.get("feed") == "joint" and cell.get("norm") == "batch") else 0.01
             log = ["step,loss_d,loss_g,d_real,d_fake,d_acc,grad_norm_g,grad_norm_d,context_gap"]
             for step in range(50, steps[-1] + 1, 50):
@@ -80,6 +72,17 @@ def make_runs(
                     break
                 log.append(f"{step},1.2,0.8,0.6,0.4,{0.7 + seed / 100},1.0,1.0,{gap + seed / 1000}")
             (run / "train_log.csv").write_text("\n".join(log) + "\n")
+            summary = {
+                "status": "diverged" if failed else "completed",
+                "steps_done": steps[0] + 7 if failed else steps[-1],
+                "dataset": dataset,
+                "seed": seed,
+                "cell": cell,
+                "plan_hash": plan_hash,
+                "config": {"train": {"steps": steps[-1], "checkpoints": list(steps[:-1])}},
+                "sha256": {"train_log.csv": sha256("\n".join(log) + "\n")},
+            }
+            (run / "summary.json").write_text(json.dumps(summary))
             if images:
                 for step in reached:
                     pixels = np.random.default_rng(seed).random((34, 34))

@@ -137,7 +137,7 @@ def test_cli_evaluate_writes_tidy_metrics_csv_and_sample_grids(domain, tmp_path)
         ]
     )
     assert code == 0
-    table = pd.read_csv(run / "metrics.csv")
+    table = pd.read_csv(run / "metrics.csv", comment="#")  # its last line: "# sha256 <digest of the lines above>"
     assert list(table.columns) == COLUMNS
     assert len(table) == 3 * len(METRICS)
     assert set(table["metric"]) == {"fid", "is", "is_std", "kid", "kid_std", "precision", "recall"}

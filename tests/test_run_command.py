@@ -141,7 +141,7 @@ def test_final_only_metrics_are_scored_at_the_last_step_alone_with_the_same_valu
     planned = copy.deepcopy(study.config)
     planned["eval"]["final_only"] = ["precision", "recall", "is"]
     assert main(_run(study, planned, tmp_path / "planned", tmp_path / "cache")) == 0
-    every, some = (pd.read_csv(tmp_path / run / "metrics.csv") for run in ("all", "planned"))
+    every, some = (pd.read_csv(tmp_path / run / "metrics.csv", comment="#") for run in ("all", "planned"))
     assert set(some[some.step == 10].metric) == {"fid", "kid", "kid_std"}
     assert set(some[some.step == 20].metric) == set(every.metric)
     merged = some.merge(every, on=["step", "extractor", "metric"], suffixes=("", "_all"))

@@ -207,25 +207,21 @@ def _cmd_plan(args: argparse.Namespace) -> None:
     from ganablate.study.plan import Plan
 
     config = config_from_args(args)
-    _check_user_architectures(config)
-    print(Plan.from_config(config).write(args.out))
+    plan = Plan.from_config(config)
+    _check_user_architectures(config, plan.design)
+    print(plan.write(args.out))
 
 
-def _check_user_architectures(config: dict) -> None:
-    """The structure of every cell's architecture that is not built in, checked before the plan, the workflow's first
+def _check_user_architectures(config: dict, design) -> None:
+    """Every cell's architecture that is not built in, checked in every cell before the plan, the workflow's first
     job: a broken one stops the study before any run. Torch is imported only when a cell has such an architecture."""
     from ganablate.components.architectures import BUILTIN
-    from ganablate.study.design import design_of, run_config
+    from ganablate.study.design import run_config
 
-    design = design_of(config)
-    models = (run_config(config, design.cell(labels), design)["model"] for labels in design.cells)
-    # The checks build D with a norm of their own: cells that differ only in model.d_norm are one check.
-    user = {json.dumps({**m, "d_norm": None}, sort_keys=True): m for m in models if m["arch"] not in BUILTIN}
-    if user:
-        from ganablate.training.archcheck import image_shape_of, require_architecture
+    if any(run_config(config, design.cell(labels), design)["model"]["arch"] not in BUILTIN for labels in design.cells):
+        from ganablate.training.archcheck import require_study
 
-        for model in user.values():
-            require_architecture(model, image_shape_of(config["dataset"]))
+        require_study(config, design)
 
 
 def _cmd_aggregate(args: argparse.Namespace) -> None:
@@ -272,7 +268,7 @@ def _cmd_check_arch(args: argparse.Namespace) -> None:
         raise ConfigError(str(exc)) from None
     config = load_config(args.config) if args.config else validate_config({})
     config["model"]["arch"] = args.name
-    checks = check(validate_config(config, source="check-arch"))
+    checks = check(validate_config(config, source="check-arch"), args.name)
     for c in checks:
         print(f"{args.name}: {c.line()}")
     failed = sum(c.problem is not None for c in checks)
@@ -371,12 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "check-arch",
-        help="check an architecture against the protocol (docs/extending.md) and train it a few steps under "
-        "split and joint",
+        help="check an architecture against the protocol (docs/extending.md) in every cell of a study, and train "
+        "it a few steps in each",
     )
     p.add_argument("name", help="model.arch: dcgan, or a name an installed package registers")
     p.add_argument(
-        "--config", help="the study config whose dataset, model and train sections to check with (default: defaults)"
+        "--config", help="the study config whose cells to check, on its dataset (default: the defaults' study)"
     )
     p.set_defaults(func=_cmd_check_arch)
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ganablate.catalog import check_new
-from ganablate.files import atomic_save
+from ganablate.files import atomic_save, load_tensors
 
 # Debian's dataset-* packages install under here: dataset-fashion-mnist as /usr/share/datasets/fashion-mnist.
 SYSTEM_DATA = Path("/usr/share/datasets")
@@ -63,13 +63,18 @@ class ImageData:
 
     @classmethod
     def load(cls, path: str | Path) -> ImageData:
+        """The file `ganablate prepare-data` wrote, checked and read as plain tensor data (files.load_tensors); any
+        other file is one line of error naming it."""
+        remedy = "remove it, and `ganablate prepare-data` writes it again"
+        blob = load_tensors(path, remedy)
         try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
             return cls(
                 blob["name"], blob["train_images"], blob["train_labels"], blob["test_images"], blob["test_labels"]
             )
-        except (OSError, RuntimeError, KeyError, TypeError) as exc:
-            raise DataError(f"{path}: not a prepared ganablate dataset ({type(exc).__name__}: {exc})") from None
+        except (KeyError, TypeError) as exc:
+            raise DataError(
+                f"{path}: not a prepared ganablate dataset ({type(exc).__name__}: {exc}); {remedy}"
+            ) from None
 
 
 def read_idx(

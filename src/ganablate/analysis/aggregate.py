@@ -2,17 +2,23 @@
 
 A run's cell (one label per axis) is read from its summary.json, never from its path. Axis labels are strings
 everywhere, also where they look like numbers ("16"): every reader here passes them as str.
+
+Nothing damaged is aggregated: metrics.csv must match the sha256 line evaluate wrote at its end, train_log.csv the
+sha256 its summary.json records, and each run must have one numeric row per checkpoint, extractor and metric.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
-from ganablate.study.config import UsageError
+from ganablate import catalog
+from ganablate.files import atomic_write_text, read_digested, sha256
+from ganablate.study.config import UsageError, checkpoint_steps
 
 RUN_INFO = ["status", "steps_done", "plan_hash"]  # from summary.json, beside the dataset, the cell and the seed
 # Also from summary.json, into run_times.csv beside runs.csv: the seconds a run's training loop took, resumed parts
@@ -37,10 +43,10 @@ def find_run_dirs(roots: list[str | Path]) -> list[Path]:
     return sorted(found)
 
 
-def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
+def _read_csv(path: Path, text: str, required: list[str]) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        frame = pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise UsageError(f"{path}: cannot read ({type(exc).__name__})") from None
     missing = [c for c in required if c not in frame.columns]
     if missing:
@@ -52,11 +58,11 @@ def _read_run(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     path = run_dir / "summary.json"
     try:
         summary = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"{path}: cannot read ({type(exc).__name__})") from None
-    missing = [k for k in ("dataset", "cell", "seed", "status", "steps_done") if k not in summary]
+    missing = [k for k in ("dataset", "cell", "seed", "status", "steps_done", "config", "sha256") if k not in summary]
     if missing:
-        raise UsageError(f"{path}: missing keys {', '.join(missing)} (a run from before study axes? train it again)")
+        raise UsageError(f"{path}: missing keys {', '.join(missing)} (a run of an older ganablate? train it again)")
     if summary["status"] not in STATUSES:
         raise UsageError(f"{path}: status {summary['status']!r} is not final; allowed: {', '.join(STATUSES)}")
     run = {
@@ -69,11 +75,73 @@ def _read_run(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
         "wall_seconds": summary.get("wall_seconds", math.nan),
         "stack_size": len(summary.get("stack", [summary["seed"]])),
     }
+    path = run_dir / "metrics.csv"
+    rescore = f"remove it and score the run again (`ganablate evaluate --run {run_dir}`)"
+    metrics = _read_csv(path, read_digested(path, rescore), METRICS_COLUMNS)
     # metrics.csv repeats the run's status; summary.json is the source of it.
-    metrics = _read_csv(run_dir / "metrics.csv", METRICS_COLUMNS).drop(columns="status", errors="ignore")
-    log = _read_csv(run_dir / "train_log.csv", LOGGED)
+    metrics = _numeric_rows(metrics, path, checkpoint_steps(summary["config"]["train"]), rescore)
+    log = _read_csv(run_dir / "train_log.csv", _train_log(run_dir, summary["sha256"]), LOGGED)
     results = {k: v for k, v in run.items() if k not in TIMING}
-    return run, metrics.assign(**results), log.assign(**results)
+    return run, metrics.drop(columns="status", errors="ignore").assign(**results), log.assign(**results)
+
+
+def _train_log(run_dir: Path, digests: dict) -> str:
+    """train_log.csv's text, if it matches the sha256 that training recorded in summary.json after writing it."""
+    path, retrain = run_dir / "train_log.csv", f"remove {run_dir}/ and train the run again"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror}); {retrain}") from None
+    if sha256(data) != digests.get("train_log.csv"):
+        raise UsageError(
+            f"{path}: its content does not match the sha256 in summary.json (edited or damaged); {retrain}"
+        )
+    return data.decode()
+
+
+def _numeric_rows(metrics: pd.DataFrame, path: Path, steps: list[int], remedy: str) -> pd.DataFrame:
+    """metrics.csv's rows as evaluate writes them: a number (NaN where a diverged run never reached the checkpoint)
+    for each of the run's checkpoints and registered metrics, once each; else one line naming the file."""
+    values, step = (pd.to_numeric(metrics[c], errors="coerce") for c in ("value", "step"))
+    for bad, what in (
+        (metrics["value"].notna() & values.isna(), "value"),
+        (step.isna() | (step != step.round()), "step"),
+        (~metrics["metric"].isin(catalog.names("metrics")), "metric"),
+    ):
+        if bad.any():
+            row = metrics[bad].iloc[0]
+            raise UsageError(
+                f"{path}: {what} {row[what]!r} (in the row of step {row['step']}, {row['extractor']} {row['metric']}) "
+                f"is not {'a registered metric' if what == 'metric' else 'a number'}; {remedy}"
+            )
+    metrics = metrics.assign(value=values, step=step.astype(int))
+    twice = metrics.duplicated(["step", "extractor", "metric"])
+    if twice.any():
+        row = metrics[twice].iloc[0]
+        raise UsageError(f"{path}: two rows of step {row['step']}, {row['extractor']} {row['metric']}; {remedy}")
+    if set(metrics["step"]) != set(steps):
+        raise UsageError(
+            f"{path}: rows of steps {', '.join(map(str, sorted(set(metrics['step']))))}, but the run's checkpoints "
+            f"are at steps {', '.join(map(str, steps))}; {remedy}"
+        )
+    return metrics
+
+
+def _check_complete(scored: list[tuple[Path, pd.DataFrame]]) -> None:
+    """Every run has a row for each (extractor, metric) that any run has at the same kind of checkpoint: the final
+    one, or an earlier one (where eval.final_only's metrics have none). A row lost from one run's file is named."""
+    expected = {True: set(), False: set()}  # at the final checkpoint, at an earlier one
+    for _, frame in scored:
+        for step, rows in frame.groupby("step"):
+            expected[step == frame["step"].max()] |= set(zip(rows["extractor"], rows["metric"]))
+    for path, frame in scored:
+        for step, rows in frame.groupby("step"):
+            missing = sorted(expected[step == frame["step"].max()] - set(zip(rows["extractor"], rows["metric"])))
+            if missing:
+                raise UsageError(
+                    f"{path}: no row of step {step}, {' '.join(missing[0])}, which other runs have at that checkpoint; "
+                    f"remove it and score the run again (`ganablate evaluate --run {path.parent}`)"
+                )
 
 
 def aggregate(roots: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -83,7 +151,7 @@ def aggregate(roots: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _collect(roots: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(runs, train_logs, run_times): run_times one row per run."""
-    metrics, logs, times, seen, axes = [], [], [], {}, None
+    metrics, logs, times, scored, seen, axes = [], [], [], [], {}, None
     for run_dir in find_run_dirs(roots):
         run, run_metrics, run_log = _read_run(run_dir)
         names = [k for k in run if k not in ("dataset", "seed", *RUN_INFO, *TIMING)]
@@ -98,9 +166,11 @@ def _collect(roots: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
         if key in seen:
             raise UsageError(f"--runs: {run_dir} and {seen[key]} are the same run {key}")
         seen[key] = run_dir
+        scored.append((run_dir / "metrics.csv", run_metrics))
         metrics.append(run_metrics)
         logs.append(run_log)
         times.append(run)
+    _check_complete(scored)
     keys = ["dataset", *axes, "seed"]
     table = pd.concat(metrics, ignore_index=True)
     first = [*keys, *RUN_INFO, *METRICS_COLUMNS]
@@ -116,12 +186,10 @@ def _collect(roots: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
 
 def write_aggregate(roots: list[str | Path], out_dir: str | Path) -> list[Path]:
     runs, logs, times = _collect(roots)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    runs.to_csv(out_dir / "runs.csv", index=False)
-    logs.to_csv(out_dir / "train_logs.csv", index=False)
-    times.to_csv(out_dir / "run_times.csv", index=False)
-    return [out_dir / "runs.csv", out_dir / "train_logs.csv", out_dir / "run_times.csv"]
+    paths = [Path(out_dir) / name for name in ("runs.csv", "train_logs.csv", "run_times.csv")]
+    for path, table in zip(paths, (runs, logs, times)):
+        atomic_write_text(path, table.to_csv(index=False))
+    return paths
 
 
 # Columns that hold a level's label or an axis's name beside the axis columns themselves.

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ganablate.analysis import aggregate, cells, contrasts, factorial, mechanism, over_training, power, remedies
 from ganablate.catalog import compared_metrics
+from ganablate.files import atomic_write_text
 from ganablate.study import outputs
 from ganablate.study.plan import DIVERGED_RULE, Plan
 
@@ -112,13 +113,14 @@ def build(evidence: Evidence) -> dict[str, pd.DataFrame]:
 
 
 def write_table(table: pd.DataFrame, out_dir: Path, name: str, note: str) -> list[Path]:
-    """name.csv (full precision), name.md and name.tex (4 significant digits, with the note)."""
+    """name.csv (full precision), name.md and name.tex (4 significant digits, with the note); each written whole or
+    not at all (files.atomic_write_text), so that a failed write never leaves half a table for figures to draw."""
     paths = [out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
-    table.to_csv(paths[0], index=False)
+    atomic_write_text(paths[0], table.to_csv(index=False))
     shown = table.astype(object).where(table.notna(), None)  # one missing marker for NaN and pd.NA alike
-    paths[1].write_text(f"{note}\n\n{shown.to_markdown(index=False, floatfmt='.4g', missingval='NA')}\n")
+    atomic_write_text(paths[1], f"{note}\n\n{shown.to_markdown(index=False, floatfmt='.4g', missingval='NA')}\n")
     latex = table.to_latex(index=False, float_format="%.4g", na_rep="--", escape=True, longtable=len(table) > 40)
-    paths[2].write_text(f"% {note}\n{latex}")
+    atomic_write_text(paths[2], f"% {note}\n{latex}")
     return paths
 
 
@@ -145,5 +147,5 @@ def write_stats(config: dict, tables: str | Path) -> list[Path]:
         )
     notes = _notes(evidence.plan)
     paths = [p for name, table in build(evidence).items() for p in write_table(table, tables, name, notes[name])]
-    (tables / "plan.json").write_text(json.dumps(check | evidence.plan.record, indent=2) + "\n")
+    atomic_write_text(tables / "plan.json", json.dumps(check | evidence.plan.record, indent=2) + "\n")
     return [*paths, tables / "plan.json"]

@@ -6,7 +6,9 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +33,7 @@ from torch_fidelity.utils import (
 from ganablate.components.dcgan import Generator
 from ganablate.components.networks import build_generator
 from ganablate.data import DataError, ImageData, load_study_data, to_uint8
-from ganablate.files import atomic_save, atomic_write_bytes, atomic_write_text, load_tensors
+from ganablate.files import atomic_save, atomic_write_bytes, atomic_write_text, load_tensors, with_digest
 from ganablate.scoring.extractor import eval_device, load_extractor_file, register
 from ganablate.scoring.metrics import KID, METRICS, computed_by, knn_radii, skipped_at
 from ganablate.study.config import ConfigError, UsageError, checkpoint_steps
@@ -76,7 +78,6 @@ def inception_weights(eval_cfg: dict) -> Path:
         path = Path(eval_cfg["inception_weights"])
         if not path.is_file():
             raise DataError(f"eval.inception_weights={path}: no such file (expected torch-fidelity's {filename})")
-        refuse_unless_plain_data(path)
         return path
     hub = Path(torch.hub.get_dir()) / "checkpoints"
     path = hub / filename
@@ -90,7 +91,6 @@ def inception_weights(eval_cfg: dict) -> Path:
                 f"cache {hub}, and downloading it failed ({exc}); put the file there or set eval.inception_weights "
                 f"to its path"
             ) from None
-    refuse_unless_plain_data(path)
     return path
 
 
@@ -131,15 +131,30 @@ def limited_threads(n: int):
         torch.set_num_threads(previous)
 
 
-def refuse_unless_plain_data(path: Path) -> None:
-    """torch-fidelity reads Inception weights with torch.load(weights_only=False): read them safely first, so that
-    a file from someone else's results folder can never run code here."""
+@contextmanager
+def handed_to_fidelity(extractor: Extractor) -> Iterator[Path]:
+    """The weights file torch-fidelity's extractor is built from. Its Inception loader unpickles the file
+    (torch.load(weights_only=False)): so it gets a private copy (mkstemp, mode 0600, removed after) of bytes read once
+    and loaded as plain tensor data here, never the user's path, which a file swapped after the check could make run
+    code. The domain extractor's loader is ganablate's own and loads its file safely."""
+    if extractor.label == "domain":
+        yield extractor.weights
+        return
+    data = extractor.weights.read_bytes()
     try:
-        torch.load(path, map_location="cpu", weights_only=True)
+        torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure means: not plain data
         raise DataError(
-            f"{path}: not plain tensor data; refusing to let torch-fidelity unpickle it ({type(exc).__name__})"
+            f"{extractor.weights}: not plain tensor data; refusing to let torch-fidelity unpickle it "
+            f"({type(exc).__name__})"
         ) from None
+    fd, name = tempfile.mkstemp(prefix="ganablate-weights-", suffix=extractor.weights.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        yield Path(name)
+    finally:
+        os.unlink(name)
 
 
 @dataclass(frozen=True)
@@ -174,7 +189,12 @@ class Scorer:
             "verbose": False,
         }
         self.layers = {m: resolve_feature_layer_for_metric(m, **self.kwargs) for m in ("isc", "fid", "kid", "prc")}
-        self.model = create_feature_extractor(extractor.fidelity_name, sorted(set(self.layers.values())), **self.kwargs)
+        with handed_to_fidelity(extractor) as weights:
+            self.model = create_feature_extractor(
+                extractor.fidelity_name,
+                sorted(set(self.layers.values())),
+                **(self.kwargs | {"feature_extractor_weights_path": str(weights)}),
+            )
         path = Path(cache_root) / f"{extractor.reference_cache_name}-{extractor.fidelity_name}-reference.pt"
         self.reference = load_reference(path, self._reference_layers()) if path.is_file() else self._compute(data, path)
         self.kid = KID(self.reference.features[self.layers["kid"]])  # KID's real side, reused per checkpoint
@@ -392,7 +412,8 @@ class Scoring:
                     shown = " ".join(f"{m}={v:.4g}" for m, v in values.items() if m in ("fid", "is", "kid"))
                     print(f"{run_dir}: step {step} {scorer.label}: {shown}", flush=True)
         table = pd.DataFrame(rows, columns=COLUMNS)
-        atomic_write_text(run_dir / "metrics.csv", table.to_csv(index=False))
+        # Its last line is the sha256 of the lines above, which aggregate checks: a cut or edited file is refused.
+        atomic_write_text(run_dir / "metrics.csv", with_digest(table.to_csv(index=False)))
         return table
 
 

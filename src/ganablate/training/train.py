@@ -25,13 +25,14 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ganablate.catalog import d_init_family
+from ganablate.components.architectures import provenance
 from ganablate.components.feeds import FEEDS, Feed
 from ganablate.components.losses import LOSSES, Loss, loss_of
 from ganablate.components.networks import build_discriminator, build_generator
 from ganablate.components.norms import NORMS, reference_size
 from ganablate.data import load_study_data, to_model_range
 from ganablate.device import resolve_device, stack_groups, stack_size
-from ganablate.files import atomic_save, atomic_write_text, load_tensors
+from ganablate.files import atomic_save, atomic_write_text, load_tensors, sha256
 from ganablate.study.config import ConfigError, UsageError, checkpoint_steps, config_hash, recorded, stacked_penalty
 from ganablate.study.design import run_path
 from ganablate.training.archcheck import require_architecture
@@ -509,12 +510,15 @@ def _finish(
         "device": str(device),
         "threads": config["train"]["threads"],
         "torch_version": torch.__version__,
+        "architecture": provenance(config["model"]["arch"]),  # which package, at which version, built G and D
         "config_hash": run.run_hash,
         "config": resolved(config),
     }
     if len(runs) > 1:
         summary["stack"] = [r.seed for r in runs]  # trained together; their seeds are part of config_hash
-    atomic_write_text(run.out / "train_log.csv", _log_csv(run.rows))
+    log = _log_csv(run.rows)
+    summary["sha256"] = {"train_log.csv": sha256(log)}  # written after it: aggregate refuses a log that differs
+    atomic_write_text(run.out / "train_log.csv", log)
     atomic_write_text(run.out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
