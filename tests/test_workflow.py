@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import subprocess
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -170,8 +171,12 @@ def test_more_runs_per_job_reruns_each_run_from_its_last_state_to_the_same_bytes
     assert len(runs) == 8 and all(json.loads((run / "summary.json").read_text())["resumed_from"] for run in runs)
 
 
-def test_a_second_named_study_shares_the_data_and_reference_and_overwrites_nothing(study_dir, tmp_path):
-    both = tmp_path / "two"
+@pytest.fixture(scope="module")
+def second_study(study_dir, tmp_path_factory):
+    """A study of its own beside the finished tiny one, given with --configfile and trained in blocks of the default
+    config's train.runs_per_job (separate train and evaluate jobs), run to the end; with what the folder held before
+    and what the dry run before it planned."""
+    both = tmp_path_factory.mktemp("second") / "two"
     shutil.copytree(study_dir, both, symlinks=True)
     shared = {
         p: p.stat().st_mtime_ns for p in [*(both / "results/data").iterdir(), *(both / "results/reference").iterdir()]
@@ -184,24 +189,129 @@ def test_a_second_named_study_shares_the_data_and_reference_and_overwrites_nothi
         "seeds": 2,
     }
     config["stats"]["confirmatory"] = []
-    config["train"]["steps"] = 20
+    config["train"] |= {
+        "steps": 20,
+        "runs_per_job": yaml.safe_load((REPO / STUDY_CONFIG).read_text())["train"]["runs_per_job"],
+    }
     (both / "other.yaml").write_text(yaml.safe_dump(config))
-    jobs = planned_jobs(snakemake(both, "--configfile", "other.yaml", "-n"))
-    assert jobs["run"] == 4  # its own axes only: a --configfile study is not merged into the default config's
-    assert not jobs.keys() & {"prepare_data", "train_extractor", "reference"}
+    planned = planned_jobs(snakemake(both, "--configfile", "other.yaml", "-n"))
     snakemake(both, "--configfile", "other.yaml", "--cores", "2")
-    assert {p: p.stat().st_mtime_ns for p in shared} == shared
-    assert all(p.read_bytes() == content for p, content in first.items())
+    return SimpleNamespace(dir=both, shared=shared, first=first, planned=planned)
+
+
+def test_a_second_named_study_shares_the_data_and_reference_and_overwrites_nothing(second_study):
+    both, jobs = second_study.dir, second_study.planned
+    # its own axes only (a --configfile study is not merged into the default config's), 2 seeds in one block per cell
+    assert jobs["train_0_1"] == 2 and jobs["evaluate_0_1"] == 2
+    assert not jobs.keys() & {"prepare_data", "train_extractor", "reference"}
+    assert {p: p.stat().st_mtime_ns for p in second_study.shared} == second_study.shared
+    assert all(p.read_bytes() == content for p, content in second_study.first.items())
     assert pd.read_csv(both / "results/other/tables/runs.csv").groupby(["feed", "norm", "seed"]).ngroups == 4
     assert planned_jobs(snakemake(both, "--configfile", "other.yaml", "-n")) == {}
     assert planned_jobs(snakemake(both, "-n")) == {}
 
 
-def test_report_opens_on_the_question_design_and_findings_and_collects_every_result(study_dir):
-    snakemake(study_dir, "--report", "results/default/report.html")
-    html = (study_dir / "results/default/report.html").read_text(errors="replace")
+def report_of(workdir, study: str, *args) -> tuple[dict[str, set[str]], dict[str, dict]]:
+    """`snakemake --report` of a study: its files by report category, and each sample grid's labels."""
+    snakemake(workdir, *args, "--report", f"results/{study}/report.html")
+    html = (workdir / f"results/{study}/report.html").read_text(errors="replace")
     categories = json.JSONDecoder().raw_decode(html.split("var categories = ", 1)[1])[0]
     files = {c: {f for sub in subs.values() for f in sub} for c, subs in categories.items()}
+    labels = {
+        m[1]: json.loads(m[2])
+        for m in re.finditer(r'"([^"]+/samples/[^"]+\.png)": \{[^{}]*?"labels": (\{[^{}]*\})', html)
+    }
+    return files, labels
+
+
+def test_the_report_of_a_configfile_study_trained_in_blocks_labels_each_runs_samples(second_study):
+    """The default config's layout (train.runs_per_job 3: a block's runs trained by one job, scored by another)
+    given with --configfile, reported with the same --configfile: every table and figure of that study, and each
+    run's sample grids under its cell and seed."""
+    files, labels = report_of(second_study.dir, "other", "--configfile", "other.yaml")
+    for name, category in TABLES.items():
+        assert f"results/other/tables/{name}.csv" in files[category], name
+    assert files["findings"] == {"results/other/findings.md"}
+    grids = {f for f in files["samples"] if "/runs/" in f}
+    assert len(grids) == 4 * 2 and grids == labels.keys()  # 4 runs, a grid per checkpoint
+    for path, label in labels.items():
+        feed, norm, seed = re.search(r"feed~(\w+)/norm~(\w+)/seed(\d+)/", path).groups()
+        assert label == {"feed": feed, "norm": norm, "seed": seed}, path
+
+
+def planned_files(result) -> set[str]:
+    """Every output and log of the jobs a dry run plans: all that snakemake would write, or delete on a failure."""
+    text = result.stdout + result.stderr
+    return {path for m in re.finditer(r"^\s+(?:output|log): (.+)$", text, re.M) for path in m[1].split(", ")}
+
+
+def another_study(workdir, tmp_path, section: str, key: str, value) -> str:
+    """The tiny study's config under another name with one value changed, as a --configfile beside the workdir."""
+    config = yaml.safe_load((workdir / STUDY_CONFIG).read_text())
+    config["study"]["name"] = "another"
+    config[section][key] = value
+    path = tmp_path / "another.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return str(path)
+
+
+def finished_files(workdir) -> dict:
+    return {p: p.stat().st_mtime_ns for p in (workdir / "results").rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(("section", "key"), [("dataset", "root"), ("eval", "extractor_epochs")])
+def test_a_study_that_differs_in_a_shared_jobs_key_plans_no_job_that_writes_a_file_of_another(
+    study_dir, tmp_path, synthetic_fashion_mnist, section, key
+):
+    """dataset.root (here: the same files through another path) and eval.extractor_epochs change the shared data,
+    extractor and floors: each such file's name holds them, so the second study plans its own and writes (or,
+    failing, deletes) none of the first's."""
+    (tmp_path / "same-files").symlink_to(synthetic_fashion_mnist)
+    value = {"root": str(tmp_path / "same-files"), "extractor_epochs": 2}[key]
+    result = snakemake(study_dir, "--configfile", another_study(study_dir, tmp_path, section, key, value), "-n")
+    rebuilt = {"train_extractor", "reference"} | ({"prepare_data"} if key == "root" else set())
+    assert planned_jobs(result).keys() & {"prepare_data", "train_extractor", "reference"} == rebuilt
+    assert {str(p.relative_to(study_dir)) for p in finished_files(study_dir)} & planned_files(result) == set()
+
+
+def test_a_study_with_another_dataset_root_builds_its_own_data_and_the_first_wants_no_job(
+    study_dir, tmp_path, synthetic_fashion_mnist
+):
+    both = tmp_path / "both"
+    shutil.copytree(study_dir, both, symlinks=True)
+    before = finished_files(both)
+    (tmp_path / "same-files").symlink_to(synthetic_fashion_mnist)
+    another = another_study(both, tmp_path, "dataset", "root", str(tmp_path / "same-files"))
+    snakemake(both, "--configfile", another, "--until", "prepare_data", "--cores", "1")
+    assert len(list((both / "results/data").iterdir())) == 2
+    assert {p: m for p, m in finished_files(both).items() if p in before} == before
+    assert planned_jobs(snakemake(both, "-n")) == {}
+
+
+def test_a_study_with_a_wrong_dataset_root_fails_without_deleting_the_shared_data(study_dir, tmp_path):
+    both = tmp_path / "both"
+    shutil.copytree(study_dir, both, symlinks=True)
+    before = finished_files(both)
+    another = another_study(both, tmp_path, "dataset", "root", str(tmp_path / "no-such-folder"))
+    result = snakemake(both, "--configfile", another, "--until", "prepare_data", "--cores", "1", check=False)
+    assert result.returncode != 0 and "no-such-folder" in result.stdout + result.stderr
+    assert {p: m for p, m in finished_files(both).items() if p in before} == before
+    assert planned_jobs(snakemake(both, "-n")) == {}
+
+
+def test_a_run_folder_removed_from_a_finished_study_is_trained_and_scored_again_with_the_tables_after_it(
+    study_dir, tmp_path
+):
+    removed = tmp_path / "removed"
+    shutil.copytree(study_dir, removed, symlinks=True)
+    shutil.rmtree(removed / "results/default/runs/fashion-mnist/lr~fast/feed~joint/seed1")
+    result = snakemake(removed, "-n", "-p")
+    assert planned_jobs(result) == {"run": 1, "aggregate": 1, "stats": 1, "figures": 1, "findings": 1, "all": 1}
+    assert " --cell lr=fast,feed=joint --seed 1 " in result.stdout + result.stderr
+
+
+def test_report_opens_on_the_question_design_and_findings_and_collects_every_result(study_dir):
+    files, _ = report_of(study_dir, "default")
     for name, category in TABLES.items():
         assert f"results/default/tables/{name}.csv" in files[category], name
     for name, category in FIGURES.items():

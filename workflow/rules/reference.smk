@@ -5,7 +5,7 @@ rule prepare_data:
     output:
         DATA,
     log:
-        f"{SHARED_LOGS}/prepare_data.log",
+        f"{SHARED_LOGS}/prepare_data/{DATA_ID}.log",
     resources:
         mem_mb=4000,
         runtime=30,
@@ -21,7 +21,7 @@ rule train_extractor:
     output:
         DOMAIN_EXTRACTOR,
     log:
-        f"{SHARED_LOGS}/train_extractor.log",
+        f"{SHARED_LOGS}/train_extractor/{Path(DOMAIN_EXTRACTOR).stem}.log",
     # First of all (runs.smk): every scoring job waits for it and the floors, a training job only for the data.
     priority: 2
     threads: config["eval"]["threads"]
@@ -40,12 +40,12 @@ rule reference:
     # The real-data floor of each extractor; it also fills torch-fidelity's cache of the test split's
     # statistics, so that no evaluation job computes them again.
     input:
-        unpack(extractor_inputs),
+        unpack(floor_inputs),
         data=DATA,
     output:
         FLOOR,
     log:
-        f"{SHARED_LOGS}/reference/{{dataset}}-{{extractor}}.log",
+        f"{SHARED_LOGS}/reference/{Path(FLOOR).stem}.log",
     priority: 2
     threads: config["eval"]["threads"]
     resources:
@@ -53,17 +53,10 @@ rule reference:
         runtime=60,
         gpu=gpus(config["eval"]["device"]),
     params:
-        config=sections(
-            "dataset",
-            eval_keys=[
-                "inception_weights",
-                "kid_subset_size",
-                "batch_size",
-                "n_samples",
-            ],
-        ),
+        config=floor_config,
+        extractor=lambda wildcards: LABEL_OF[wildcards.extractor],
         domain=domain_arg,
         cache=CACHE,
     shell:
-        "ganablate floor --config-json {params.config:q} --data {input.data} --extractor {wildcards.extractor}"
+        "ganablate floor --config-json {params.config:q} --data {input.data} --extractor {params.extractor}"
         " {params.domain} --cache-root {params.cache} --device $GANABLATE_EVAL_DEVICE --threads {threads} --out {output} > {log} 2>&1"

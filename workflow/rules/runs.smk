@@ -22,9 +22,7 @@ rule plan:
 # training then resumes from the run's last state (state/, no output, kept), not from step 0: so does a killed
 # job's rerun.
 # Every scoring job's order after the floors (they warm the reference cache): their content is not read there.
-FLOORS = ancient(
-    expand(FLOOR.replace("{dataset}", "{{dataset}}"), extractor=EXTRACTORS)
-)
+AFTER_FLOORS = ancient(FLOORS)
 
 if STACK == 1 and BLOCK == 1:
 
@@ -34,7 +32,7 @@ if STACK == 1 and BLOCK == 1:
             data=DATA,
             # Only the order: a plan edited later does not retrain (stats reports the change instead).
             plan=ancient(PLAN),
-            floors=FLOORS,
+            floors=AFTER_FLOORS,
         output:
             checkpoints=directory(f"{RUN}/checkpoints"),
             log=f"{RUN}/train_log.csv",
@@ -111,14 +109,15 @@ elif STACK == 1:
                 f"evaluate_{block_name(_block)}"
             input:
                 unpack(extractor_inputs),
-                floors=FLOORS,
+                floors=AFTER_FLOORS,
                 checkpoints=block_outputs(_block, "checkpoints"),
                 summary=block_outputs(_block, "summary.json"),
                 data=DATA,
             output:
                 metrics=block_outputs(_block, "metrics.csv"),
                 samples=[
-                    samples_report(path) for path in block_outputs(_block, "samples")
+                    samples_report(path, seed)
+                    for path, seed in zip(block_outputs(_block, "samples"), _block)
                 ],
             log:
                 f"{LOGS}/evaluate/{{dataset}}/{CELL}/seeds-{'-'.join(map(str, _block))}.log",
@@ -185,7 +184,7 @@ else:
             checkpoints=f"{RUN}/checkpoints",
             summary=f"{RUN}/summary.json",
             data=DATA,
-            floors=FLOORS,
+            floors=AFTER_FLOORS,
         output:
             metrics=f"{RUN}/metrics.csv",
             samples=samples_report(f"{RUN}/samples"),
