@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from ganablate.components.networks import build_generator
 from ganablate.data import ImageData
+from ganablate.files import json_with_digest
 from ganablate.study.config import validate_config
 
 CLASSES = 10
@@ -57,5 +57,5 @@ def fake_run(run_dir: Path, config: dict, status: str = "completed", steps_saved
         "norm": "batch",
         "seed": 0,
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary))
+    (run_dir / "summary.json").write_text(json_with_digest(summary))
     return run_dir

@@ -4,7 +4,6 @@ as `ganablate aggregate` writes them (no training needed). Cells are dicts axis 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import image
 
-from ganablate.files import sha256, with_digest
+from ganablate.files import json_with_digest, sha256, with_digest
 from ganablate.study.config import validate_config
 from ganablate.study.design import run_path
 
@@ -82,7 +81,7 @@ def make_runs(
                 "config": {"train": {"steps": steps[-1], "checkpoints": list(steps[:-1])}},
                 "sha256": {"train_log.csv": sha256("\n".join(log) + "\n")},
             }
-            (run / "summary.json").write_text(json.dumps(summary))
+            (run / "summary.json").write_text(json_with_digest(summary))
             if images:
                 for step in reached:
                     pixels = np.random.default_rng(seed).random((34, 34))

@@ -20,7 +20,8 @@ from statsmodels.stats.weightstats import ttost_paired
 from ganablate import cli
 from ganablate.analysis import aggregate, cells, estimators, factorial, mechanism, power, tables
 from ganablate.components.norms import NORMS
-from ganablate.study.config import UsageError
+from ganablate.errors import ConfigError, UsageError
+from ganablate.files import json_with_digest
 from ganablate.study.outputs import TABLES
 from ganablate.study.plan import Plan
 from tests.synthetic_runs import make_runs, runs_table, study_config
@@ -324,7 +325,7 @@ def _remedy_study(tmp_path, axes=REMEDY_AXES, **stats):
         summary = json.loads(path.read_text())
         feed_cost = 1.1 if summary["cell"]["feed"] == "joint" else 1.0
         summary["wall_seconds"] = SECONDS[summary["cell"]["norm"]] * feed_cost * (1 + summary["seed"] / 50)
-        path.write_text(json.dumps(summary))
+        path.write_text(json_with_digest(summary))
     aggregate.write_aggregate([tmp_path / "runs"], tmp_path / "tables")
     return study_config(axes, seeds=6, remedies=REMEDIES, **stats)
 
@@ -358,6 +359,16 @@ def test_the_remedies_table_reads_its_ratios_from_contrasts_and_its_cost_from_th
     assert (ghost["in_broken_verdict"], ghost["in_broken_role"]) == (row["verdict"], row["role"])
     assert (ghost["in_broken_ci_low"], ghost["in_broken_ci_high"]) == (row["ratio_ci_low"], row["ratio_ci_high"])
     assert ghost["in_working_contrast"] == "norm: ghost vs batch | feed=split" and ghost["in_working_ratio"] > 1
+    # each arm's level beside the ratio, copied from the same row: ghost's and batch's geometric means under joint
+    levels = [
+        math.exp(np.mean([math.log(_remedy_fid({"feed": "joint", "norm": norm}, s, 500)) for s in range(6)]))
+        for norm in ("ghost", "batch")
+    ]
+    assert [ghost["in_broken_gmean_level"], ghost["in_broken_gmean_level_ref"]] == pytest.approx(levels, rel=1e-12)
+    assert (ghost["in_broken_gmean_level"], ghost["in_broken_gmean_level_ref"]) == (
+        row["gmean_level"],
+        row["gmean_level_ref"],
+    )
     # fix: joint+ghost against split+batch changes two axes; no contrast here makes it, and the note says so
     assert pd.isna(ghost["fix_ratio"]) and pd.isna(ghost["fix_verdict"])
     assert "fix: feed=joint, norm=ghost against feed=split, norm=batch: no contrast of these two" in ghost["note"]
@@ -427,13 +438,17 @@ def test_the_remedies_fix_is_the_declared_contrast_of_broken_with_the_remedy_aga
     d = _remedy_log_ratios({"feed": "joint", "norm": "ghost"}, {"feed": "split", "norm": "batch"})
     assert ghost["fix_ratio"] == pytest.approx(math.exp(np.mean(d)), rel=1e-12)
     fix_columns = ["fix_contrast", "fix_role", "fix_ratio", "fix_ci_low", "fix_ci_high", "fix_verdict"]
+    fix_columns += ["fix_gmean_level", "fix_gmean_level_ref"]
     from_contrasts = ["contrast", "role", "ratio", "ratio_ci_low", "ratio_ci_high", "verdict"]
+    from_contrasts += ["gmean_level", "gmean_level_ref"]
     assert list(ghost[fix_columns]) == list(row[from_contrasts])
     assert (ghost["fix_role"], ghost["fix_verdict"]) == ("confirmatory", "non-inferior")
     assert "fix:" not in str(ghost["note"]) and ghost["in_broken_contrast"] == "norm: ghost vs batch | feed=joint"
     page = write_findings({}, tmp_path / "tables", tmp_path / "findings.md")[0].read_text()
     assert f"**{name}**: **non-inferior**: FID ratio (feed=joint, norm=ghost over feed=split, norm=batch) " in page
     assert f"| norm = ghost | {fmt(ghost['fix_ratio'])} (" in page and "| non-inferior (confirmatory) |" in page
+    levels = f"{fmt(ghost['fix_gmean_level'])} vs {fmt(ghost['fix_gmean_level_ref'])} | non-inferior (confirmatory)"
+    assert levels in page
 
 
 def test_without_stats_remedies_the_table_is_empty_with_its_columns(tmp_path):
@@ -456,16 +471,12 @@ def test_without_stats_remedies_the_table_is_empty_with_its_columns(tmp_path):
     ],
 )
 def test_a_bad_stats_remedies_is_a_one_line_config_error_naming_the_key(changes, message):
-    from ganablate.study.config import ConfigError
-
     with pytest.raises(ConfigError, match=re.escape(message)) as error:
         study_config(REMEDY_AXES, remedies=REMEDIES | changes)
     assert "\n" not in str(error.value)
 
 
 def test_stats_remedies_needs_every_key_and_a_remedy_besides_the_reference():
-    from ganablate.study.config import ConfigError
-
     with pytest.raises(ConfigError, match="stats.remedies: 'broken' is a required property"):
         study_config(REMEDY_AXES, remedies={k: v for k, v in REMEDIES.items() if k != "broken"})
     with pytest.raises(ConfigError, match="stats.remedies.axis: norm has no level but the reference"):

@@ -19,8 +19,10 @@ from ganablate.components.architectures import ARCHITECTURES, register_architect
 from ganablate.components.dcgan import Discriminator
 from ganablate.components.networks import ScoredDiscriminator, build_discriminator
 from ganablate.components.norms import NORMS, NormFactory
-from ganablate.study.config import ConfigError, validate_config
-from ganablate.training.archcheck import check, flat_norms
+from ganablate.components.protocol import flat_norms
+from ganablate.errors import ConfigError
+from ganablate.study.config import validate_config
+from ganablate.training.archcheck import check
 from ganablate.training.train import train_run, train_stack
 from tests.conftest import REPO
 

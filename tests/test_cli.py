@@ -124,9 +124,10 @@ def test_no_data_anywhere_is_one_error_naming_the_three_ways(tmp_path):
 
 def test_evaluate_without_domain_extractor_looks_where_the_workflow_puts_it_and_names_the_file(tmp_path, tiny_config):
     from ganablate.study.config import checkpoint_steps
+    from ganablate.study.layout import domain_extractor_file
     from tests.eval_fakes import fake_run
 
     run = fake_run(tmp_path / "run", tiny_config, steps_saved=checkpoint_steps(tiny_config["train"]))
     result = _ganablate("evaluate", "--config-json", json.dumps(tiny_config), "--run", str(run), cwd=tmp_path)
     error = _one_line_error(result)
-    assert "results/reference/fashion-mnist-domain.pt does not exist" in error and "ganablate train-extractor" in error
+    assert f"{domain_extractor_file(tiny_config)} does not exist" in error and "ganablate train-extractor" in error

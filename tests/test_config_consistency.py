@@ -5,7 +5,8 @@ import json
 import pytest
 
 from ganablate.cli import main
-from ganablate.study.config import ConfigError, validate_config
+from ganablate.errors import ConfigError
+from ganablate.study.config import validate_config
 
 
 @pytest.mark.parametrize(

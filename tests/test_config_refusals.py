@@ -12,7 +12,8 @@ import time
 import pytest
 
 from ganablate.cli import main
-from ganablate.study.config import ConfigError, validate_config
+from ganablate.errors import ConfigError
+from ganablate.study.config import validate_config
 from tests.conftest import SNAKEMAKE
 
 
@@ -20,6 +21,14 @@ def alias_bomb() -> str:
     """study.seeds as nine levels of nine aliases: ten lines that expand to 9^9 seeds."""
     lines = ["study:", "  seeds:", "    - &a0 [0, 1, 2, 3, 4, 5, 6, 7, 8]"]
     lines += [f"    - &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    return "\n".join(lines) + "\n"
+
+
+def mapping_bomb() -> str:
+    """The same of mappings, which snakemake's update_config walks key by key (it hung on it)."""
+    keys = [f"k{j}" for j in range(9)]
+    lines = ["junk:", f"  - &m0 {{{', '.join(f'{k}: 0' for k in keys)}}}"]
+    lines += [f"  - &m{i} {{{', '.join(f'{k}: *m{i - 1}' for k in keys)}}}" for i in range(1, 9)]
     return "\n".join(lines) + "\n"
 
 
@@ -55,6 +64,7 @@ MALFORMED = {  # id: (the file's content, what its one line of error says)
         "study.axes: 'lr\\n' cannot name an axis",
     ),
     "alias-bomb": (alias_bomb(), "study.seeds.5.0.3.3.7.2: the config holds more than 100000 values"),
+    "mapping-bomb": (mapping_bomb(), "the config holds more than 100000 values"),
     "not-utf8": (
         b"study:\n  name: caf\xe9\n",
         "not UTF-8 text (byte 0xe9 at offset 18); allowed: a YAML file in UTF-8",
@@ -111,11 +121,13 @@ def dry_run(workdir, *args):
     ("form", "case", "expected"),
     [
         ("--configfile", "name-newline", "config: study.name: 'ok\\n' does not match"),
-        ("--configfile", "nan", "config: train.lr_d: nan is not finite"),
-        ("--configfile", "alias-bomb", "config: study.seeds.5.0.3.3.7.2: the config holds more than 100000 values"),
+        ("--configfile", "nan", "study.yaml: train.lr_d: nan is not finite"),
+        ("--configfile", "alias-bomb", "study.yaml: study.seeds.5.0.3.3.7.2: the config holds more than 100000 values"),
         # snakemake has run the template's Python by then; the refusal keeps the workflow from using what it made.
         ("--configfile", "yte", "study.yaml: __use_yte__: a YTE template"),
         ("study_file", "yte", "study.yaml: __use_yte__: a YTE template"),
+        # With --configfile snakemake's own merge walks it before the workflow runs: only study_file can refuse it.
+        ("study_file", "mapping-bomb", "the config holds more than 100000 values"),
     ],
 )
 def test_the_workflow_refuses_a_malformed_config_before_any_job(tmp_path, form, case, expected):

@@ -12,14 +12,14 @@ from ganablate.data import (
     DATA_CACHE_ENV,
     DATASETS,
     SYSTEM_DATA_ENV,
-    DataError,
     ImageData,
     load_dataset,
     read_idx,
     to_model_range,
     to_uint8,
 )
-from ganablate.study.config import ConfigError, schema, validate_config
+from ganablate.errors import ConfigError, DataError
+from ganablate.study.config import schema, validate_config
 from tests.synthetic_idx import write_fashion_mnist
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ganablate.study.config import ConfigError, load_config, validate_config
+from ganablate.errors import ConfigError
+from ganablate.study.config import load_config, validate_config
 from ganablate.study.design import design_of, run_config
 from ganablate.study.plan import Plan, declared, plan_hash, plan_of
 

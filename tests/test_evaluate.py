@@ -18,7 +18,7 @@ from torch_fidelity.metric_prc import calculate_precision_recall_part
 
 from ganablate.cli import main
 from ganablate.components.networks import build_generator
-from ganablate.data import DataError
+from ganablate.errors import DataError, UsageError
 from ganablate.scoring import evaluate, metrics
 from ganablate.scoring.evaluate import (
     COLUMNS,
@@ -31,7 +31,6 @@ from ganablate.scoring.evaluate import (
 )
 from ganablate.scoring.extractor import DomainFeatureExtractor, train_extractor
 from ganablate.scoring.metrics import METRICS
-from ganablate.study.config import UsageError
 from tests.eval_fakes import fake_run, small_config, synthetic_data
 
 CPU = torch.device("cpu")
@@ -57,7 +56,7 @@ def test_fid_of_real_images_is_near_the_floor_and_far_below_uniform_noise(domain
         config, "domain", tmp_path / "floor.json", domain.extractor, tmp_path / "cache", domain.data_path
     )
     assert json.loads((tmp_path / "floor.json").read_text()) == floor_result
-    extractor = resolve_extractor("domain", domain.data, config["eval"], domain.extractor)
+    extractor = resolve_extractor("domain", domain.data, config, domain.extractor)
     other_real = synthetic_data(seed=1).train_images  # another draw, as many images as the floor's
     noise = torch.randint(0, 256, (500, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     real_fid = score(other_real, domain.data, extractor, config["eval"], tmp_path / "cache", CPU)["fid"]
@@ -68,7 +67,7 @@ def test_fid_of_real_images_is_near_the_floor_and_far_below_uniform_noise(domain
 
 def test_is_of_real_test_images_beats_is_of_noise(domain, tmp_path):
     config = small_config(n_samples=500)
-    extractor = resolve_extractor("domain", domain.data, config["eval"], domain.extractor)
+    extractor = resolve_extractor("domain", domain.data, config, domain.extractor)
     noise = torch.randint(0, 256, (500, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     real_is = score(domain.data.test_images, domain.data, extractor, config["eval"], tmp_path, CPU)["is"]
     noise_is = score(noise, domain.data, extractor, config["eval"], tmp_path, CPU)["is"]
@@ -314,7 +313,7 @@ def test_every_metric_is_bitwise_what_one_calculate_metrics_call_gave(domain, tm
     floor(config, "domain", tmp_path / "floor.json", domain.extractor, tmp_path / "cache", domain.data_path)
     warm = _evaluate(domain, config, run, tmp_path / "cache")
     cold = _evaluate(domain, config, run, tmp_path / "cold-cache")  # no floor first: evaluate computes it
-    extractor = resolve_extractor("domain", domain.data, config["eval"], domain.extractor)
+    extractor = resolve_extractor("domain", domain.data, config, domain.extractor)
     for step in (1, 2, 3):
         images = _checkpoint_images(run, step, config)
         # Step 1 fills torch-fidelity's own cache, as the floor did; steps 2 and 3 read it, as evaluate did.

@@ -7,6 +7,7 @@ import torch
 from torch_fidelity.utils import create_feature_extractor
 
 from ganablate.data import ImageData, load_dataset, to_model_range
+from ganablate.errors import ConfigError, UsageError
 from ganablate.scoring.evaluate import floor, resolve_extractor, score
 from ganablate.scoring.extractor import (
     ACCURACY_BARS,
@@ -15,7 +16,7 @@ from ganablate.scoring.extractor import (
     register,
     train_extractor,
 )
-from ganablate.study.config import ConfigError, UsageError, validate_config
+from ganablate.study.config import validate_config
 from tests.eval_fakes import small_config, synthetic_data
 
 
@@ -99,7 +100,7 @@ def test_real_fashion_mnist_scores_near_its_floor_and_far_from_noise(real_extrac
     floor_fid = floor(
         config, "domain", folder / "floor.json", folder / "domain.pt", folder / "cache", str(folder / "data.pt")
     )["fid"]
-    extractor = resolve_extractor("domain", data, config["eval"], folder / "domain.pt")
+    extractor = resolve_extractor("domain", data, config, folder / "domain.pt")
     other_real = data.train_images[-5000:]  # the floor uses its own draw of 5000 train images
     noise = torch.randint(0, 256, (5000, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     real = score(other_real, data, extractor, config["eval"], folder / "cache", torch.device("cpu"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganablate.data import DataError
+from ganablate.errors import DataError
 from ganablate.scoring import evaluate
 from tests.eval_fakes import small_config, synthetic_data
 
@@ -43,15 +43,16 @@ def inception(tmp_path, monkeypatch):
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     config = small_config(n_samples=12, extractors=[INCEPTION], inception_weights=str(weights))
-    return weights, config["eval"], synthetic_data(n_train=20, n_test=12)
+    return weights, config, synthetic_data(n_train=20, n_test=12)
 
 
 def test_torch_fidelity_loads_a_private_copy_of_the_checked_bytes_when_the_users_file_is_swapped(
     inception, tmp_path, monkeypatch
 ):
-    weights, eval_cfg, data = inception
+    weights, config, data = inception
+    eval_cfg = config["eval"]
     checked = weights.read_bytes()
-    extractor = evaluate.resolve_extractor(INCEPTION, data, eval_cfg, None)
+    extractor = evaluate.resolve_extractor(INCEPTION, data, config, None)
     given, build = {}, evaluate.create_feature_extractor
 
     def swapped_after_the_check(name, layers, **kwargs):
@@ -69,9 +70,10 @@ def test_torch_fidelity_loads_a_private_copy_of_the_checked_bytes_when_the_users
 
 
 def test_inception_weights_that_unpickle_code_are_refused_in_one_line_naming_the_file(inception, tmp_path):
-    weights, eval_cfg, data = inception
+    weights, config, data = inception
+    eval_cfg = config["eval"]
     torch.save({"weight": _RunsCode(tmp_path / "pwned")}, weights)
-    extractor = evaluate.resolve_extractor(INCEPTION, data, eval_cfg, None)
+    extractor = evaluate.resolve_extractor(INCEPTION, data, config, None)
     with pytest.raises(DataError, match=f"{weights}: not plain tensor data; refusing") as error:
         evaluate.Scorer(data, extractor, eval_cfg, tmp_path / "cache", CPU)
     assert "\n" not in str(error.value) and not (tmp_path / "pwned").exists()

@@ -10,10 +10,10 @@ import shutil
 import pandas as pd
 import pytest
 
+from ganablate.errors import UsageError
 from ganablate.report.findings import fmt, write_findings
 from ganablate.report.view import StudyView
 from ganablate.study import vocab
-from ganablate.study.config import UsageError
 from tests.synthetic_tables import Synthetic, axis
 
 FEED = axis(["split", "joint", "joint_consistent"])
@@ -334,15 +334,18 @@ def test_the_remedies_section_formats_each_row_of_remedies_csv(tables, tmp_path)
     row |= {"fix_ratio": 1.0234, "fix_ci_low": 0.9712, "fix_ci_high": 1.0781}
     row |= {"in_broken_contrast": "c2", "in_broken_role": "control", "in_broken_verdict": "better"}
     row |= {"in_broken_ratio": 0.8123, "in_broken_ci_low": 0.7712, "in_broken_ci_high": 0.8555}
+    row |= {"fix_gmean_level": 31.24, "fix_gmean_level_ref": 30.52}  # in_broken's unknown: its ratio alone
+    row |= dict.fromkeys(["in_broken_gmean_level", "in_broken_gmean_level_ref"], float("nan"))
     row |= dict.fromkeys(["in_working_ratio", "in_working_ci_low", "in_working_ci_high"], float("nan"))
     row |= {"seconds_per_step": 0.0467, "reference_seconds_per_step": 0.0412, "cost_ratio": 1.1335}
     row |= {"n_timed": 12, "n_timed_reference": 12, "note": "in_working: not run"}
     pd.DataFrame([row]).to_csv(copy / "remedies.csv", index=False)
     section = _section(_findings(copy, tmp_path), "Remedies")
     assert section == (
-        "\n| remedy R | joint+R vs split+64: FID ratio (95% CI) | verdict | joint+R vs joint+64 | verdict | "
-        "time per step vs 64 | when to use |\n| --- | --- | --- | --- | --- | --- | --- |\n"
-        "| batch = 16 | 1.02 (0.971–1.08) | non-inferior (confirmatory) | 0.812 (0.771–0.856) | better (control) | "
+        "\n| remedy R | joint+R vs split+64: FID ratio (95% CI), FID of each arm | verdict | joint+R vs joint+64 | "
+        "verdict | time per step vs 64 | when to use |\n| --- | --- | --- | --- | --- | --- | --- |\n"
+        "| batch = 16 | 1.02 (0.971–1.08), 31.2 vs 30.5 | non-inferior (confirmatory) | 0.812 (0.771–0.856) | "
+        "better (control) | "
         "1.13x | when the batch is small |\n\n- batch = 16: in_working: not run\n"
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import shutil
 import struct
@@ -20,10 +21,11 @@ import torch
 from ganablate.analysis import aggregate, tables
 from ganablate.cli import main
 from ganablate.data import ImageData
-from ganablate.files import atomic_save, atomic_write_text, with_digest
+from ganablate.errors import UsageError
+from ganablate.files import atomic_save, atomic_write_text, json_with_digest, with_digest
 from ganablate.scoring.evaluate import evaluate_run
 from ganablate.scoring.extractor import train_extractor
-from ganablate.study.config import UsageError, validate_config
+from ganablate.study.config import validate_config
 from ganablate.training.train import train_run
 from tests.eval_fakes import synthetic_data
 
@@ -172,7 +174,18 @@ def test_a_damaged_metrics_csv_is_refused_in_one_line_by_aggregate(study, damage
 def test_an_edited_train_log_is_refused_by_aggregate(study):
     path = study / "runs/seed0/train_log.csv"
     path.write_bytes(_edit_a_number(path.read_bytes()))
-    _refused(lambda: aggregate.aggregate([study / "runs"]), path, "sha256 in summary.json", "train the run again")
+    _refused(lambda: aggregate.aggregate([study / "runs"]), path, "digest its writer recorded", "train the run again")
+
+
+@pytest.mark.parametrize("edit", [{"status": "diverged"}, {"seed": 1}, {"digest": None}])
+def test_an_edited_summary_is_refused_by_scoring_and_by_aggregate(study, config, edit):
+    path = study / "runs/seed0/summary.json"
+    summary = json.loads(path.read_text())
+    path.write_text(json.dumps({**summary, **edit}))
+    _refused(lambda: aggregate.aggregate([study / "runs"]), path, "train the run again")
+    _refused(
+        lambda: evaluate_run(config, path.parent, study / "domain.pt", study / "cache", str(study / "data.pt")), path
+    )
 
 
 def _rewrite_metrics(path: Path, change) -> None:
@@ -194,8 +207,8 @@ def test_a_non_numeric_value_is_one_line_from_the_cli_not_a_traceback(study, cap
 def test_a_run_lacking_a_row_the_other_runs_have_is_refused_naming_its_file(study):
     second = study / "runs/seed1"
     shutil.copytree(study / "runs/seed0", second)
-    summary = (second / "summary.json").read_text()
-    (second / "summary.json").write_text(summary.replace('"seed": 0', '"seed": 1'))
+    summary = json.loads((second / "summary.json").read_text())
+    (second / "summary.json").write_text(json_with_digest({**summary, "seed": 1}))
     assert len(aggregate.aggregate([study / "runs"])[0]) == 2 * 2 * 7
     _rewrite_metrics(second / "metrics.csv", lambda body: "".join(body.splitlines(keepends=True)[:-1]))
     _refused(lambda: aggregate.aggregate([study / "runs"]), second / "metrics.csv", "no row of step 20")

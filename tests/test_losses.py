@@ -12,7 +12,8 @@ from torch import nn
 
 from ganablate import catalog
 from ganablate.components.losses import LOSSES, gradient_penalty, loss_of, register_loss
-from ganablate.study.config import ConfigError, validate_config
+from ganablate.errors import ConfigError
+from ganablate.study.config import validate_config
 from ganablate.training.train import train_run, train_stack
 
 REAL, FAKE = torch.randn(64, generator=torch.Generator().manual_seed(0)), torch.randn(64) - 1

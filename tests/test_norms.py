@@ -13,7 +13,8 @@ from ganablate.components.feeds import FEEDS
 from ganablate.components.networks import build_discriminator, build_generator
 from ganablate.components.norms import NORMS, ReferenceNorm, RunningBatchNorm, VirtualNorm, batch_rows
 from ganablate.data import to_model_range
-from ganablate.study.config import ConfigError, validate_config
+from ganablate.errors import ConfigError
+from ganablate.study.config import validate_config
 from ganablate.training.stack import Stack
 from ganablate.training.train import build_networks
 from tests.test_feeds import MODEL, SHAPE, assert_same, batch, d_loss_and_grads, discriminator, steps

@@ -3,18 +3,21 @@ from tests/synthetic_tables.py, not from the statistics); the panels follow the 
 
 from __future__ import annotations
 
+import errno
 import itertools
+import os
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 from matplotlib import image
 
+from ganablate.errors import UsageError
 from ganablate.report import figures as plots
 from ganablate.report.figures import Facets, write_figures
 from ganablate.report.view import StudyView
 from ganablate.study import outputs
-from ganablate.study.config import UsageError
 from tests.synthetic_tables import DATASET, Synthetic, axis
 
 FEED = axis(["split", "joint", "joint_consistent"])
@@ -168,3 +171,24 @@ def test_the_same_tables_draw_byte_identical_figures(tmp_path):
     second = write_figures({}, tables, tmp_path / "runs", tmp_path / "second")
     differ = [a.name for a, b in zip(first, second) if a.read_bytes() != b.read_bytes()]
     assert differ == []
+
+
+def _full_disk_write_bytes(self, data):
+    """Path.write_bytes on a disk that fills after ten bytes (as tests/test_integrity.py fills one for text)."""
+    with open(self, "wb") as f:
+        f.write(data[:10])
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_figure_written_on_a_full_disk_leaves_the_old_figure_whole_and_no_temporary_file(tmp_path, monkeypatch):
+    plots._save(plots._message("the old figure"), tmp_path, "contrasts")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    monkeypatch.setattr(Path, "write_bytes", _full_disk_write_bytes)
+    new = plots._message("the new figure")
+    with pytest.raises(UsageError) as error:
+        plots._save(new, tmp_path, "contrasts")
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'contrasts.png'}:") and "\n" not in message, message
+    assert "No space left on device" in message and "free space" in message, message
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert not plt.fignum_exists(new.number)  # closed all the same

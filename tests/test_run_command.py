@@ -13,8 +13,9 @@ import pytest
 
 from ganablate.cli import main
 from ganablate.data import load_study_data
+from ganablate.errors import ConfigError
 from ganablate.scoring.extractor import train_extractor
-from ganablate.study.config import ConfigError, validate_config
+from ganablate.study.config import validate_config
 from tests.conftest import kill_after_first_state
 
 CELL = "feed=joint,norm=batch"

@@ -6,6 +6,7 @@ import copy
 import itertools
 import json
 import math
+from unittest.mock import ANY
 
 import pandas as pd
 import pytest
@@ -17,7 +18,9 @@ from ganablate.components.networks import build_generator
 from ganablate.components.norms import NORMS
 from ganablate.data import ImageData
 from ganablate.device import stack_groups, stack_size
-from ganablate.study.config import ConfigError, validate_config
+from ganablate.errors import ConfigError
+from ganablate.files import JSON_DIGEST, read_json_digested
+from ganablate.study.config import validate_config
 from ganablate.training import train
 from ganablate.training.stack import Stack
 from ganablate.training.train import LOG_COLUMNS, Solo, build_networks, run_hash, train_run, train_stack, train_step
@@ -230,7 +233,7 @@ def test_a_stack_writes_each_seed_a_solo_runs_folder(config, data_file, tmp_path
     for seed, summary in zip(seeds, summaries):
         out = _variant(tmp_path / "stack", "split", "batch") / f"seed{seed}"
         assert summary["status"] == "completed" and summary["steps_done"] == 12 and summary["stack"] == seeds
-        assert json.loads((out / "summary.json").read_text()) == summary
+        assert read_json_digested(out / "summary.json", "") == {**summary, JSON_DIGEST: ANY}
         assert summary["config_hash"] == run_hash(at(config, "split", "batch"), seed, seeds)
         assert summary["config_hash"] != run_hash(at(config, "split", "batch"), seed)
         assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_12.pt", "step_6.pt"]

@@ -13,7 +13,8 @@ import torch
 
 from ganablate.cli import main
 from ganablate.components.norms import NORMS
-from ganablate.study.config import ConfigError, validate_config
+from ganablate.errors import ConfigError
+from ganablate.study.config import validate_config
 from ganablate.training.train import LOG_COLUMNS, train_run
 from tests.cells import at
 from tests.conftest import kill_after_first_state

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ganablate.study.outputs import FIGURES, TABLES
-from tests.conftest import REPO, SNAKEMAKE, STUDY_CONFIG
+from tests.conftest import REPO, SNAKEMAKE, STUDY_CONFIG, write_tiny_study_config
 
 
 def snakemake(workdir, *args, check=True):
@@ -152,6 +152,7 @@ def test_stats_says_when_the_plan_changed_after_launch(study_dir, tmp_path):
         ("eval", "threads", 2),
         ("train", "device", "auto"),
         ("eval", "device", "auto"),
+        ("dataset", "download", False),  # how the data is found: the data job's --download, from the environment
     ],
 )
 def test_execution_settings_never_trigger_a_rerun(study_dir, tmp_path, section, key, value):
@@ -297,6 +298,23 @@ def test_a_study_with_a_wrong_dataset_root_fails_without_deleting_the_shared_dat
     assert result.returncode != 0 and "no-such-folder" in result.stdout + result.stderr
     assert {p: m for p, m in finished_files(both).items() if p in before} == before
     assert planned_jobs(snakemake(both, "-n")) == {}
+
+
+@pytest.mark.parametrize(
+    ("download", "root", "said"),
+    [(False, None, "dataset.download is false"), (True, "empty", "downloading fashion-mnist there failed")],
+)
+def test_dataset_download_reaches_the_data_job_though_it_is_none_of_its_params(tmp_path, download, root, said):
+    """false: the job never downloads; true with an empty dataset.root: it downloads into it (here it tries, and the
+    tests' network fails it at once). Its params, which leave dataset.download out, would have it take auto."""
+    (tmp_path / "empty").mkdir()
+    write_tiny_study_config(tmp_path, tmp_path / "empty")
+    config = yaml.safe_load((tmp_path / STUDY_CONFIG).read_text())
+    config["dataset"] = {"root": root and str(tmp_path / root), "download": download}
+    (tmp_path / STUDY_CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake(tmp_path, "--until", "prepare_data", "--cores", "1", check=False)
+    (log,) = (tmp_path / "results/logs/prepare_data").glob("*.log")
+    assert result.returncode != 0 and said in log.read_text(), log.read_text()
 
 
 def test_a_run_folder_removed_from_a_finished_study_is_trained_and_scored_again_with_the_tables_after_it(

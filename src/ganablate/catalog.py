@@ -87,12 +87,12 @@ def compared_metrics() -> dict[str, str]:
     return {name: m["better"] for name, m in entries("metrics").items() if m.get("better") is not None}
 
 
-NAME = re.compile(r"^[a-z][a-z0-9_-]*$")  # a level's label and a path segment: no "/", "~", "=", "," or upper case
+NAME = re.compile(r"[a-z][a-z0-9_-]*")  # a level's label and a path segment: no "/", "~", "=", "," or upper case
 
 
 def check_new(function: str, name, taken) -> None:
     """A register_* call's guard: a name of the registries' form, not in `taken` (a ValueError of one line)."""
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ValueError(f"{function}: {name!r} is not a name; allowed: [a-z][a-z0-9_-]*")
     if name in taken:
         raise ValueError(f"{function}: {name!r} is already registered; allowed: a new name")

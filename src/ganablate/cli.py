@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from ganablate.allocator import keep_freed_memory
-from ganablate.study.config import ConfigError, UsageError, load_config, study_dir, validate_config
+from ganablate.errors import ConfigError, DataError, DesignError, UsageError
+from ganablate.study.config import load_config, study_dir, validate_config
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -55,6 +56,8 @@ def _cmd_prepare_data(args: argparse.Namespace) -> None:
     from ganablate.data import load_dataset
 
     config = config_from_args(args)
+    if args.download is not None:  # how the workflow passes it: how the data is found is none of the job's params
+        config["dataset"]["download"] = {"true": True, "false": False}.get(args.download, args.download)
     data = load_dataset(config["dataset"])
     data.save(args.out)
     print(
@@ -120,7 +123,7 @@ def _scored(run: str, evaluate) -> None:
 
 
 def _cell_arg(text: str | None) -> dict[str, str]:
-    from ganablate.study.design import DesignError, parse_cell
+    from ganablate.study.design import parse_cell
 
     try:
         return parse_cell(text or "")
@@ -130,7 +133,7 @@ def _cell_arg(text: str | None) -> dict[str, str]:
 
 def _with_cell(config: dict, cell: dict[str, str], whole: bool) -> dict:
     """config with the levels of `cell` applied (design.run_config), validated again."""
-    from ganablate.study.design import DesignError, run_config
+    from ganablate.study.design import run_config
 
     try:
         config = run_config(config, cell, whole=whole)
@@ -283,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare-data", help="validate the dataset and cache it as one tensor file")
     _add_config_args(p)
     p.add_argument("--out", required=True, help="output .pt file")
+    p.add_argument("--download", choices=["auto", "true", "false"], help="dataset.download (default: the config's)")
     p.set_defaults(func=_cmd_prepare_data)
 
     run_args = argparse.ArgumentParser(add_help=False)
@@ -415,20 +419,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _data_error() -> tuple[type[Exception], ...]:
-    """DataError where the command imported ganablate.data, the only way it can have been raised: importing it
-    here would cost every command torch's import, which the analysis commands never need."""
-    data = sys.modules.get("ganablate.data")
-    return (data.DataError,) if data else ()
-
-
 def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # before torch allocates anything: the process's malloc policy (allocator.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, UsageError, *_data_error()) as exc:
+    except (ConfigError, DataError, UsageError) as exc:
         print(f"ganablate {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

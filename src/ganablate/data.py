@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ganablate.catalog import check_new
+from ganablate.errors import DataError
 from ganablate.files import atomic_save, load_tensors
 
 # Debian's dataset-* packages install under here: dataset-fashion-mnist as /usr/share/datasets/fashion-mnist.
@@ -31,10 +32,6 @@ _IDX_FILES = {
     ("test", "labels"): "t10k-labels-idx1-ubyte",
 }
 _IDX_COUNTS = {"train": 60000, "test": 10000}
-
-
-class DataError(ValueError):
-    """Data that cannot be found or read; the message names the file or the ways to provide it."""
 
 
 @dataclass(frozen=True)

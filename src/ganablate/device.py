@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ganablate.study.config import UsageError
+from ganablate.errors import UsageError
 
 if TYPE_CHECKING:
     import torch

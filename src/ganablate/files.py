@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import pickle
 import re
@@ -19,12 +20,14 @@ import warnings
 import zipfile
 from pathlib import Path
 
-from ganablate.study.config import UsageError
+from ganablate.errors import UsageError
 
 # Below this many free bytes after a failed torch.save, the file system is taken to be full (torch's writer reports
 # a failed write as RuntimeError "unexpected pos N vs M", without the errno; a full disk leaves next to nothing).
 FULL_BELOW_BYTES = 1 << 20
 DIGEST_LINE = "# sha256 "
+# The key of a JSON record that holds the sha256 of the record's other keys.
+JSON_DIGEST = "digest"
 
 
 def _write_via_tmp(path: str | Path, write) -> None:
@@ -144,16 +147,53 @@ def with_digest(text: str) -> str:
 def read_digested(path: str | Path, remedy: str) -> str:
     """The text with_digest wrote to `path`, without its digest line; a file without that line (cut short) or whose
     text no longer matches it (edited, damaged) is a UsageError of one line naming it and `remedy`."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read it ({exc.strerror}); {remedy}") from None
+    data = _read_bytes(path, remedy)
     body, _, last = data.rstrip(b"\n").rpartition(b"\n")
     body += b"\n"
     if not last.startswith(DIGEST_LINE.encode()):
         raise UsageError(f"{path}: no digest line at its end (cut short, or not written by ganablate); {remedy}")
-    if last[len(DIGEST_LINE) :].decode(errors="replace") != sha256(body):
+    return read_checked(path, last[len(DIGEST_LINE) :].decode(errors="replace"), remedy, body)
+
+
+def read_checked(path: str | Path, digest: str | None, remedy: str, data: bytes | None = None) -> str:
+    """The text of `path` (or its `data`, already read) if its sha256 is `digest`, which its writer recorded; else a
+    UsageError of one line naming it and `remedy`."""
+    data = _read_bytes(path, remedy) if data is None else data
+    if sha256(data) != digest:
         raise UsageError(
             f"{path}: its content does not match the digest its writer recorded (edited or damaged); {remedy}"
         )
-    return body.decode()
+    return data.decode()
+
+
+def _read_bytes(path: str | Path, remedy: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror}); {remedy}") from None
+
+
+def _json_digest(record: dict) -> str:
+    return sha256(json.dumps({k: v for k, v in record.items() if k != JSON_DIGEST}, sort_keys=True))
+
+
+def json_with_digest(record: dict) -> str:
+    """`record` as JSON text with one more key, JSON_DIGEST: the sha256 of the rest, which read_json_digested checks
+    (a JSON file stays JSON for every other reader)."""
+    return json.dumps({**record, JSON_DIGEST: _json_digest(record)}, indent=2) + "\n"
+
+
+def read_json_digested(path: str | Path, remedy: str) -> dict:
+    """The record json_with_digest wrote to `path`; one that does not parse, has no digest or no longer matches it
+    (edited, damaged) is a UsageError of one line naming it and `remedy`."""
+    try:
+        record = json.loads(_read_bytes(path, remedy))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: not valid JSON ({type(exc).__name__}); {remedy}") from None
+    if not isinstance(record, dict) or JSON_DIGEST not in record:
+        raise UsageError(f"{path}: no {JSON_DIGEST!r} key (not written by this ganablate); {remedy}")
+    if record[JSON_DIGEST] != _json_digest(record):
+        raise UsageError(
+            f"{path}: its content does not match the digest its writer recorded (edited or damaged); {remedy}"
+        )
+    return record

@@ -1,11 +1,11 @@
-import hashlib
 import json
 import os
 import re
 from pathlib import Path
 
 from ganablate.device import stack_groups, stack_size
-from ganablate.study.config import recorded, schema
+from ganablate.study import layout
+from ganablate.study.config import recorded
 from ganablate.study.design import design_of, run_config
 from ganablate.study.outputs import FIGURES as FIGURE_NAMES
 from ganablate.study.outputs import TABLES as STAT_TABLES
@@ -17,59 +17,20 @@ AXES = DESIGN.names
 SEEDS = list(DESIGN.seeds)
 EXTRACTORS = config["eval"]["extractors"]
 
-# How the data is found (dataset.download) is no part of what it is: two studies of one dataset share its files.
-ACQUISITION = ("download",)
-
-
-def digest(value):
-    """A config value as a file's name holds it: 12 hex digits of its JSON's sha256 (keys sorted)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-# Shared by every study, and named by everything that changes their bytes (each path below holds its job's params),
-# so that two studies share a file only where it is the same file: a study never rewrites another's (which would
-# rerun that finished study) nor, failing, has snakemake delete it.
-# The data: the bare dataset name is the dataset as published, found without dataset.root (Debian's package and
-# torchvision's download, which checks its files' md5s, hold the one copy); a root may hold any files (another
-# version, a subset, the tests' synthetic ones, imagefolder's images), so it and the other keys set away from their
-# defaults name the file by their digest.
-_DATA_DEFAULTS = {
-    key: spec.get("default")
-    for key, spec in schema()["properties"]["dataset"]["properties"].items()
+# Shared by every study, named by everything that changes their bytes (study/layout.py; each path below holds its
+# job's params).
+DATA_ID = layout.data_id(config["dataset"])
+DATA = str(layout.data_file(config))
+EXTRACTOR_IDS = {
+    label: layout.extractor_id(label, config["eval"]) for label in EXTRACTORS
 }
-_DATA_KEYS = {
-    key: value
-    for key, value in config["dataset"].items()
-    if key not in ("name", *ACQUISITION) and value != _DATA_DEFAULTS.get(key)
-}
-DATA_ID = f"{DATASET}-{digest(_DATA_KEYS)}" if _DATA_KEYS else DATASET
-DATA = f"results/data/{DATA_ID}.pt"
-
-
-def extractor_id(label):
-    """An extractor as the files scored with it are named: the domain extractor by its epochs (the data is in every
-    name already), another by a digest of eval.inception_weights when it is set."""
-    if label == "domain":
-        return f"domain-e{config['eval']['extractor_epochs']}"
-    weights = config["eval"]["inception_weights"]
-    return label if weights is None else f"{label}-{digest(weights)}"
-
-
-EXTRACTOR_IDS = {label: extractor_id(label) for label in EXTRACTORS}
 LABEL_OF = {id_: label for label, id_ in EXTRACTOR_IDS.items()}
-DOMAIN_EXTRACTOR = f"results/reference/{DATA_ID}-{extractor_id('domain')}.pt"
+DOMAIN_EXTRACTOR = str(layout.domain_extractor_file(config))
 # The reference cache needs no name here: `ganablate floor` and `evaluate` key its files by the test split's and the
 # extractor file's bytes (scoring/evaluate.py).
 CACHE = "results/cache/fidelity"
-# The eval keys a floor is scored with: N readable (FID's bias depends on it), all of them in a digest.
-FLOOR_KEYS = ["n_samples", "kid_subset_size", "batch_size"]
-FLOOR = (
-    f"results/reference/{DATA_ID}-{{extractor}}-floor-n{config['eval']['n_samples']}-"
-    + digest({key: config["eval"][key] for key in FLOOR_KEYS})
-    + ".json"
-)
-FLOORS = [FLOOR.format(extractor=id_) for id_ in EXTRACTOR_IDS.values()]
+FLOOR = layout.floor_file(config)
+FLOORS = [layout.floor_file(config, id_) for id_ in EXTRACTOR_IDS.values()]
 SHARED_LOGS = "results/logs"
 # A study's own folder: its runs, tables, figures, findings and logs.
 STUDY = f"results/{config['study']['name']}"
@@ -108,6 +69,8 @@ os.environ.update(
     GANABLATE_EVAL_DEVICE=config["eval"]["device"],
     GANABLATE_TRAIN_THREADS=str(config["train"]["threads"]),
     GANABLATE_EVAL_THREADS=str(config["eval"]["threads"]),
+    # How the data is found (layout.ACQUISITION, which sections() drops): the data job's --download.
+    GANABLATE_DATA_DOWNLOAD=str(config["dataset"]["download"]).lower(),
 )
 
 
@@ -117,7 +80,7 @@ def sections(*names, eval_keys=None, source=None):
     source: the config to take them from (a cell's own, with its levels applied; default: the study's).
     """
     source = config if source is None else source
-    dropped = {"train": EXECUTION, "eval": EXECUTION, "dataset": ACQUISITION}
+    dropped = {"train": EXECUTION, "eval": EXECUTION, "dataset": layout.ACQUISITION}
     chosen = {
         name: recorded(
             name,
@@ -209,7 +172,7 @@ def floor_inputs(wildcards):
 def floor_config(wildcards):
     """A floor job's params: the eval keys it is named by, and an Inception floor's weights."""
     label = LABEL_OF[wildcards.extractor]
-    keys = FLOOR_KEYS + ([] if label == "domain" else ["inception_weights"])
+    keys = [*layout.FLOOR_KEYS, *([] if label == "domain" else ["inception_weights"])]
     return sections("dataset", eval_keys=keys)
 
 

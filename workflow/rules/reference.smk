@@ -12,7 +12,8 @@ rule prepare_data:
     params:
         config=sections("dataset"),
     shell:
-        "ganablate prepare-data --config-json {params.config:q} --out {output} > {log} 2>&1"
+        "ganablate prepare-data --config-json {params.config:q} --download $GANABLATE_DATA_DOWNLOAD"
+        " --out {output} > {log} 2>&1"
 
 
 rule train_extractor:

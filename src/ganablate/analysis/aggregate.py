@@ -10,15 +10,15 @@ sha256 its summary.json records, and each run must have one numeric row per chec
 from __future__ import annotations
 
 import io
-import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
 from ganablate import catalog
-from ganablate.files import atomic_write_text, read_digested, sha256
-from ganablate.study.config import UsageError, checkpoint_steps
+from ganablate.errors import UsageError
+from ganablate.files import atomic_write_text, read_checked, read_digested, read_json_digested
+from ganablate.study.config import checkpoint_steps
 
 RUN_INFO = ["status", "steps_done", "plan_hash"]  # from summary.json, beside the dataset, the cell and the seed
 # Also from summary.json, into run_times.csv beside runs.csv: the seconds a run's training loop took, resumed parts
@@ -55,11 +55,8 @@ def _read_csv(path: Path, text: str, required: list[str]) -> pd.DataFrame:
 
 
 def _read_run(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    path = run_dir / "summary.json"
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read ({type(exc).__name__})") from None
+    path, retrain = run_dir / "summary.json", f"remove {run_dir}/ and train the run again"
+    summary = read_json_digested(path, retrain)
     missing = [k for k in ("dataset", "cell", "seed", "status", "steps_done", "config", "sha256") if k not in summary]
     if missing:
         raise UsageError(f"{path}: missing keys {', '.join(missing)} (a run of an older ganablate? train it again)")
@@ -80,23 +77,10 @@ def _read_run(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     metrics = _read_csv(path, read_digested(path, rescore), METRICS_COLUMNS)
     # metrics.csv repeats the run's status; summary.json is the source of it.
     metrics = _numeric_rows(metrics, path, checkpoint_steps(summary["config"]["train"]), rescore)
-    log = _read_csv(run_dir / "train_log.csv", _train_log(run_dir, summary["sha256"]), LOGGED)
+    path = run_dir / "train_log.csv"
+    log = _read_csv(path, read_checked(path, summary["sha256"].get("train_log.csv"), retrain), LOGGED)
     results = {k: v for k, v in run.items() if k not in TIMING}
     return run, metrics.drop(columns="status", errors="ignore").assign(**results), log.assign(**results)
-
-
-def _train_log(run_dir: Path, digests: dict) -> str:
-    """train_log.csv's text, if it matches the sha256 that training recorded in summary.json after writing it."""
-    path, retrain = run_dir / "train_log.csv", f"remove {run_dir}/ and train the run again"
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read it ({exc.strerror}); {retrain}") from None
-    if sha256(data) != digests.get("train_log.csv"):
-        raise UsageError(
-            f"{path}: its content does not match the sha256 in summary.json (edited or damaged); {retrain}"
-        )
-    return data.decode()
 
 
 def _numeric_rows(metrics: pd.DataFrame, path: Path, steps: list[int], remedy: str) -> pd.DataFrame:

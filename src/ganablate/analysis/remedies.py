@@ -9,8 +9,9 @@ primary metric, extractor and final step:
 - in_broken, in_working: R against the reference within broken and within working;
 - cost: the median training seconds per step of R's runs over the reference's, under the feeds where R's runs ran.
 The three comparisons are rows of contrasts.csv, found by the cells they weigh (+1 on one cell, -1 on the other),
-never recomputed: a comparison no contrast makes is NaN, its note saying so. `use` is the registry's one-line use
-of R (its registry entry's `use`), where the axis's levels are a registry's.
+never recomputed: their ratio, CI and verdict, and each arm's level (gmean_level: broken+R's or R's, gmean_level_ref:
+the other cell's, geometric means over the paired seeds); a comparison no contrast makes is NaN, its note saying so.
+`use` is the registry's one-line use of R (its registry entry's `use`), where the axis's levels are a registry's.
 """
 
 from __future__ import annotations
@@ -28,7 +29,17 @@ from ganablate.study.design import SPANNED, Design, label_of
 from ganablate.study.plan import Plan
 
 COMPARISONS = ("fix", "in_broken", "in_working")
-FROM_CONTRASTS = ("contrast", "role", "ratio", "ratio_ci_low", "ratio_ci_high", "verdict")
+# gmean_level*: each arm's level beside the ratio, so that two remedies that both failed do not read as a ratio of 1
+FROM_CONTRASTS = (
+    "contrast",
+    "role",
+    "ratio",
+    "ratio_ci_low",
+    "ratio_ci_high",
+    "gmean_level",
+    "gmean_level_ref",
+    "verdict",
+)
 TAIL = [
     "step",
     "metric",

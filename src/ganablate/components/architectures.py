@@ -2,7 +2,8 @@
 names; the networks are built, by training, scoring and check-arch, only when a job needs them.
 
 The protocol an architecture meets (`ganablate check-arch NAME` checks it in every cell of a study, as `ganablate
-plan`, the workflow's first job, does for a user's architecture before any run; training/archcheck.py):
+plan`, the workflow's first job, does for a user's architecture before any run; protocol.py checks the structure,
+training/archcheck.py adds training steps):
 
 - build_g(image_shape, model_cfg) -> G, an nn.Module. image_shape is the dataset's (C, H, W); model_cfg the model
   section of the config. G maps z, a (N, model.z_dim) tensor of standard normal draws, to images (N, C, H, W) in
@@ -11,7 +12,7 @@ plan`, the workflow's first job, does for a user's architecture before any run; 
   image, (N,) or (N, 1). `norm` is the normalization under study (model.d_norm; norms.NormFactory): D builds every
   hidden normalization layer as norm(channels), runs each in its forward pass, and passes every weight layer through
   norm.weight(layer), so that the norm axis works on it. A norm layer takes (N, channels, H, W) features; those of
-  archcheck.flat_norms() also take (N, channels). D holds no state of its own that depends on the batch beyond those
+  protocol.flat_norms() also take (N, channels). D holds no state of its own that depends on the batch beyond those
   layers; the reference batch of the norms that take one is put in front of every batch by ganablate, not by D.
 - Both draw their initial weights from torch's global generator, which ganablate seeds per stream (G init, D init)
   before calling them: a seed fixes them.

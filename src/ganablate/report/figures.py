@@ -8,6 +8,7 @@ rows of a grid of panels and the one after it the columns, further axes joining 
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import math
 import textwrap
@@ -23,9 +24,10 @@ from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
 from ganablate.catalog import entries
+from ganablate.errors import UsageError
+from ganablate.files import atomic_write_bytes
 from ganablate.report.view import StudyView
 from ganablate.study import outputs
-from ganablate.study.config import UsageError
 
 FAILED = {"color": "crimson", "marker": "X", "s": 70, "linewidths": 0.8, "edgecolors": "white", "zorder": 5}
 VERDICTS = {  # each of vocab.VERDICTS: (colour, marker); red is worse whichever way the metric points
@@ -117,10 +119,17 @@ def metric_label(study: StudyView) -> str:
 
 
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
+    """The figure as PNG and PDF, each rendered in memory and written atomically (files.atomic_write_bytes): a
+    failed write (a full disk) leaves the old figure whole, never half a file for the report to show."""
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})
-    plt.close(fig)
+    options = [{"dpi": 150}, {"metadata": {"CreationDate": None}}]  # no creation date: the PDF's bytes reproducible
+    try:
+        for path, extra in zip(paths, options):
+            rendered = io.BytesIO()
+            fig.savefig(rendered, format=path.suffix[1:], bbox_inches="tight", **extra)
+            atomic_write_bytes(path, rendered.getvalue())
+    finally:  # a failed write too: pyplot would otherwise keep the figure open
+        plt.close(fig)
     return paths
 
 

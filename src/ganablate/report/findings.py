@@ -337,8 +337,10 @@ class Page:
             f"{first['broken']}+R vs {first['working']}+{first['reference']}",
             f"{first['broken']}+R vs {first['broken']}+{first['reference']}",
         )
+        arms = f"{self.study.metric_name} of each arm"
         header = [
-            f"| remedy R | {fix}: {self.study.metric_name} ratio ({self.study.level} CI) | verdict | {in_broken} | "
+            f"| remedy R | {fix}: {self.study.metric_name} ratio ({self.study.level} CI), {arms} | verdict | "
+            f"{in_broken} | "
             f"verdict | time per step vs {first['reference']} | when to use |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
@@ -357,7 +359,10 @@ class Page:
             interval = ci(r[f"{name}_ci_low"], r[f"{name}_ci_high"], self.study.level).removeprefix(
                 f"{self.study.level} CI "
             )
-            return [f"{fmt(r[f'{name}_ratio'])} ({interval})", f"{r[f'{name}_verdict']} ({r[f'{name}_role']})"]
+            # each arm's level beside the ratio (R's first): two remedies that both failed do not read as a ratio of 1
+            levels = r[[f"{name}_gmean_level", f"{name}_gmean_level_ref"]]
+            arms = "" if levels.isna().any() else f", {fmt(levels.iloc[0])} vs {fmt(levels.iloc[1])}"
+            return [f"{fmt(r[f'{name}_ratio'])} ({interval}){arms}", f"{r[f'{name}_verdict']} ({r[f'{name}_role']})"]
 
         cost = f"{fmt(r['cost_ratio'])}x" if pd.notna(r["cost_ratio"]) else "not measured"
         cells = [self.study.cell_text(r), *compared("fix"), *compared("in_broken"), cost, text(r["use"])]

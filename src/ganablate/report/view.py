@@ -12,7 +12,7 @@ import pandas as pd
 
 from ganablate.analysis.aggregate import read_table
 from ganablate.catalog import entries
-from ganablate.study.config import UsageError
+from ganablate.errors import UsageError
 from ganablate.study.design import SPANNED, Design
 from ganablate.study.plan import read_plan
 

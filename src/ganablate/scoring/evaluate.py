@@ -32,11 +32,20 @@ from torch_fidelity.utils import (
 
 from ganablate.components.dcgan import Generator
 from ganablate.components.networks import build_generator
-from ganablate.data import DataError, ImageData, load_study_data, to_uint8
-from ganablate.files import atomic_save, atomic_write_bytes, atomic_write_text, load_tensors, with_digest
+from ganablate.data import ImageData, load_study_data, to_uint8
+from ganablate.errors import ConfigError, DataError, UsageError
+from ganablate.files import (
+    atomic_save,
+    atomic_write_bytes,
+    atomic_write_text,
+    load_tensors,
+    read_json_digested,
+    with_digest,
+)
 from ganablate.scoring.extractor import eval_device, load_extractor_file, register
 from ganablate.scoring.metrics import KID, METRICS, computed_by, knn_radii, skipped_at
-from ganablate.study.config import ConfigError, UsageError, checkpoint_steps
+from ganablate.study.config import checkpoint_steps
+from ganablate.study.layout import domain_extractor_file
 
 DEFAULT_CACHE_ROOT = Path("results/cache/fidelity")
 INCEPTION_URL = URL_INCEPTION_V3
@@ -94,10 +103,11 @@ def inception_weights(eval_cfg: dict) -> Path:
     return path
 
 
-def resolve_extractor(label: str, data: ImageData, eval_cfg: dict, domain_extractor: str | Path | None) -> Extractor:
+def resolve_extractor(label: str, data: ImageData, config: dict, domain_extractor: str | Path | None) -> Extractor:
+    eval_cfg = config["eval"]
     if label == "domain":
         if domain_extractor is None:  # where the workflow puts it
-            domain_extractor = Path("results/reference") / f"{data.name}-domain.pt"
+            domain_extractor = domain_extractor_file(config)
             if not domain_extractor.is_file():
                 raise UsageError(
                     f"--domain-extractor: not given and {domain_extractor} does not exist; build it with "
@@ -150,8 +160,14 @@ def handed_to_fidelity(extractor: Extractor) -> Iterator[Path]:
         ) from None
     fd, name = tempfile.mkstemp(prefix="ganablate-weights-", suffix=extractor.weights.suffix)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        except OSError as exc:  # a full /tmp (a node's small one): one line, and the partial copy goes below
+            raise UsageError(
+                f"{name}: cannot write torch-fidelity's copy of {extractor.weights} ({exc.strerror}); free space "
+                f"in {tempfile.gettempdir()} or point TMPDIR elsewhere"
+            ) from None
         yield Path(name)
     finally:
         os.unlink(name)
@@ -320,12 +336,9 @@ def write_grid(images: torch.Tensor, path: Path) -> None:
 
 def _read_summary(run_dir: Path) -> dict:
     path = run_dir / "summary.json"
-    try:
-        return json.loads(path.read_text())
-    except OSError as exc:
-        raise UsageError(f"--run: cannot read {path} ({exc.strerror}); is {run_dir} a finished training run?") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.msg})") from None
+    if not path.is_file():
+        raise UsageError(f"--run: cannot read {path} (no such file); is {run_dir} a finished training run?")
+    return read_json_digested(path, f"remove {run_dir}/ and train the run again")
 
 
 def _checkpoint_files(run_dir: Path) -> dict[int, Path]:
@@ -371,7 +384,7 @@ class Scoring:
         with limited_threads(eval_cfg["threads"]):
             self.data = load_study_data(config["dataset"], data_path)
             self.extractors = [
-                resolve_extractor(label, self.data, eval_cfg, domain_extractor) for label in eval_cfg["extractors"]
+                resolve_extractor(label, self.data, config, domain_extractor) for label in eval_cfg["extractors"]
             ]
             self.scorers = [Scorer(self.data, e, eval_cfg, cache_root, self.device) for e in self.extractors]
 
@@ -460,7 +473,7 @@ def floor(
     device = eval_device(eval_cfg["device"])
     with limited_threads(eval_cfg["threads"]):
         data = load_study_data(config["dataset"], data_path)
-        extractor = resolve_extractor(label, data, eval_cfg, domain_extractor)
+        extractor = resolve_extractor(label, data, config, domain_extractor)
         n = min(eval_cfg["n_samples"], len(data.train_images))  # as many as a run is scored on: FID's bias is N's
         pick = torch.randperm(len(data.train_images), generator=torch.Generator().manual_seed(FLOOR_SEED))[:n]
         values = score(data.train_images[pick], data, extractor, eval_cfg, cache_root, device)

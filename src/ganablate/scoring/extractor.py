@@ -19,8 +19,8 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from ganablate.data import DATASETS, ImageData, load_study_data, to_model_range
 from ganablate.device import resolve_device
+from ganablate.errors import ConfigError, UsageError
 from ganablate.files import atomic_save, load_tensors
-from ganablate.study.config import ConfigError, UsageError
 
 SEED = 0
 BATCH_SIZE = 128

@@ -13,13 +13,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration value outside what the schema allows; the message is one line naming the key path."""
-
-
-class UsageError(ValueError):
-    """Bad command-line input (an argument, a path); reported as one line naming it, exit code 2."""
+from ganablate.errors import ConfigError, DesignError
 
 
 def schema() -> dict:
@@ -153,7 +147,6 @@ def _check_cell_model(model: dict, train: dict, where: str, archs: list[str]) ->
     """A cell's architecture (one of `archs`) and loss, which an axis may set, are registry names, a loss with a
     gradient penalty is trained solo, and ghost_mixed has its chunk: else the first D of such a cell stops its run."""
     from ganablate.catalog import entries
-    from ganablate.study.design import DesignError
 
     if model["d_norm"] == "ghost_mixed" and model["ghost_chunk"] is None:
         raise DesignError(
@@ -208,14 +201,14 @@ def _check_design(config: dict, source: str, validator) -> None:
             )
         if config["stats"]["remedies"] is not None:
             _check_remedies(design, config["stats"]["remedies"])
-    except design_module.DesignError as exc:
+    except DesignError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 
 
 def _check_remedies(design, remedies: dict) -> None:
     """stats.remedies names two different axes of the design: on `axis` a reference level and at least one other (a
     remedy), on `feed_axis` two different levels, working and broken. DesignError names the key."""
-    from ganablate.study.design import DesignError, label_of
+    from ganablate.study.design import label_of
 
     axes = {a.name: a for a in design.axes}
     for key in ("axis", "feed_axis"):
@@ -304,6 +297,8 @@ def read_config_file(path: str | Path) -> dict | None:
         raise ConfigError(f"{path}: not valid YAML (nested too deeply); allowed: a few levels of sections") from None
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{path}: (top level): expected a mapping of sections, got {type(raw).__name__}")
+    if raw is not None:
+        _check_values(raw, str(path))  # before anything (snakemake's update_config too) walks an alias bomb
     if raw is not None and YTE_KEY in raw:
         raise ConfigError(
             f"{path}: {YTE_KEY}: a YTE template, whose Python `snakemake --configfile` evaluates before the workflow "

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from ganablate import catalog
+from ganablate.errors import DesignError
 
 # The axes whose levels are code: the config key a level sets, and the registry that names them (catalog.py).
 REGISTRY_AXES = {"feed": ("train.feed", "feeds"), "norm": ("model.d_norm", "norms")}
@@ -71,10 +72,6 @@ BREAKS = {
     "model.z_dim": ("G init", "z"),
     "train.batch_size": ("real batches", "z"),
 }
-
-
-class DesignError(ValueError):
-    """A study design that cannot run; one line naming the key. config.ConfigError wraps it."""
 
 
 def label_of(value) -> str:

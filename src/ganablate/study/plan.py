@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganablate import __version__
-from ganablate.study.config import UsageError, checkpoint_steps, config_hash, recorded
+from ganablate.errors import UsageError
+from ganablate.study.config import checkpoint_steps, config_hash, recorded
 from ganablate.study.design import Declared, Design, declared_contrasts, design_of
 
 DIVERGED_RULE = (

@@ -10,7 +10,6 @@ state, summary); and the loop, _train, which reads top to bottom.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import sys
 import time
@@ -30,12 +29,13 @@ from ganablate.components.feeds import FEEDS, Feed
 from ganablate.components.losses import LOSSES, Loss, loss_of
 from ganablate.components.networks import build_discriminator, build_generator
 from ganablate.components.norms import NORMS, reference_size
+from ganablate.components.protocol import require_architecture
 from ganablate.data import load_study_data, to_model_range
 from ganablate.device import resolve_device, stack_groups, stack_size
-from ganablate.files import atomic_save, atomic_write_text, load_tensors, sha256
-from ganablate.study.config import ConfigError, UsageError, checkpoint_steps, config_hash, recorded, stacked_penalty
+from ganablate.errors import ConfigError, UsageError
+from ganablate.files import atomic_save, atomic_write_text, json_with_digest, load_tensors, sha256
+from ganablate.study.config import checkpoint_steps, config_hash, recorded, stacked_penalty
 from ganablate.study.design import run_path
-from ganablate.training.archcheck import require_architecture
 
 LOG_COLUMNS = ["step", "loss_d", "loss_g", "d_real", "d_fake", "d_acc", "grad_norm_g", "grad_norm_d", "context_gap"]
 
@@ -519,7 +519,7 @@ def _finish(
     log = _log_csv(run.rows)
     summary["sha256"] = {"train_log.csv": sha256(log)}  # written after it: aggregate refuses a log that differs
     atomic_write_text(run.out / "train_log.csv", log)
-    atomic_write_text(run.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(run.out / "summary.json", json_with_digest(summary))  # which evaluate and aggregate check
     return summary
 
 
