@@ -16,7 +16,7 @@ export PATH := $(abspath $(BIN)):$(PATH)   # the workflow's jobs call `ganablate
 .PHONY: study test lint setup data
 
 study: setup data
-	$(BIN)/python -m snakemake --cores $(CORES) --configfile $(CONFIG)
+	$(BIN)/python -m snakemake --cores $(CORES) --config study_file=$(CONFIG)   # read with yaml.safe_load
 
 test: setup
 	$(BIN)/python -m pytest $(TESTS)

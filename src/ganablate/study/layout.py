@@ -5,11 +5,9 @@ defaults both read these names. Light (no torch): the workflow imports it."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
-from ganablate.study.config import schema
+from ganablate.study.config import config_hash, schema
 
 RESULTS = Path("results")
 # How the data is found (dataset.download) is no part of what it is: two studies of one dataset share its files.
@@ -19,9 +17,8 @@ FLOOR_KEYS = ("n_samples", "kid_subset_size", "batch_size")
 
 
 def digest(value) -> str:
-    """A config value as a file's name holds it: 12 hex digits of its JSON's sha256 (keys sorted)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    """A config value as a file's name holds it: the first 12 hex digits of its config_hash."""
+    return config_hash(value)[:12]
 
 
 def data_id(dataset: dict) -> str:
