@@ -48,15 +48,12 @@ from torch.utils.data import DataLoader, Dataset
 from ganablate import catalog
 from ganablate.components.networks import build_discriminator, build_generator
 from ganablate.data import ImageData, load_dataset
-from ganablate.device import stack_groups, stack_size
 from ganablate.study.config import checkpoint_steps, load_config
 from ganablate.study.design import design_of, seeds_of
-from ganablate.training.train import (
-    Run,
-    Trainer,
-    stream_seed,
-    train_run,
-)
+from ganablate.study.execution import stack_groups, stack_size
+from ganablate.training.record import Run
+from ganablate.training.seeds import stream_seed
+from ganablate.training.train import Trainer, train_run
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,8 @@ def at(config: dict, feed: str, norm: str) -> dict:
     return config
 
 
-def label(feed: str, norm: str):
+def tag(feed: str, norm: str):
     """The run's record of that cell, as the workflow passes it (`ganablate train --cell feed=F,norm=N`)."""
-    from ganablate.training.train import Label
+    from ganablate.study.identity import RunTag
 
-    return Label({"feed": feed, "norm": norm})
+    return RunTag({"feed": feed, "norm": norm})

@@ -127,3 +127,27 @@ def runs_table(
                 }
             )
     return pd.DataFrame(rows)
+
+
+# Six seeds' FID per (feed, norm) cell, as runs_table takes them: joint worse than split under batch norm,
+# joint_consistent close to split; and the mechanism question they pose.
+SPLIT = [40.0, 42.0, 45.0, 41.0, 50.0, 43.0]
+JOINT = [55.0, 60.0, 48.0, 70.0, 52.0, 58.0]
+CONSISTENT = [41.0, 44.0, 43.0, 47.0, 49.0, 40.0]
+NONE_SPLIT = [30.0, 33.0, 31.0, 36.0, 29.0, 32.0]
+NONE_JOINT = [31.0, 32.0, 34.0, 35.0, 30.0, 33.0]
+FEED_NORM_FID = {
+    ("split", "batch"): SPLIT,
+    ("joint", "batch"): JOINT,
+    ("joint_consistent", "batch"): CONSISTENT,
+    ("split", "none"): NONE_SPLIT,
+    ("joint", "none"): NONE_JOINT,
+    ("joint_consistent", "none"): NONE_SPLIT,
+}
+FEED_MECHANISM = {"axis": "feed", "reference": "split", "broken": "joint", "repaired": "joint_consistent"}
+
+
+def feed_norm_study(**stats) -> dict:
+    """The feed x norm study at six seeds: FEED_MECHANISM, and joint against split under batch norm declared."""
+    confirmatory = [{"compare": {"feed": "joint"}, "within": {"norm": "batch"}}]
+    return study_config(seeds=6, mechanism=FEED_MECHANISM, confirmatory=confirmatory, **stats)

@@ -19,7 +19,8 @@ import pandas as pd
 from matplotlib import image
 from scipy import stats as sps
 
-from ganablate.analysis import contrasts, mechanism, over_training, remedies
+from ganablate.analysis import contrasts, looks, mechanism, over_training, remedies
+from ganablate.study.contrasts import derived_id
 
 EFFECT = 1.4
 METRICS = {"fid": "lower", "kid": "lower"}
@@ -209,7 +210,7 @@ class Synthetic:
         out = dict.fromkeys(
             tail[tail.index("pair_correlation") : tail.index("verdict")],
             math.nan,
-        ) | {"n_pairs": n, "n_failed": len(self.seeds) - n, "note": ""}
+        ) | {"n_pairs": n, "n_failed": len(self.seeds) - n, "identical": False, "note": ""}
         if n < 2:
             return out | {"verdict": "inconclusive", "note": f"{n} usable seed pair(s)"}
         se = d.std(ddof=1) / math.sqrt(n)
@@ -235,6 +236,7 @@ class Synthetic:
             rows.append(self._interaction())
         rows += [self._trend(i) for i, name in enumerate(self.names) if self.axes[name]["ordered"]]
         table = pd.DataFrame(rows, columns=contrast_columns(self.names))
+        table["id"], table["test"] = table["contrast"].map(derived_id), "difference"
         primary = (table["metric"] == "fid") & (table["step"] == self.final)
         table["declared"] = table["contrast"].where(table["contrast"].isin(confirmatory), "")
         table["role"] = np.select(
@@ -280,7 +282,7 @@ class Synthetic:
 
     def power(self, contrasts: pd.DataFrame) -> pd.DataFrame:
         rows = contrasts[contrasts["role"].isin(["confirmatory", "control"])]
-        return rows[["contrast", "kind", *self.names, "step", "extractor", "metric", "role", "n_pairs"]].assign(
+        return rows[["id", "contrast", "kind", *self.names, "step", "extractor", "metric", "role", "n_pairs"]].assign(
             rule=np.where(rows["role"] == "confirmatory", "paired t, Holm", "paired TOST"),
             sd_log=0.03,
             assumed_ratio=1.25,
@@ -290,6 +292,22 @@ class Synthetic:
             seeds_needed=3,
             note="",
         )
+
+    def outcomes(self) -> pd.DataFrame:
+        """Per run: its primary metric at the final step and why it failed (no failure threshold: diverged only)."""
+        rows = []
+        for cell, seed in itertools.product(self.cells, self.seeds):
+            failed = (cell, seed) in self.diverged
+            rows.append(
+                {
+                    **self.cell(cell),
+                    "seed": seed,
+                    "status": "diverged" if failed else "completed",
+                    "value": self.value(cell, seed, self.final, "fid"),
+                    "failure": "diverged" if failed else "",
+                }
+            )
+        return pd.DataFrame(rows)
 
     def failures(self) -> pd.DataFrame:
         rows = []
@@ -462,12 +480,14 @@ class Synthetic:
             "summary": self.summary(),
             "contrasts": contrasts,
             "power": self.power(contrasts),
+            "outcomes": self.outcomes(),
             "failures": self.failures(),
             "mixed": self.mixed(),
             "context_gap": self.context_gap(),
             "mechanism": self.mechanism(mechanism),
             "remedies": pd.DataFrame(columns=[*self.names, *remedies.TAIL]),  # none declared
             "trend": self.trend(),
+            "looks": pd.DataFrame(columns=looks.COLUMNS),  # a fixed-seed study's
         }
         for name, table in built.items():
             table.to_csv(tables / f"{name}.csv", index=False)

@@ -105,7 +105,7 @@ else:
 """
 
 
-@pytest.mark.parametrize("registry", list(catalog.REGISTRIES))
+@pytest.mark.parametrize("registry", list(SETTING))  # kinds and hypotheses: tests/test_contrast_kinds.py
 def test_a_new_entry_is_one_call_in_its_registrys_file(registry, synthetic_fashion_mnist, tmp_path):
     package = Path(catalog.__file__).parent
     copy = tmp_path / "site" / "ganablate"

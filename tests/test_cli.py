@@ -131,3 +131,43 @@ def test_evaluate_without_domain_extractor_looks_where_the_workflow_puts_it_and_
     result = _ganablate("evaluate", "--config-json", json.dumps(tiny_config), "--run", str(run), cwd=tmp_path)
     error = _one_line_error(result)
     assert f"{domain_extractor_file(tiny_config)} does not exist" in error and "ganablate train-extractor" in error
+
+
+def _counted(monkeypatch, module, name: str) -> list:
+    """Calls of module.name, counted (the function itself still runs)."""
+    calls, function = [], getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a, **k: calls.append(1) or function(*a, **k))
+    return calls
+
+
+def test_a_workflow_job_validates_its_config_once_and_applies_its_cell_once(monkeypatch):
+    """The feed level's way (docs/pipeline.md): the workflow's process validates the study once and takes each cell's
+    config from that check; a job's process adds the command line's values to its sections and validates once."""
+    from ganablate.study import job
+    from ganablate.study.config import check_config
+
+    study = check_config({"study": {"axes": {"feed": {"levels": ["split", "joint"]}}}})
+    sections = json.loads(job.params(study.cells[("joint",)], "dataset", "model", "train", "eval"))
+    validations, applications = _counted(monkeypatch, job, "check_config"), _counted(monkeypatch, job, "run_config")
+    config = job.job_config(
+        sections, "--config-json", False, {"feed": "joint"}, {"train": {"device": "cpu", "threads": 2}, "eval": {}}
+    )
+    assert (len(validations), len(applications)) == (1, 1)
+    assert (config["train"]["feed"], config["train"]["threads"]) == ("joint", 2)
+    del validations[:], applications[:]
+    whole = job.job_config(
+        {"study": {"axes": {"feed": {"levels": ["split", "joint"]}}}}, "c.yaml", True, {"feed": "joint"}
+    )
+    assert (len(validations), len(applications)) == (1, 0) and whole == study.cells[("joint",)]
+
+
+def test_the_workflows_run_pattern_is_the_packages_run_folder():
+    from ganablate.study import layout
+    from ganablate.study.config import validate_config
+    from ganablate.study.design import run_dir
+
+    config = validate_config({"study": {"name": "s", "axes": {"lr": {"sets": "train.lr_d", "levels": [0.1]}}}})
+    cell = {"lr": "0.1", "feed": "joint"}
+    pattern = layout.run_pattern(config, ["lr", "feed"]).format(dataset="fashion-mnist", seed=3, **cell)
+    assert pattern == str(run_dir(layout.runs_root(config), config, cell, 3))
+    assert layout.cell_pattern(["lr", "feed"]) == "lr~{lr}/feed~{feed}"

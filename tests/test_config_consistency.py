@@ -107,3 +107,30 @@ def test_command_line_overrides_keep_a_steps_partial_config_valid(tmp_path, caps
     code = main(["evaluate", "--config-json", json.dumps(config), "--run", str(tmp_path / "no-run"), "--threads", "1"])
     err = capsys.readouterr().err
     assert code == 2 and "--run: cannot read" in err, err
+
+
+def test_a_cells_levels_together_are_checked_before_any_job():
+    """A batch-size level that the ghost chunk does not divide: refused when the study is validated, naming the cell,
+    not by that cell's first training step."""
+    config = {
+        "study": {"axes": {"batch": {"sets": "train.batch_size", "levels": [32, 24]}}},
+        "model": {"d_norm": "ghost", "ghost_chunk": 16},
+    }
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    assert str(error.value) == (
+        "config: the cell {'batch': '24'}: model.ghost_chunk: 16 does not divide train.batch_size=24; "
+        "allowed: a divisor of the batch size, or null for one chunk per source"
+    )
+
+
+def test_the_execution_keys_are_one_list_that_no_axis_plan_or_param_holds():
+    from ganablate.study.design import NOT_AXES
+    from ganablate.study.identity import EXECUTION
+    from ganablate.study.job import params
+    from ganablate.study.plan import NOT_COMPUTED
+
+    assert {f"train.{key}" for key in EXECUTION} <= NOT_AXES.keys()
+    assert NOT_COMPUTED[: len(EXECUTION)] == EXECUTION
+    sections = json.loads(params(validate_config({}), "train", "eval"))
+    assert not set(EXECUTION) & (sections["train"].keys() | sections["eval"].keys())

@@ -16,6 +16,7 @@ from statsmodels.stats.weightstats import ttost_paired
 from ganablate.analysis import power
 from ganablate.analysis.cells import failed_rows
 from ganablate.analysis.contrasts import as_cells, contrasts_of, contrasts_table, wide
+from ganablate.analysis.verdicts import verdicts
 from ganablate.study.plan import Plan
 from tests.synthetic_runs import runs_table, study_config
 
@@ -369,7 +370,7 @@ def _power_rows(values, config) -> pd.DataFrame:
     found, _, _ = contrasts_of(plan)
     names = plan.design.names
     logs = np.log(as_cells(wide(runs, names, "value"), names))
-    return power.power_table(table, {c.name: c for c in found}, logs, plan)
+    return power.power_table(table, found, logs, plan)
 
 
 def test_power_csv_gives_declared_hypotheses_their_own_rule_and_ratio():
@@ -459,7 +460,7 @@ def test_a_noninferiority_test_of_two_cells_that_differ_on_two_axes_is_one_sided
     plan = Plan.from_config(config)
     found, _, _ = contrasts_of(plan)
     logs = np.log(as_cells(wide(runs, plan.design.names, "value"), plan.design.names))
-    rows = power.power_table(table, {c.name: c for c in found}, logs, plan)
+    rows = power.power_table(table, found, logs, plan)
     own = _row(rows, contrast=name)
     assert own["rule"] == "one-sided t for non-inferiority within +10%, Holm over 2, at a true ratio of 1"
     assert own["sd_log"] == pytest.approx(np.std(d, ddof=1)) and own["n_pairs"] == SEEDS and 0 < own["power"] <= 1
@@ -571,3 +572,20 @@ def test_a_simple_contrast_gives_each_arms_geometric_mean_over_the_seeds_its_rat
     runs, _, config = _batch_study()
     others = _table(runs, config).query("kind != 'simple'")
     assert len(others) and others[["gmean_level", "gmean_level_ref"]].isna().all().all()
+
+
+def test_each_row_states_its_id_hypothesis_margin_and_identity_as_columns_that_power_and_the_verdicts_read():
+    named = {"joint-within-20": {"compare": {"feed": "joint"}, "test": "equivalence", "margin": 0.2}}
+    config = study_config({"feed": ["split", "joint"]}, seeds=6, confirmatory=named)
+    runs = runs_table({("split",): SPLIT, ("joint",): SPLIT.copy()}, axes=["feed"])
+    table = _table(runs, config)
+    row = _row(table, metric="fid")
+    assert (row["id"], row["test"], row["margin"], row["identical"]) == ("joint-within-20", "equivalence", 0.2, True)
+    assert row["verdict"] == "identical"  # read from the identical column, whatever the note says
+    table.loc[table["metric"] == "fid", "note"] = ""
+    assert verdicts(table, 0.05)[row.name] == "identical"
+    plan = Plan.from_config(config)
+    found, _, _ = contrasts_of(plan)
+    logs = np.log(as_cells(wide(runs, ["feed"], "value"), ["feed"]))
+    rows = power.power_table(table, found, logs, plan)
+    assert list(rows["id"]) == ["joint-within-20"]  # joined on the id and cell, not on the contrast's name

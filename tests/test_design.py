@@ -10,8 +10,9 @@ import pytest
 
 from ganablate.errors import ConfigError
 from ganablate.study.config import load_config, validate_config
+from ganablate.study.contrasts import declared_all
 from ganablate.study.design import design_of, run_config
-from ganablate.study.plan import Plan, declared, plan_hash, plan_of
+from ganablate.study.plan import Plan, plan_hash, plan_of
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -153,7 +154,7 @@ def test_keys_added_later_enter_the_plan_and_a_runs_identity_only_off_their_defa
     """Committed studies keep their plan hashes, and their runs their config_hash, after model.arch and train.loss
     came: at its default a later key is no part of either; at another value it is."""
     from ganablate.components import architectures
-    from ganablate.training.train import run_hash
+    from ganablate.study.identity import run_hash
 
     monkeypatch.setattr(architectures, "names", lambda: ["dcgan", "resnet"])
     config = _config({"feed": {"levels": ["split", "joint"]}})
@@ -227,7 +228,7 @@ def _linear(weights, **more):
         ),
         (
             {"contrasts": [{"compare": {"feed": "joint"}, "weights": {"feed": MISMATCH}}]},
-            "stats.contrasts.0.weights: only a linear contrast takes weights (kind: linear)",
+            "stats.contrasts.0.weights: a simple contrast takes compare, against (and within, test, margin) only",
         ),
         (
             {"confirmatory": [{"compare": {"feed": "joint"}, "margin": 0.05}]},
@@ -277,7 +278,7 @@ def test_the_mechanism_study_validates_with_a_family_of_seven_on_fresh_seeds(tmp
     assert config["study"]["name"] == "mechanism" and config["model"]["d_norm"] == "batch"
     assert design.names == ["feed"] and len(design.cells) == 5 and design.axis("feed").reference == "split"
     assert design.seeds == tuple(range(100, 112))  # fresh: every committed study used seeds below 10
-    family = declared(design, config["stats"], "confirmatory")
+    family = declared_all(design, config["stats"])["confirmatory"]
     assert [d.kind for d in family] == ["linear", *["simple"] * 6]
     assert [d.test for d in family] == ["difference"] * 7
     assert dict(family[0].weights) == {"joint": 1, "split_g_mixed": 1, "split": -1, "joint_consistent": -1}
@@ -357,7 +358,7 @@ def test_a_simple_contrast_may_compare_two_cells_that_differ_on_several_axes():
         {"compare": {"feed": "joint", "norm": "batch"}, "against": {"feed": "split", "norm": "batch"}},
     ]
     config = _config(FOUR, confirmatory=specs)
-    noninferior, two, default, one = declared(design_of(config), config["stats"], "confirmatory")
+    noninferior, two, default, one = declared_all(design_of(config), config["stats"])["confirmatory"]
     assert (noninferior.axis, noninferior.level, noninferior.level_ref) == ("feed,norm", "joint,batch", "split,none")
     assert noninferior.axes == ("feed", "norm")
     assert noninferior.arms == ({"feed": "joint", "norm": "batch"}, {"feed": "split", "norm": "none"})
@@ -367,7 +368,7 @@ def test_a_simple_contrast_may_compare_two_cells_that_differ_on_several_axes():
         "noninferiority",
         0.10,
     )
-    assert two == default == dataclasses.replace(noninferior, test="difference", margin=None)
+    assert two == default == dataclasses.replace(noninferior, test="difference", margin=None, id=two.id)
     # two cells that agree on an axis: the other axis's simple contrast, held at that level
     assert (one.axis, one.level, one.level_ref, one.within) == ("feed", "joint", "split", (("norm", "batch"),))
     assert plan_of(config)["confirmatory"] == [
@@ -380,7 +381,7 @@ def test_a_simple_contrast_may_compare_two_cells_that_differ_on_several_axes():
 
 def test_the_remedies_study_validates_with_noninferiority_contrasts_across_both_axes(tmp_path):
     config = load_config(REPO / "config/remedies.yaml")
-    family = declared(design_of(config), config["stats"], "confirmatory")
+    family = declared_all(design_of(config), config["stats"])["confirmatory"]
     assert len(family) == 10 and [d.axes for d in family] == [("feed", "norm")] * 5 + [("norm",)] * 5
     assert {d.level_ref for d in family[:5]} == {"split,batch"} and {d.test for d in family[:5]} == {"noninferiority"}
     plan = plan_of(config)
@@ -421,3 +422,44 @@ def test_the_plan_hash_does_not_depend_on_the_order_of_a_contrasts_keys(path, ex
     config = load_config(REPO / path)
     config["stats"] = _keys_reversed(config["stats"])
     assert plan_hash(plan_of(config)) == expected
+
+
+def test_contrasts_named_in_a_mapping_keep_their_ids_and_listed_ones_get_one_derived_from_their_title():
+    named = {
+        "joint-breaks": {"compare": {"feed": "joint"}},
+        "ni": {"compare": {"feed": "joint"}, "test": "equivalence"},
+    }
+    config = _config(FOUR, confirmatory=named, contrasts=[{"compare": {"feed": "joint"}, "within": {"norm": "batch"}}])
+    declared = declared_all(design_of(config), config["stats"])
+    assert [s.id for s in declared["confirmatory"]] == ["joint-breaks", "ni"]
+    assert [s.id for s in declared["contrasts"]] == ["feed-joint-vs-split-norm-batch"]
+    plan = plan_of(config)  # recorded as the config gives them: a mapping by id, a list of titles
+    assert plan["confirmatory"] == {
+        "joint-breaks": "feed: joint vs split",
+        "ni": "feed: joint vs split (equivalence, margin 10%)",
+    }
+    assert plan["contrasts"] == ["feed: joint vs split | norm=batch"]
+
+
+@pytest.mark.parametrize(
+    ("stats", "expected"),
+    [
+        (
+            {"confirmatory": {"Bad Id": {"compare": {"feed": "joint"}}}},
+            "stats.confirmatory.Bad Id: 'Bad Id' cannot name",
+        ),
+        (
+            {"confirmatory": {"x": {"compare": {"feed": "joint"}}}, "controls": {"x": {"compare": {"norm": "batch"}}}},
+            "stats.controls.x: id 'x' also names stats.confirmatory.x, another contrast",
+        ),
+        (
+            {"confirmatory": {"norm-batch-vs-none": {"compare": {"feed": "joint"}}}},
+            "stats.confirmatory.norm-batch-vs-none: id 'norm-batch-vs-none' also names an automatic contrast",
+        ),
+        ({"confirmatory": {"x": {"compare": {"feed": "nope"}}}}, "stats.confirmatory.x.compare.feed: unknown level"),
+    ],
+)
+def test_a_bad_or_shared_contrast_id_is_one_line_naming_its_key(stats, expected):
+    with pytest.raises(ConfigError) as error:
+        _config(FOUR, **stats)
+    assert expected in str(error.value) and "\n" not in str(error.value)

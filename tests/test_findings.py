@@ -30,7 +30,7 @@ def tables(tmp_path_factory):
 
 
 def _findings(tables, tmp_path) -> str:
-    return write_findings({}, tables, tmp_path / "findings.md")[0].read_text()
+    return write_findings(tables, tmp_path / "findings.md")[0].read_text()
 
 
 def _section(text: str, heading: str) -> str:
@@ -141,10 +141,20 @@ def test_the_sentence_follows_the_verdict_column(tables, tmp_path, verdict, said
     assert said in line and "**worse**" not in line
 
 
+def test_the_page_reads_a_rows_hypothesis_from_its_test_column_not_from_its_name(tables, tmp_path):
+    where = {"contrast": "feed: joint vs split | batch=16", "metric": "fid", "step": 500}
+    changes = {"test": "noninferiority", "margin": 0.1, "verdict": "inferior"}
+    line = _line(
+        _section(_findings(_edit(tables, tmp_path, "contrasts", where, changes), tmp_path), "The confirmatory answer"),
+        where["contrast"],
+    )
+    assert ": **inferior**: " in line and "non-inferiority p" in line and "the data meet a margin of +" in line
+
+
 def test_equivalent_is_said_only_of_rows_whose_verdict_is_equivalent(tables, tmp_path):
     text = _findings(tables, tmp_path)
     rows = _contrasts(tables)
-    rows = rows[rows["role"].isin(["confirmatory", "control"]) | rows["kind"].isin(["interaction", "trend"])]
+    rows = rows[rows["role"].isin(["confirmatory", "control"])]
     assert {"equivalent", "worse"} <= set(rows["verdict"])
     for _, r in rows.iterrows():
         assert ("**equivalent**" in _line(text, r["contrast"])) == (r["verdict"] == "equivalent"), r["contrast"]
@@ -163,39 +173,62 @@ def test_controls_are_counted_and_printed_with_their_tost_interval(tables, tmp_p
         assert f"the data meet a margin of ±{fmt(r['equivalence_bound'])}" in line
 
 
-def test_an_identical_control_is_listed_apart_and_not_counted_as_equivalent(tables, tmp_path):
+def test_an_identical_control_says_identical_with_no_p_and_is_not_counted_as_equivalent(tables, tmp_path):
+    """A row whose arms were bitwise identical (contrasts.csv's identical column, verdict identical) has no test: the
+    page says so and prints no 'p NA', no NA interval."""
     rows = _contrasts(tables)
     rows = rows[rows["role"] == "control"]
     name = rows.loc[rows["verdict"] == "equivalent", "contrast"].iloc[0]
+    untested = {"p": float("nan"), "p_equivalence": float("nan"), "equivalence_bound": float("nan")}
     edited = _edit(
-        tables, tmp_path, "contrasts", {"contrast": name, "metric": "fid", "step": 500}, {"verdict": "identical"}
+        tables,
+        tmp_path,
+        "contrasts",
+        {"contrast": name, "metric": "fid", "step": 500},
+        {"verdict": "identical", "identical": True} | untested,
     )
     controls = _section(_findings(edited, tmp_path), "Controls")
     n_equivalent = (rows["verdict"] == "equivalent").sum() - 1
     assert f"- {n_equivalent} of {len(rows)} controls are **equivalent**" in controls
     assert "1 gave identical runs and are listed apart" in controls
     apart = controls.split("Identical runs:")[1]
-    assert f"**{name}**: **identical** runs" in apart and "**equivalent**" not in _line(controls, name)
+    line = _line(apart, name)
+    n_pairs = rows.set_index("contrast").loc[name, "n_pairs"]
+    assert line.startswith(f"- **{name}**: **identical** runs") and f"over {n_pairs} seeds" in line
+    assert "**equivalent**" not in line and "NA" not in line and " p " not in line
 
 
-def test_interactions_and_trends_are_exploratory_unless_confirmatory(tables, tmp_path):
-    section = _section(_findings(tables, tmp_path), "Interactions and trends")
-    assert "- (exploratory) **feed: joint vs split x batch: 16 vs 64**:" in section
-    assert "- (exploratory) **fid per doubling of batch**: " in section and "per doubling of batch)" in section
+EXPLORATORY = "Exploratory (unadjusted p; not part of the answer)"
+
+
+def test_exploratory_interactions_and_trends_are_counted_by_verdict_with_a_pointer_not_listed(tables, tmp_path):
+    section = _section(_findings(tables, tmp_path), EXPLORATORY)
+    rows = _contrasts(tables)
+    for kind in ("interaction", "trend"):
+        of_kind = rows[(rows["kind"] == kind) & (rows["role"] == "exploratory")]
+        counts = sorted(of_kind["verdict"].value_counts().items(), key=lambda item: (-item[1], item[0]))
+        words = ", ".join(f"{n} **{word}**" for word, n in counts)
+        assert f"- Kind {kind}: {len(of_kind)} rows in contrasts.csv, each with its ratio, 95% CI and p: {words}" in (
+            section
+        )
+    assert "**feed: joint vs split x batch: 16 vs 64**" not in section and "(exploratory)" not in section
     where = {"contrast": "fid per doubling of batch"}
-    edited = _edit(tables, tmp_path, "contrasts", where, {"role": "confirmatory"})
-    assert "- (confirmatory) **fid per doubling of batch**" in _findings(edited, tmp_path)
+    edited = _findings(_edit(tables, tmp_path, "contrasts", where, {"role": "confirmatory"}), tmp_path)
+    assert "- **fid per doubling of batch**: " in _section(edited, "The confirmatory answer")
+    assert "Kind trend" not in _section(edited, EXPLORATORY)
 
 
-def test_the_trend_over_training_is_exploratory_and_read_from_trend_csv(tables, tmp_path):
-    section = _section(_findings(tables, tmp_path), "Over training (exploratory)")
-    t = StudyView(tables).table("trend").iloc[0]
-    line = _line(section, t["contrast"])
-    assert (
-        f"ratio {fmt(t['ratio_first'])} at step 250, {fmt(t['ratio_last'])} at step 500; log-ratio slope "
-        f"{fmt(t['slope_per_1000'])} per 1000 steps (95% CI {fmt(t['slope_ci_low'])}–{fmt(t['slope_ci_high'])}" in line
-    )
-    assert line.endswith(": **no detectable change**.")
+def test_the_trends_over_training_are_one_line_counted_by_trend_with_a_pointer_to_trend_csv(tables, tmp_path):
+    section = _section(_findings(tables, tmp_path), EXPLORATORY)
+    trend = StudyView(tables).table("trend")
+    over = [li for li in section.splitlines() if li.startswith("- Over training")]
+    assert over == [
+        f"- Over training: {len(trend)} contrasts' log ratios from step 250 to step 500 (trend.csv, each with its "
+        f"slope per 1000 steps, 95% CI and p): {len(trend)} **no detectable change**."
+    ]
+    assert not any(t in section for t in trend["contrast"])
+    widened = _edit(tables, tmp_path, "trend", {"contrast": trend["contrast"].iloc[0]}, {"trend": "widens"})
+    assert f"{len(trend) - 1} **no detectable change**, 1 **widens**." in _findings(widened, tmp_path)
 
 
 def test_the_mechanism_is_given_on_both_scales_and_a_null_association_with_its_ci(tables, tmp_path):
@@ -222,8 +255,9 @@ def test_the_mechanism_is_given_on_both_scales_and_a_null_association_with_its_c
 
 
 def test_no_detectable_is_never_said_without_a_ci_beside_it(tables, tmp_path):
+    """A row's 'no detectable' has its CI beside it; a count of rows points at the table that holds each row's CI."""
     lines = [li for li in _findings(tables, tmp_path).splitlines() if "no detectable" in li.lower()]
-    assert lines and all(re.search(r"95% CI -?[\d.]+–", li) for li in lines)
+    assert lines and all(re.search(r"95% CI -?[\d.]+–|\(trend\.csv, each with its .*95% CI", li) for li in lines)
 
 
 def test_without_a_mechanism_the_page_says_none_was_declared(tmp_path):
@@ -265,14 +299,21 @@ def _numbers_allowed(tables) -> set[str]:
     return allowed
 
 
-def test_the_page_holds_no_number_that_is_not_in_a_table(tables, tmp_path):
+def _not_in_a_table(tables, tmp_path) -> list[str]:
+    """The page's numbers that no table holds, beyond counts of its rows (how many controls are equivalent, how many
+    rows say each verdict)."""
     text = _findings(tables, tmp_path)
     body = re.sub(r"tables in \S+|hash \w+|log2|χ²", "", text)
     numbers = re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[+-]?\d+)?", body)
-    rows = _contrasts(tables)
-    counts = {str(n) for n in range(len(rows) + 1)}  # how many controls are equivalent, identical, in all
+    counts = {str(n) for n in range(len(_contrasts(tables)) + 1)}
     allowed = _numbers_allowed(tables) | counts
-    assert numbers and [n for n in numbers if n.lstrip("-") not in allowed and n not in allowed] == []
+    assert numbers
+    return [n for n in numbers if n.lstrip("-") not in allowed and n not in allowed]
+
+
+def test_the_page_holds_no_number_that_is_not_in_a_table(tables, sequential, tmp_path):
+    assert _not_in_a_table(tables, tmp_path) == []
+    assert _not_in_a_table(sequential, tmp_path) == []
 
 
 def test_the_page_names_only_the_axes_and_levels_of_plan_json(tmp_path):
@@ -294,10 +335,10 @@ def test_the_page_names_only_the_axes_and_levels_of_plan_json(tmp_path):
 
 def test_a_single_axis_study_has_no_interaction_and_the_rst_is_beside_the_md(tmp_path):
     tables = Synthetic({"alpha": axis(["a1", "a2", "a3"])}, seeds=range(3)).write(tmp_path, images=False)
-    md, rst = write_findings({}, tables, tmp_path / "out" / "findings.md")
+    md, rst = write_findings(tables, tmp_path / "out" / "findings.md")
     text = md.read_text()
     assert rst == md.with_suffix(".rst") and "**alpha: a2 vs a1**: a2 is **worse** than a1" in text
-    assert "- None in contrasts.csv (an interaction needs two axes, a trend an ordered axis)." in text
+    assert "- No exploratory interaction or trend in contrasts.csv (an interaction needs two axes, a trend an " in text
     assert "The confirmatory answer\n-----------------------\n" in rst.read_text()
 
 
@@ -305,7 +346,7 @@ def test_the_rst_page_is_valid_restructuredtext(tables, tmp_path):
     from docutils.core import publish_doctree
 
     changed = _edit_plan(tables, tmp_path, plan_changed_after_launch=True)
-    rst = write_findings({}, changed, tmp_path / "findings.md")[1].read_text()
+    rst = write_findings(changed, tmp_path / "findings.md")[1].read_text()
     publish_doctree(rst, settings_overrides={"halt_level": 2, "report_level": 2})  # raises on a warning
 
 
@@ -313,7 +354,7 @@ def test_findings_need_plan_json(tables, tmp_path):
     copy = _copy(tables, tmp_path)
     (copy / "plan.json").unlink()
     with pytest.raises(UsageError, match="plan.json not found"):
-        write_findings({}, copy, tmp_path / "findings.md")
+        write_findings(copy, tmp_path / "findings.md")
 
 
 def test_without_remedies_the_page_says_none_were_declared(tables, tmp_path):
@@ -359,3 +400,109 @@ def test_each_arms_level_is_printed_beside_the_ratio_so_two_failed_arms_do_not_r
     r = _contrasts(tables).set_index("contrast").loc["batch: 16 vs 64 | feed=joint"]
     line = _line(_findings(tables, tmp_path), "batch: 16 vs 64 | feed=joint")
     assert f"FID {fmt(r['gmean_level'])} (batch=16) against {fmt(r['gmean_level_ref'])} (batch=64)" in line
+
+
+def test_the_answers_come_first_then_the_plan_and_the_rest(tables, tmp_path):
+    headings = [li for li in _findings(tables, tmp_path).splitlines() if li.startswith("## ")]
+    assert headings == [
+        "## The confirmatory answer",
+        "## Controls",
+        "## Remedies",
+        "## Analysis plan (hash 3f9a0c1e)",
+        "## Mechanism",
+        f"## {EXPLORATORY}",
+        "## Failures",
+        "## Mixed model (exploratory sensitivity analysis)",
+    ]
+
+
+# --- a sequential study: verdicts and intervals from looks.csv --------------------------------------------------
+
+LOOKS = {"first": 4, "block": 4, "cap": 8, "start": 0, "counts": [4, 8], "spending": "hsd", "gamma": -2.0}
+LOOKS |= {"calibration_paths": 100000, "calibration_seed": 0}
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory):
+    """feed x batch, looks at 4 and 8 seeds: the batch=16 cells ran 8 seeds, the others 4; the first confirmatory
+    contrast was decided at look 1, the second at look 2, every control at look 1 but one still open at look 2."""
+    study = Synthetic({"feed": FEED, "batch": BATCH}, seeds=range(8))
+    tables = study.write(tmp_path_factory.mktemp("sequential"), confirmatory=2, images=False, looks=LOOKS)
+    runs = pd.read_csv(tables / "runs.csv", dtype={"batch": str})
+    runs[(runs["batch"] == "16") | (runs["seed"] < 4)].to_csv(tables / "runs.csv", index=False)
+    declared = _contrasts(tables)
+    declared = declared[declared["role"].isin(["confirmatory", "control"])].reset_index(drop=True)
+    rows = []
+    for i, r in declared.iterrows():
+        row = {"id": r["id"], "contrast": r["contrast"], "role": r["role"], "test": "difference", "margin": 0.1}
+        row |= {"n_failed": 0, "boundary": 7.76, "note": ""}
+        reached = 2 if i in (1, len(declared) - 1) else 1
+        for look in range(1, reached + 1):
+            decision = "open" if look < reached or i == len(declared) - 1 else ("worse" if i < 2 else "equivalent")
+            ratio, half = 1.3 + 0.01 * i + 0.001 * look, 0.2 / look
+            rows.append(
+                row
+                | {"look": look, "seeds": 4 * look, "n": 4 * look, "ratio": ratio}
+                | {"rci_low": ratio - half, "rci_high": ratio + half, "decision": decision}
+            )
+    pd.DataFrame(rows).to_csv(tables / "looks.csv", index=False)
+    return tables
+
+
+def test_a_sequential_study_says_its_looks_seeds_per_cell_and_where_each_verdict_was_reached(sequential, tmp_path):
+    text = _findings(sequential, tmp_path)
+    section = _section(text, "Seeds and looks (sequential)")
+    headings = [li for li in text.splitlines() if li.startswith("## ")]
+    assert headings.index("## Seeds and looks (sequential)") == headings.index("## Remedies") + 1
+    assert (
+        "- Looks at 4, 8 seeds (first 4, blocks of 4, cap 8); `hsd` error spending, gamma -2; the paired t's boundary "
+        "at each look calibrated by simulation (100000 paths, seed 0) and frozen at launch in plan.json."
+    ) in section
+    assert (
+        "- Seeds each cell ran (runs.csv): 8 in (feed = split, batch = 16), (feed = joint, batch = 16), "
+        "(feed = joint_consistent, batch = 16); 4 in every other cell."
+    ) in section
+    looks = pd.read_csv(sequential / "looks.csv")
+    first, second, still = (
+        looks[looks["contrast"] == name].iloc[-1] for name in looks["contrast"].unique()[[0, 1, -1]]
+    )
+    assert (
+        f"- **{first['contrast']}** (confirmatory): **worse** reached at look 1 of 2 (4 seeds); adjusted interval "
+        f"{fmt(first['rci_low'])}–{fmt(first['rci_high'])}, the repeated CI (the interval to quote)."
+    ) in section
+    assert f"- **{second['contrast']}** (confirmatory): **worse** reached at look 2 of 2 (8 seeds)" in section
+    assert f"- **{still['contrast']}** (control): **open** still open after look 2 of 2 (8 seeds)" in section
+    assert "are reported at the seeds that ran, with fixed-n intervals not adjusted for the looks." in section
+    assert "seeds in looks, up to 8 in a cell (Seeds and looks, above)" in _section(
+        text, "Analysis plan (hash 3f9a0c1e)"
+    )
+
+
+def test_a_sequential_studys_answer_and_controls_read_the_looks_verdict_and_interval_not_the_fixed_n_ones(
+    sequential, tmp_path
+):
+    text = _findings(sequential, tmp_path)
+    looks = pd.read_csv(sequential / "looks.csv").groupby("contrast", sort=False).tail(1).set_index("contrast")
+    fixed = _contrasts(sequential).set_index("contrast")
+    answer, controls = _section(text, "The confirmatory answer"), _section(text, "Controls")
+    for name, r in looks.iterrows():
+        line = _line(answer if r["role"] == "confirmatory" else controls, name)
+        assert (
+            f"ratio ({fixed.loc[name, 'level']} / {fixed.loc[name, 'level_ref']}) {fmt(r['ratio'])} (adjusted interval "
+            f"{fmt(r['rci_low'])}–{fmt(r['rci_high'])}, the repeated CI; at look {r['look']}, {r['seeds']} seeds"
+        ) in line
+        primary = line.split(" Secondary ")[0]
+        assert (
+            fmt(fixed.loc[name, "ratio_ci_low"]) + "–" not in primary and "Holm p" not in line and "Power" not in line
+        )
+    n_controls = (looks["role"] == "control").sum()
+    n_equivalent = (looks["decision"] == "equivalent").sum()
+    assert f"- {n_equivalent} of {n_controls} controls are **equivalent** within ±10%, each judged on its adjusted" in (
+        controls
+    )
+    assert "**open** (no verdict yet: it goes on to the next look)" in _line(controls, looks.index[-1])
+
+
+def test_a_fixed_seed_study_has_no_looks_section(tables, tmp_path):
+    text = _findings(tables, tmp_path)
+    assert "Seeds and looks" not in text and "adjusted interval" not in text and "repeated CI" not in text

@@ -55,10 +55,11 @@ def test_training_does_not_import_torch_fidelity():
 
 
 def test_what_the_workflow_reads_when_it_is_parsed_imports_no_torch():
-    """The Snakefile validates the config (registry names included, catalog.py) and sizes its jobs (device.py)."""
+    """The Snakefile validates the config (registry names included, catalog.py) and sizes its jobs
+    (study/execution.py)."""
     code = (
-        "from ganablate.study.config import validate_config\nfrom ganablate.device import stack_groups, stack_size\n"
-        "from ganablate.study.plan import plan_of\nplan_of(validate_config({}))"
+        "from ganablate.study.config import validate_config\nfrom ganablate.study.execution import blocks\n"
+        "from ganablate.study.plan import plan_of\nconfig = validate_config({})\nblocks(config)\nplan_of(config)"
     )
     assert _heavy_imported_after(code) == set()
 

@@ -15,8 +15,8 @@ from ganablate.components.norms import NORMS, ReferenceNorm, RunningBatchNorm, V
 from ganablate.data import to_model_range
 from ganablate.errors import ConfigError
 from ganablate.study.config import validate_config
+from ganablate.training.seeds import build_networks
 from ganablate.training.stack import Stack
-from ganablate.training.train import build_networks
 from tests.test_feeds import MODEL, SHAPE, assert_same, batch, d_loss_and_grads, discriminator, steps
 
 REMEDIES = [name for name, norm in NORMS.items() if norm.remedy]

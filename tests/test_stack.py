@@ -17,14 +17,18 @@ from ganablate.components.feeds import FEEDS
 from ganablate.components.networks import build_generator
 from ganablate.components.norms import NORMS
 from ganablate.data import ImageData
-from ganablate.device import stack_groups, stack_size
 from ganablate.errors import ConfigError
 from ganablate.files import JSON_DIGEST, read_json_digested
 from ganablate.study.config import validate_config
+from ganablate.study.execution import stack_groups, stack_size
+from ganablate.study.identity import run_hash
 from ganablate.training import train
+from ganablate.training.record import LOG_COLUMNS
+from ganablate.training.seeds import build_networks
 from ganablate.training.stack import Stack
-from ganablate.training.train import LOG_COLUMNS, Solo, build_networks, run_hash, train_run, train_stack, train_step
-from tests.cells import at, label
+from ganablate.training.step import Solo, train_step
+from ganablate.training.train import train_run, train_stack
+from tests.cells import at, tag
 
 SHAPE = (1, 28, 28)
 MODEL = {"z_dim": 8, "g_width": 8, "d_width": 8}
@@ -226,7 +230,7 @@ def _variant(root, feed, norm):
 def test_a_stack_writes_each_seed_a_solo_runs_folder(config, data_file, tmp_path):
     seeds = [0, 2, 5]
     summaries = train_stack(
-        at(config, "split", "batch"), seeds, tmp_path / "stack", data_file, label=label("split", "batch")
+        at(config, "split", "batch"), seeds, tmp_path / "stack", data_file, tag=tag("split", "batch")
     )
     solo = train_run(at(config, "split", "batch"), 2, tmp_path / "solo", data_file)
     assert [s["seed"] for s in summaries] == seeds
@@ -251,7 +255,7 @@ def test_a_stack_writes_each_seed_a_solo_runs_folder(config, data_file, tmp_path
 
 def test_a_stack_of_one_seed_is_its_solo_run_bitwise(config, data_file, tmp_path):
     [summary] = train_stack(
-        at(config, "joint", "spectral"), [4], tmp_path / "stack", data_file, label=label("joint", "spectral")
+        at(config, "joint", "spectral"), [4], tmp_path / "stack", data_file, tag=tag("joint", "spectral")
     )
     solo = train_run(at(config, "joint", "spectral"), 4, tmp_path / "solo", data_file)
     assert "stack" not in summary and summary["config_hash"] == solo["config_hash"]
@@ -260,7 +264,7 @@ def test_a_stack_of_one_seed_is_its_solo_run_bitwise(config, data_file, tmp_path
 
 def test_a_stack_repeats_bitwise(config, data_file, tmp_path):
     for root in ("a", "b"):
-        train_stack(at(config, "joint", "batch"), [1, 3], tmp_path / root, data_file, label=label("joint", "batch"))
+        train_stack(at(config, "joint", "batch"), [1, 3], tmp_path / root, data_file, tag=tag("joint", "batch"))
     for seed in (1, 3):
         a, b = (_variant(tmp_path / root, "joint", "batch") / f"seed{seed}" for root in ("a", "b"))
         assert _same_run_outputs(a, b)
@@ -272,7 +276,7 @@ def test_a_killed_stack_resumes_to_the_same_bits_as_an_uninterrupted_one(config,
         [0, 1],
         tmp_path / "whole",
         data_file,
-        label=label("joint_consistent", "batch"),
+        tag=tag("joint_consistent", "batch"),
     )
 
     steps, original = 0, train.train_step
@@ -291,7 +295,7 @@ def test_a_killed_stack_resumes_to_the_same_bits_as_an_uninterrupted_one(config,
             [0, 1],
             tmp_path / "killed",
             data_file,
-            label=label("joint_consistent", "batch"),
+            tag=tag("joint_consistent", "batch"),
         )
     monkeypatch.undo()
     variant = _variant(tmp_path / "killed", "joint_consistent", "batch")
@@ -304,7 +308,7 @@ def test_a_killed_stack_resumes_to_the_same_bits_as_an_uninterrupted_one(config,
         [0, 1],
         tmp_path / "killed",
         data_file,
-        label=label("joint_consistent", "batch"),
+        tag=tag("joint_consistent", "batch"),
     )
     assert [s["resumed_from"] for s in summaries] == [8, 8]
     for seed in (0, 1):
@@ -313,9 +317,24 @@ def test_a_killed_stack_resumes_to_the_same_bits_as_an_uninterrupted_one(config,
         )
 
 
+# state.pt as jobs killed under an earlier release left it: they resume only while its layout stays.
+SOLO_STATE = ["run_hash", "step", "G", "D", "opt_g", "opt_d", "torch_rng", "z_rng", "batch_rng", "log", "checkpoints"]
+
+
+def test_a_saved_state_keeps_its_layout_so_that_a_job_killed_before_an_upgrade_resumes(config, data_file, tmp_path):
+    train_run(at(config, "split", "batch"), 0, tmp_path / "solo", data_file)
+    train_stack(at(config, "split", "batch"), [0, 1], tmp_path / "stack", data_file, tag=tag("split", "batch"))
+    solo = _load(tmp_path / "solo/state/state.pt")
+    stack = _load(_variant(tmp_path / "stack", "split", "batch") / "stack-0-1/state.pt")
+    assert list(solo) == [*SOLO_STATE, "wall_seconds"]
+    assert list(stack) == [*SOLO_STATE[:4], "alive", *SOLO_STATE[4:], "status", "steps_done", "wall_seconds"]
+    assert torch.is_tensor(solo["z_rng"]) and [r["step"] for r in solo["log"]] == [3, 6]
+    assert len(stack["z_rng"]) == 2 and stack["status"] == ["running"] * 2 and stack["steps_done"] == [8, 8]
+
+
 def test_a_diverged_seed_is_recorded_and_retired_and_the_others_go_on_bitwise(config, data_file, tmp_path, monkeypatch):
     seeds = [0, 1, 2]
-    train_stack(at(config, "split", "batch"), seeds, tmp_path / "clean", data_file, label=label("split", "batch"))
+    train_stack(at(config, "split", "batch"), seeds, tmp_path / "clean", data_file, tag=tag("split", "batch"))
 
     draws, original = 0, train.draw
 
@@ -328,9 +347,7 @@ def test_a_diverged_seed_is_recorded_and_retired_and_the_others_go_on_bitwise(co
         return real, z
 
     monkeypatch.setattr(train, "draw", nan_in_seed_1s_fifth_batch)
-    summaries = train_stack(
-        at(config, "split", "batch"), seeds, tmp_path / "nan", data_file, label=label("split", "batch")
-    )
+    summaries = train_stack(at(config, "split", "batch"), seeds, tmp_path / "nan", data_file, tag=tag("split", "batch"))
     variant = _variant(tmp_path / "nan", "split", "batch")
 
     assert [(s["status"], s["steps_done"]) for s in summaries] == [
@@ -431,7 +448,7 @@ def test_on_cuda_a_stacked_run_writes_each_seed_a_finished_solo_runs_folder(devi
     config["train"]["device"] = device
     seeds = [0, 1, 2, 3]
     summaries = train_stack(
-        at(config, "joint", "batch"), seeds, tmp_path / "stack", data_file, label=label("joint", "batch")
+        at(config, "joint", "batch"), seeds, tmp_path / "stack", data_file, tag=tag("joint", "batch")
     )
     solo = train_run(at(config, "joint", "batch"), 1, tmp_path / "solo", data_file)
     assert solo["device"].startswith(device)

@@ -15,7 +15,8 @@ from ganablate.cli import main
 from ganablate.components.norms import NORMS
 from ganablate.errors import ConfigError
 from ganablate.study.config import validate_config
-from ganablate.training.train import LOG_COLUMNS, train_run
+from ganablate.training.record import LOG_COLUMNS
+from ganablate.training.train import train_run
 from tests.cells import at
 from tests.conftest import kill_after_first_state
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 from ganablate.allocator import keep_freed_memory
-from ganablate.errors import ConfigError, DataError, DesignError, UsageError
-from ganablate.study.config import load_config, study_dir, validate_config
+from ganablate.device import DEVICES
+from ganablate.errors import ConfigError, DataError, UsageError
+from ganablate.study import job, layout, vocab
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -32,15 +32,20 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_from_args(args: argparse.Namespace) -> dict:
-    if getattr(args, "config_json", None):
-        try:
-            raw = json.loads(args.config_json)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--config-json: not valid JSON ({exc.msg})") from None
-        # The workflow passes a rule's own sections; the Snakefile has checked the whole config already.
-        return validate_config(raw, source="--config-json", whole=False)
-    return load_config(args.config)
+def _given(args: argparse.Namespace) -> tuple[dict, str, bool]:
+    return job.given(args.config, args.config_json)
+
+
+def _config(args: argparse.Namespace, overrides: dict[str, dict] | None = None) -> dict:
+    """The step's config (study/job.py): the one given, the command line's values added, validated once."""
+    return job.job_config(*_given(args), overrides=overrides)
+
+
+def _run_config(args: argparse.Namespace, overrides: dict[str, dict]):
+    """(the config of the run(s) `ganablate train` or `run` is asked for, their RunTag): the cell's levels applied
+    and the command line's values added (study/job.py)."""
+    cell = job.cell_of(args.cell)
+    return job.job_config(*_given(args), cell, overrides), job.run_tag(cell, args.plan)
 
 
 # --- subcommands -------------------------------------------------------------------------------
@@ -55,9 +60,9 @@ def _cmd_config_docs(args: argparse.Namespace) -> None:
 def _cmd_prepare_data(args: argparse.Namespace) -> None:
     from ganablate.data import load_dataset
 
-    config = config_from_args(args)
-    if args.download is not None:  # how the workflow passes it: how the data is found is none of the job's params
-        config["dataset"]["download"] = {"true": True, "false": False}.get(args.download, args.download)
+    # --download: how the workflow passes it, since how the data is found is none of the job's params
+    download = {"true": True, "false": False}.get(args.download, args.download)
+    config = _config(args, {"dataset": {"download": download}})
     data = load_dataset(config["dataset"])
     data.save(args.out)
     print(
@@ -67,20 +72,22 @@ def _cmd_prepare_data(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from ganablate.training.train import run_dir, train_run, train_seeds
+    from ganablate.study.design import run_dir
+    from ganablate.training.train import train_run, train_seeds
 
     # --seed goes with --out, --seeds with --out-root (argparse's groups cannot say so).
     if args.seed is not None and (args.out is None or args.out_root is not None):
         raise UsageError("--out: a run directory is required with --seed (--out-root goes with --seeds)")
     if args.seeds is not None and (args.out_root is None or args.out is not None):
         raise UsageError("--out-root: a root of run directories is required with --seeds (--out goes with --seed)")
-    config, label = _train_config(args, ("steps", "device", "threads", "stack"))
+    train = {key: getattr(args, key) for key in ("steps", "device", "threads", "stack")}
+    config, label = _run_config(args, {"train": train})
     cell = label.cell
     if args.seed is not None:
-        summary = train_run(config, args.seed, Path(args.out), data_path=args.data, label=label)
+        summary = train_run(config, args.seed, Path(args.out), data_path=args.data, tag=label)
         print(f"{args.out}: {summary['status']} after {summary['steps_done']} steps in {summary['wall_seconds']:.1f} s")
         return
-    for summary in train_seeds(config, args.seeds, Path(args.out_root), data_path=args.data, label=label):
+    for summary in train_seeds(config, args.seeds, Path(args.out_root), data_path=args.data, tag=label):
         print(
             f"{run_dir(Path(args.out_root), config, cell, summary['seed'])}: {summary['status']} after "
             f"{summary['steps_done']} steps in {summary['wall_seconds']:.1f} s"
@@ -88,28 +95,18 @@ def _cmd_train(args: argparse.Namespace) -> None:
         )
 
 
-def _train_config(args: argparse.Namespace, overrides: tuple[str, ...]):
-    """(the config of the run(s) `ganablate train` or `run` is asked for, their Label): the cell's levels applied
-    and the command line's train overrides."""
-    from ganablate.training.train import Label
-
-    config = config_from_args(args)
-    cell = _cell_arg(args.cell)
-    config = _with_cell(config, cell, whole=not args.config_json)
-    if getattr(args, "steps", None) is not None:  # fewer steps asked for: the checkpoints beyond them go too
-        config["train"]["checkpoints"] = [s for s in config["train"]["checkpoints"] if s <= args.steps]
-    return _with_overrides(config, "train", args, overrides), Label(cell, _plan_hash(args.plan))
-
-
 def _cmd_run(args: argparse.Namespace) -> None:
     from ganablate.scoring.evaluate import evaluate_run
     from ganablate.training.train import train_run
 
-    config, label = _train_config(args, ("device", "threads"))
-    given = {"device": args.eval_device, "threads": args.eval_threads}
-    config["eval"] |= {key: value for key, value in given.items() if value is not None}
-    config = _with_overrides(config, "eval", args, ())  # the eval section validated again, with them
-    summary = train_run(config, args.seed, Path(args.out), data_path=args.data, label=label)
+    config, label = _run_config(
+        args,
+        {
+            "train": {"device": args.device, "threads": args.threads},
+            "eval": {"device": args.eval_device, "threads": args.eval_threads},
+        },
+    )
+    summary = train_run(config, args.seed, Path(args.out), data_path=args.data, tag=label)
     print(f"{args.out}: {summary['status']} after {summary['steps_done']} steps in {summary['wall_seconds']:.1f} s")
     _scored(args.out, lambda: evaluate_run(config, args.out, args.domain_extractor, args.cache_root, args.data))
 
@@ -120,32 +117,6 @@ def _scored(run: str, evaluate) -> None:
     table = evaluate()
     seconds = time.perf_counter() - start
     print(f"{Path(run) / 'metrics.csv'}: {table['step'].nunique()} checkpoints, {len(table)} rows in {seconds:.1f} s")
-
-
-def _cell_arg(text: str | None) -> dict[str, str]:
-    from ganablate.study.design import parse_cell
-
-    try:
-        return parse_cell(text or "")
-    except DesignError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _with_cell(config: dict, cell: dict[str, str], whole: bool) -> dict:
-    """config with the levels of `cell` applied (design.run_config), validated again."""
-    from ganablate.study.design import run_config
-
-    try:
-        config = run_config(config, cell, whole=whole)
-    except DesignError as exc:
-        raise UsageError(str(exc)) from None
-    return validate_config(config, source="--cell", whole=whole)
-
-
-def _plan_hash(path: str | None) -> str | None:
-    from ganablate.study.plan import read_plan
-
-    return None if path is None else read_plan(path, "--plan")["hash"]
 
 
 def _seed_list(text: str) -> list[int]:
@@ -165,18 +136,8 @@ def _stack_arg(text: str) -> int | str:
     raise argparse.ArgumentTypeError(f"{text!r}: a number of seeds (1 or more) or auto")
 
 
-def _with_overrides(config: dict, section: str, args: argparse.Namespace, keys: tuple[str, ...]) -> dict:
-    """config with the command-line values given for section's keys, that section validated again (alone: the
-    other sections may be schema defaults standing in for sections the step was not given)."""
-    for key in keys:
-        if getattr(args, key) is not None:
-            config[section][key] = getattr(args, key)
-    config[section] = validate_config({section: config[section]}, source="command line", whole=False)[section]
-    return config
-
-
 def _eval_config(args: argparse.Namespace) -> dict:
-    return _with_overrides(config_from_args(args), "eval", args, ("device", "threads"))
+    return _config(args, {"eval": {"device": args.device, "threads": args.threads}})
 
 
 def _cmd_train_extractor(args: argparse.Namespace) -> None:
@@ -209,22 +170,32 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 def _cmd_plan(args: argparse.Namespace) -> None:
     from ganablate.study.plan import Plan
 
-    config = config_from_args(args)
-    plan = Plan.from_config(config)
-    _check_user_architectures(config, plan.design)
-    print(plan.write(args.out))
+    study = job.checked(*_given(args))
+    plan = Plan.from_config(study.config)
+    _check_user_architectures(study)
+    boundaries = None
+    if plan.looks is not None:  # a sequential study's boundaries, calibrated once and frozen with the plan
+        from ganablate.analysis.looks import frozen_boundaries
+
+        boundaries = frozen_boundaries(plan)
+    print(plan.write(args.out, boundaries))
 
 
-def _check_user_architectures(config: dict, design) -> None:
+def _cmd_interim(args: argparse.Namespace) -> None:
+    from ganablate.analysis.looks import write_decision
+
+    print(write_decision(_config(args), args.plan, args.look, args.runs, args.out, args.previous))
+
+
+def _check_user_architectures(study) -> None:
     """Every cell's architecture that is not built in, checked in every cell before the plan, the workflow's first
     job: a broken one stops the study before any run. Torch is imported only when a cell has such an architecture."""
     from ganablate.components.architectures import BUILTIN
-    from ganablate.study.design import run_config
 
-    if any(run_config(config, design.cell(labels), design)["model"]["arch"] not in BUILTIN for labels in design.cells):
+    if any(cell["model"]["arch"] not in BUILTIN for cell in study.cells.values()):
         from ganablate.training.archcheck import require_study
 
-        require_study(config, design)
+        require_study(study.config, study.design)
 
 
 def _cmd_aggregate(args: argparse.Namespace) -> None:
@@ -236,29 +207,37 @@ def _cmd_aggregate(args: argparse.Namespace) -> None:
 
 def _cmd_stats(args: argparse.Namespace) -> None:
     from ganablate.analysis.tables import write_stats
+    from ganablate.files import read_json_digested
 
-    config = config_from_args(args)
-    for path in write_stats(config, args.tables or study_dir(config) / "tables"):
+    config = _config(args)
+    decision = read_json_digested(args.decision, "run the study again") if args.decision else None
+    for path in write_stats(config, args.tables or layout.tables_dir(config), decision):
         print(path)
 
 
 def _cmd_figures(args: argparse.Namespace) -> None:
     from ganablate.report.figures import write_figures
 
-    config = config_from_args(args)
-    folder = study_dir(config)
-    for path in write_figures(
-        config, args.tables or folder / "tables", args.runs_root or folder / "runs", args.out_dir or folder / "figures"
-    ):
+    paths = args.tables, args.runs_root, args.out_dir
+    if None in paths:  # a default path: the config's study folder (the workflow gives every path, and no config)
+        config = _config(args)
+        paths = (
+            args.tables or layout.tables_dir(config),
+            args.runs_root or layout.runs_root(config),
+            args.out_dir or layout.figures_dir(config),
+        )
+    for path in write_figures(*paths):
         print(path)
 
 
 def _cmd_findings(args: argparse.Namespace) -> None:
     from ganablate.report.findings import write_findings
 
-    config = config_from_args(args)
-    folder = study_dir(config)
-    print(*write_findings(config, args.tables or folder / "tables", args.out or folder / "findings.md"), sep="\n")
+    tables, out = args.tables, args.out
+    if None in (tables, out):  # a default path: the config's study folder (the workflow gives both, and no config)
+        config = _config(args)
+        tables, out = tables or layout.tables_dir(config), out or layout.findings_file(config)
+    print(*write_findings(tables, out), sep="\n")
 
 
 def _cmd_check_arch(args: argparse.Namespace) -> None:
@@ -269,9 +248,8 @@ def _cmd_check_arch(args: argparse.Namespace) -> None:
         architecture(args.name)
     except ValueError as exc:  # an unknown name, or an entry point without build_g and build_d
         raise ConfigError(str(exc)) from None
-    config = load_config(args.config) if args.config else validate_config({})
-    config["model"]["arch"] = args.name
-    checks = check(validate_config(config, source="check-arch"), args.name)
+    raw, source, _ = job.given(args.config, None) if args.config else ({}, "check-arch", True)
+    checks = check(job.job_config(raw, source, True, overrides={"model": {"arch": args.name}}), args.name)
     for c in checks:
         print(f"{args.name}: {c.line()}")
     failed = sum(c.problem is not None for c in checks)
@@ -300,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--plan", help="the study's plan.json, frozen at launch: its hash is recorded in summary.json"
     )
     run_args.add_argument("--data", help="a dataset file from `ganablate prepare-data` (default: load from the config)")
-    run_args.add_argument("--device", choices=["auto", "cpu", "cuda"], help="train.device")
+    run_args.add_argument("--device", choices=DEVICES, help="train.device")
     run_args.add_argument("--threads", type=int, help="train.threads")
 
     p = sub.add_parser(
@@ -324,14 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
     eval_args = argparse.ArgumentParser(add_help=False)
     _add_config_args(eval_args)
     eval_args.add_argument("--data", help="a dataset file from `ganablate prepare-data` (default: from the config)")
-    eval_args.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    eval_args.add_argument("--device", choices=DEVICES)
     eval_args.add_argument("--threads", type=int)
     scoring_args = argparse.ArgumentParser(add_help=False)
     scoring_args.add_argument("--domain-extractor", help="the file from `ganablate train-extractor`")
     scoring_args.add_argument(
         "--cache-root",
-        default="results/cache/fidelity",
-        help="torch-fidelity's cache of reference statistics (default: results/cache/fidelity)",
+        default=str(layout.CACHE),
+        help=f"torch-fidelity's cache of reference statistics (default: {layout.CACHE})",
     )
 
     p = sub.add_parser("train-extractor", parents=[eval_args], help="train the domain feature extractor")
@@ -343,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[eval_args, scoring_args],
         help="score real train images against the test split; warms the reference cache",
     )
-    p.add_argument("--extractor", required=True, choices=["domain", "inception-v3-compat"])
+    p.add_argument("--extractor", required=True, choices=vocab.EXTRACTORS)
     p.add_argument("--out", required=True, help="output .json file")
     p.set_defaults(func=_cmd_floor)
 
@@ -365,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, required=True, help="the run's seed")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--eval-device", choices=["auto", "cpu", "cuda"], help="eval.device")
+    p.add_argument("--eval-device", choices=DEVICES, help="eval.device")
     p.add_argument("--eval-threads", type=int, help="eval.threads")
     p.set_defaults(func=_cmd_run)
 
@@ -385,6 +363,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output file, e.g. results/default/plan.json")
     p.set_defaults(func=_cmd_plan)
 
+    p = sub.add_parser(
+        "interim",
+        help="a sequential study's decision at one look: which contrasts are decided, which cells run the next block",
+    )
+    _add_config_args(p)
+    p.add_argument("--plan", required=True, help="the plan.json frozen at launch, with its boundaries")
+    p.add_argument("--look", required=True, type=int, help="the look, from 0")
+    p.add_argument("--previous", help="the decision of the look before (from look 1 on)")
+    p.add_argument("--runs", required=True, nargs="+", help="the run folders read at this look")
+    p.add_argument("--out", required=True, help="the decision file, e.g. results/default/looks/look0.json")
+    p.set_defaults(func=_cmd_interim)
+
     tables_help = "folder of the tables (default: results/<study.name>/tables)"
     p = sub.add_parser("aggregate", help="collect run folders into runs.csv and train_logs.csv")
     p.add_argument("--runs", required=True, nargs="+", help="run folders, or folders above them")
@@ -396,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(p)
     p.add_argument("--tables", help=tables_help)
+    p.add_argument("--decision", help="a sequential study's last decision (ganablate interim): its looks table")
     p.set_defaults(func=_cmd_stats)
 
     p = sub.add_parser("figures", help="the study's figures, PNG and PDF")

@@ -17,7 +17,6 @@ from ganablate.files import atomic_save, load_tensors
 
 # Debian's dataset-* packages install under here: dataset-fashion-mnist as /usr/share/datasets/fashion-mnist.
 SYSTEM_DATA = Path("/usr/share/datasets")
-DEBIAN_FASHION_MNIST = SYSTEM_DATA / "fashion-mnist"
 # Replaces SYSTEM_DATA when set; the tests point it at an empty folder, as on a machine without the package.
 SYSTEM_DATA_ENV = "GANABLATE_SYSTEM_DATA"
 # Where torchvision downloads go when dataset.root is not set; default $XDG_CACHE_HOME/ganablate/datasets.
@@ -347,6 +346,12 @@ def load_dataset(dataset_cfg: dict) -> ImageData:
     if (folder := spec.locate(cache)) is None:
         raise _not_found(name, spec, cache, "the download left no files")
     return _read(name, spec, folder, dataset_cfg, f"a torchvision download into {folder}")
+
+
+def image_shape_of(dataset_cfg: dict) -> tuple[int, int, int]:
+    """(C, H, W) of the config's dataset, without reading it."""
+    shape = DATASETS[dataset_cfg["name"]].image_shape
+    return shape or (dataset_cfg["channels"], dataset_cfg["image_size"], dataset_cfg["image_size"])
 
 
 def load_study_data(dataset_cfg: dict, data_path: str | None = None) -> ImageData:

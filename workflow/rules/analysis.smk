@@ -19,7 +19,7 @@ rule aggregate:
     log:
         f"{LOGS}/aggregate.log",
     params:
-        runs=RUNS,
+        runs=lambda w, input: [str(Path(path).parent) for path in input.metrics],
         tables=lambda w, output: Path(output.runs).parent,
     shell:
         "ganablate aggregate --runs {params.runs} --out-dir {params.tables} > {log} 2>&1"
@@ -28,6 +28,8 @@ rule aggregate:
 rule stats:
     input:
         rules.aggregate.output,
+        # A sequential study's last decision: its looks table, and its declared rows' verdicts.
+        **({"decision": final_decision} if LOOKS else {}),
     output:
         # Every file `ganablate stats` writes: each table as .csv (in the report), .md and .tex, and the plan.
         **{
@@ -40,10 +42,13 @@ rule stats:
     log:
         f"{LOGS}/stats.log",
     params:
-        config=sections("dataset", "study", "model", "train", "eval", "stats"),
+        config=params(config, "dataset", "study", "model", "train", "eval", "stats"),
         tables=lambda w, output: Path(output.summary).parent,
+        decision=lambda w, input: (
+            f"--decision {input.decision}" if "decision" in input.keys() else ""
+        ),
     shell:
-        "ganablate stats --config-json {params.config:q} --tables {params.tables} > {log} 2>&1"
+        "ganablate stats --config-json {params.config:q} --tables {params.tables} {params.decision} > {log} 2>&1"
 
 
 rule figures:
@@ -57,11 +62,11 @@ rule figures:
     log:
         f"{LOGS}/figures.log",
     params:
-        config=sections("dataset", "study", "model", "train", "eval", "stats"),
         tables=lambda w, input: Path(input[0]).parent,
+        runs_root=runs_root,
         figures=lambda w, output: Path(output[0]).parent,
     shell:
-        "ganablate figures --config-json {params.config:q} --tables {params.tables}"
+        "ganablate figures --tables {params.tables} --runs-root {params.runs_root}"
         " --out-dir {params.figures} > {log} 2>&1"
 
 
@@ -80,7 +85,6 @@ rule findings:
     log:
         f"{LOGS}/findings.log",
     params:
-        config=sections("dataset", "study", "model", "train", "eval", "stats"),
         tables=lambda w, input: Path(input[0]).parent,
     shell:
-        "ganablate findings --config-json {params.config:q} --tables {params.tables} --out {output.md} > {log} 2>&1"
+        "ganablate findings --tables {params.tables} --out {output.md} > {log} 2>&1"

@@ -1,20 +1,23 @@
-import json
 import os
 import re
 from pathlib import Path
 
-from ganablate.device import stack_groups, stack_size
-from ganablate.study import layout
-from ganablate.study.config import recorded
-from ganablate.study.design import design_of, run_config
+from ganablate.study import execution, layout
+from ganablate.files import read_json_digested
+from ganablate.study.design import run_dir
+from ganablate.study.job import params
+from ganablate.study.looks import looks_of
 from ganablate.study.outputs import FIGURES as FIGURE_NAMES
 from ganablate.study.outputs import TABLES as STAT_TABLES
 
 DATASET = config["dataset"]["name"]
-# The study's design: its axes (each a wildcard), the cells that run, the seeds.
-DESIGN = design_of(config)
+# The study's design (checked with the config by the Snakefile): its axes (each a wildcard), the cells that run,
+# the seeds.
+DESIGN = CHECKED.design
 AXES = DESIGN.names
 SEEDS = list(DESIGN.seeds)
+# A sequential study's looks (None: its seeds are fixed): rules/looks.smk.
+LOOKS = looks_of(config["study"]["seeds"])
 EXTRACTORS = config["eval"]["extractors"]
 
 # Shared by every study, named by everything that changes their bytes (study/layout.py; each path below holds its
@@ -26,33 +29,33 @@ EXTRACTOR_IDS = {
 }
 LABEL_OF = {id_: label for label, id_ in EXTRACTOR_IDS.items()}
 DOMAIN_EXTRACTOR = str(layout.domain_extractor_file(config))
-# The reference cache needs no name here: `ganablate floor` and `evaluate` key its files by the test split's and the
-# extractor file's bytes (scoring/evaluate.py).
-CACHE = "results/cache/fidelity"
+CACHE = str(layout.CACHE)
 FLOOR = layout.floor_file(config)
 FLOORS = [layout.floor_file(config, id_) for id_ in EXTRACTOR_IDS.values()]
-SHARED_LOGS = "results/logs"
+SHARED_LOGS = str(layout.SHARED_LOGS)
 # A study's own folder: its runs, tables, figures, findings and logs.
-STUDY = f"results/{config['study']['name']}"
-RUNS_ROOT = f"{STUDY}/runs"
-# A cell's folders in the axes' declared order: <axis>~{<axis>}/...
-CELL = str(Path(*(f"{axis}~{{{axis}}}" for axis in AXES)))
-RUN = f"{RUNS_ROOT}/{{dataset}}/{CELL}/seed{{seed}}"
-CELLS = [DESIGN.cell(labels) for labels in DESIGN.cells]
+STUDY = str(layout.study_dir(config))
+RUNS_ROOT = str(layout.runs_root(config))
+# A cell's folders in the axes' declared order, <axis>~{<axis>}/..., and a run's below them.
+CELL = layout.cell_pattern(AXES)
+RUN = layout.run_pattern(config, AXES)
 RUNS = [
-    f"{RUNS_ROOT}/{DATASET}/{DESIGN.run_path(cell, seed)}"
-    for cell in CELLS
+    str(run_dir(RUNS_ROOT, config, DESIGN.cell(labels), seed))
+    for labels in DESIGN.cells
     for seed in SEEDS
 ]
-TABLES = f"{STUDY}/tables"
-FIGURES = f"{STUDY}/figures"
-LOGS = f"{STUDY}/logs"
+TABLES = str(layout.tables_dir(config))
+FIGURES = str(layout.figures_dir(config))
+LOGS = str(layout.logs_dir(config))
 # Frozen when the study launches: every training job waits for it and records its hash (study/plan.py).
-PLAN = f"{STUDY}/plan.json"
+PLAN = str(layout.plan_file(config))
 
 
 def runs_of(name):
-    """A file or folder `name` of every run of the study."""
+    """A file or folder `name` of every run of the study: of a sequential one, every run its decisions asked for
+    (an input function that walks them, rules/looks.smk)."""
+    if LOOKS:
+        return lambda wildcards: [f"{run}/{name}" for run in ran_runs()]
     return [f"{run}/{name}" for run in RUNS]
 
 
@@ -60,58 +63,26 @@ def cell_of(wildcards):
     return {axis: wildcards[axis] for axis in AXES}
 
 
-# Where and how a job executes is no part of what it computes: these keys reach the jobs as resources, threads and
-# environment variables, never as params, so moving a finished study to a GPU node or another core count reruns
-# nothing. Jobs inherit this process's environment, locally and through SLURM (where the Snakefile is parsed again).
-EXECUTION = ("device", "threads", "stack", "runs_per_job")
+# Where and how a job executes is no part of what it computes (study/identity.py's EXECUTION): these keys reach the
+# jobs as resources, threads and environment variables, never as params (study/job.py), so moving a finished study
+# to a GPU node or another core count reruns nothing. Jobs inherit this process's environment, locally and through
+# SLURM (where the Snakefile is parsed again).
 os.environ.update(
     GANABLATE_TRAIN_DEVICE=config["train"]["device"],
     GANABLATE_EVAL_DEVICE=config["eval"]["device"],
     GANABLATE_TRAIN_THREADS=str(config["train"]["threads"]),
     GANABLATE_EVAL_THREADS=str(config["eval"]["threads"]),
-    # How the data is found (layout.ACQUISITION, which sections() drops): the data job's --download.
+    # How the data is found (layout.ACQUISITION, which params drop): the data job's --download.
     GANABLATE_DATA_DOWNLOAD=str(config["dataset"]["download"]).lower(),
 )
 
 
-def sections(*names, eval_keys=None, source=None):
-    """The named config sections as compact JSON: a rule's params, so only they trigger its rerun.
-    eval_keys narrows the eval section to the keys a rule reads (the rest take schema defaults).
-    source: the config to take them from (a cell's own, with its levels applied; default: the study's).
+def cell_params(*names):
+    """A job's params for one cell: the named sections of the config its runs train with (the cell's levels applied
+    when the Snakefile checked the config), so that editing one level of an axis reruns only that level's runs.
     """
-    source = config if source is None else source
-    dropped = {"train": EXECUTION, "eval": EXECUTION, "dataset": layout.ACQUISITION}
-    chosen = {
-        name: recorded(
-            name,
-            {k: v for k, v in source[name].items() if k not in dropped.get(name, ())},
-        )
-        for name in names
-    }
-    if eval_keys is not None:
-        chosen["eval"] = {key: source["eval"][key] for key in eval_keys}
-    return json.dumps(canonical(chosen), separators=(",", ":"))
-
-
-def canonical(value, ordered=False):
-    """value with every mapping's keys sorted, so that params do not change with the config file's key order;
-    except study.axes and an axis's levels given as a mapping, whose order is the design's (run paths, facets, the
-    plan frozen at launch) and is kept."""
-    if isinstance(value, dict):
-        items = value.items() if ordered else sorted(value.items())
-        return {
-            key: canonical(v, ordered=key in ("axes", "levels")) for key, v in items
-        }
-    if isinstance(value, list):
-        return [canonical(v) for v in value]
-    return value
-
-
-def cell_sections(*names):
-    """A job's params for one cell: the named sections of the config its runs train with, so that editing one
-    level of an axis reruns only that level's runs."""
-    return lambda wildcards: sections(
-        *names, source=run_config(config, cell_of(wildcards), DESIGN)
+    return lambda wildcards: params(
+        CHECKED.cells[tuple(wildcards[axis] for axis in AXES)], *names
     )
 
 
@@ -129,9 +100,10 @@ def run_dirs(wildcards, output):
     return [str(Path(path).parent) for path in output.metrics]
 
 
-def runs_root(wildcards, output):
-    """--out-root of a job that writes several run folders: the folder above each one's dataset, cell and seed."""
-    return Path(output.summary[0]).parents[len(AXES) + 2]
+def runs_root(wildcards):
+    """--out-root of a job that writes several run folders, --runs-root of the figures: the root above each run's
+    dataset, cell and seed, spelled by study/layout.py as the runs' paths are."""
+    return RUNS_ROOT
 
 
 def table(name, category="tables"):
@@ -148,11 +120,6 @@ def figure(name):
         category=FIGURE_NAMES[name],
         caption=f"../report/fig_{name}.rst",
     )
-
-
-def gpus(device):
-    # `auto` requests no GPU: it uses one only where the job happens to land on a GPU node.
-    return 1 if device == "cuda" else 0
 
 
 def extractor_inputs(wildcards):
@@ -173,7 +140,7 @@ def floor_config(wildcards):
     """A floor job's params: the eval keys it is named by, and an Inception floor's weights."""
     label = LABEL_OF[wildcards.extractor]
     keys = [*layout.FLOOR_KEYS, *([] if label == "domain" else ["inception_weights"])]
-    return sections("dataset", eval_keys=keys)
+    return params(config, "dataset", eval_keys=keys)
 
 
 def domain_arg(wildcards, input):
@@ -198,46 +165,20 @@ def samples_report(path, seed="{seed}"):
     )
 
 
-# Seeds per training job. STACK 1: runs are solo, train.runs_per_job of them trained by one job and scored by
-# another (runs.smk). More: one job per (cell, block of STACK consecutive seeds), as ganablate.device.stack_groups
-# blocks them, writing each seed's run folder as a solo run writes it, so that evaluation and everything after it
-# are the same. Either way the last block of a cell may hold fewer seeds.
-STACK = stack_size(config["train"]["stack"], len(SEEDS), config["train"]["device"])
-BLOCK = STACK if STACK > 1 else min(config["train"]["runs_per_job"], len(SEEDS))
-SEED_BLOCKS = stack_groups(SEEDS, BLOCK)
-
-
-def block_name(block):
-    """The seeds of a block as the jobs of several runs are named after them (0_1, 3_7_9; 0to9 when three or
-    more are consecutive)."""
-    if len(block) > 2 and block == list(range(block[0], block[0] + len(block))):
-        return f"{block[0]}to{block[-1]}"
-    return "_".join(map(str, block))
+# How the runs are trained (study/execution.py): each solo run by a job that also scores it (SOLO), or each cell's
+# seeds in BLOCKS, each trained by one job and scored by another.
+BLOCKS = execution.blocks(config)
+SOLO = BLOCKS if isinstance(BLOCKS, execution.Solo) else None
 
 
 def block_outputs(block, name):
     """A file or folder `name` of every run of a block of seeds: {dataset} and the axes stay wildcards."""
-    return [f"{RUN.replace('{seed}', str(seed))}/{name}" for seed in block]
+    return [f"{RUN.replace('{seed}', str(seed))}/{name}" for seed in block.seeds]
 
 
 # The whole config the plan is computed from, for the plan job only (see its rule: no params, so it never reruns).
 os.environ.update(
-    GANABLATE_PLAN_CONFIG=sections(
-        "dataset", "study", "model", "train", "eval", "stats"
+    GANABLATE_PLAN_CONFIG=params(
+        config, "dataset", "study", "model", "train", "eval", "stats"
     )
 )
-
-
-def train_minutes(seeds_per_job):
-    """A training job's runtime request: a CPU trains a stack's seeds at about a solo run's rate each; a GPU the
-    whole stack at least at a CPU's solo rate (benchmarks/run.py --device cuda measures it).
-    """
-    per_run = config["train"]["steps"] // 50
-    return 10 + (
-        per_run if config["train"]["device"] == "cuda" else seeds_per_job * per_run
-    )
-
-
-def stack_memory(seeds_per_job):
-    """A training job's memory request in MB: a base, and a stack's seeds' networks and Adam states."""
-    return 2000 + 250 * seeds_per_job

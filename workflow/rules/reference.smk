@@ -10,7 +10,7 @@ rule prepare_data:
         mem_mb=4000,
         runtime=30,
     params:
-        config=sections("dataset"),
+        config=params(config, "dataset"),
     shell:
         "ganablate prepare-data --config-json {params.config:q} --download $GANABLATE_DATA_DOWNLOAD"
         " --out {output} > {log} 2>&1"
@@ -29,9 +29,9 @@ rule train_extractor:
     resources:
         mem_mb=4000,
         runtime=60,
-        gpu=gpus(config["eval"]["device"]),
+        gpu=execution.gpus(config["eval"]["device"]),
     params:
-        config=sections("dataset", eval_keys=["extractor_epochs"]),
+        config=params(config, "dataset", eval_keys=["extractor_epochs"]),
     shell:
         "ganablate train-extractor --config-json {params.config:q} --data {input}"
         " --device $GANABLATE_EVAL_DEVICE --threads {threads} --out {output} > {log} 2>&1"
@@ -52,7 +52,7 @@ rule reference:
     resources:
         mem_mb=6000,
         runtime=60,
-        gpu=gpus(config["eval"]["device"]),
+        gpu=execution.gpus(config["eval"]["device"]),
     params:
         config=floor_config,
         extractor=lambda wildcards: LABEL_OF[wildcards.extractor],

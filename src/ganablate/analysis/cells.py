@@ -1,5 +1,6 @@
-"""Per-cell tables: the summary of every metric, the failures, the context gap; and the order every table is
-sorted in (the axes' declared level order, metrics as their registry lists them)."""
+"""Per-cell and per-run tables: the summary of every metric, each run's outcome and the failures they count, the
+context gap; and the order every table is sorted in (the axes' declared level order, metrics as their registry lists
+them)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from ganablate.analysis.estimators import bootstrap_ci, iqm, mean_interval, median_interval, wilson_interval
+from ganablate.analysis.evidence import register_table
 from ganablate.catalog import compared_metrics, names
 from ganablate.study.design import Design
-from ganablate.study.plan import Plan
+from ganablate.study.plan import DIVERGED_RULE, Plan
 
 METRIC_ORDER = list(names("metrics"))
 STAT_COLUMNS = [
@@ -74,7 +76,7 @@ def at_primary(runs: pd.DataFrame, plan: Plan) -> pd.Series:
 def run_outcomes(runs: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     """One row per run: its primary metric at the final step and why it failed ('' when it did not)."""
     design, keys = plan.design, [*plan.design.names, "seed"]
-    metric, threshold = plan.stats["primary_metric"], plan.stats["failure_threshold"]
+    metric, threshold = plan.metric, plan.failure_threshold
     primary = runs[at_primary(runs, plan)]
     each = runs[[*keys, "status"]].drop_duplicates(keys)
     out = each.merge(primary[[*keys, "value"]], on=keys, how="left")
@@ -86,6 +88,23 @@ def run_outcomes(runs: pd.DataFrame, plan: Plan) -> pd.DataFrame:
         [out["status"] == "diverged", ~np.isfinite(value), beyond], ["diverged", "no value", "beyond threshold"], ""
     )
     return ordered(out, design, keys)
+
+
+def _outcomes_note(plan: Plan) -> str:
+    metric, extractor, step = plan.primary
+    return (
+        f"Per run: its status, its {metric} on {extractor} features at the final step {step}, and why it failed "
+        f"('' when it did not): {DIVERGED_RULE}; with stats.failure_threshold {plan.failure_threshold}, a run "
+        f"beyond it at the final step also fails. failures.csv counts them per cell."
+    )
+
+
+register_table(
+    "outcomes",
+    category="diagnostics",
+    build=lambda evidence: run_outcomes(evidence.runs, evidence.plan),
+    note=_outcomes_note,
+)
 
 
 def failed_rows(runs: pd.DataFrame, plan: Plan) -> pd.Series:
@@ -101,8 +120,8 @@ def failed_rows(runs: pd.DataFrame, plan: Plan) -> pd.Series:
 
 def summary_table(runs: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     """Per cell, step, extractor and metric: location and spread of the usable runs, with intervals."""
-    design, cfg, ok, rows = plan.design, plan.stats, usable(runs), []
-    level = plan.level
+    design, ok, rows = plan.design, usable(runs), []
+    level = plan.confidence
     group_by = [*design.names, "step", "extractor", "metric"]
     for key, group in runs.groupby(group_by, sort=False):
         x = group.loc[ok[group.index], "value"].to_numpy(float)
@@ -123,7 +142,9 @@ def summary_table(runs: pd.DataFrame, plan: Plan) -> pd.DataFrame:
         row["gmean"] = math.exp(np.log(x).mean()) if positive else math.nan
         low, high = mean_interval(np.log(x), level) if positive else (math.nan, math.nan)
         row["gmean_ci_low"], row["gmean_ci_high"] = math.exp(low), math.exp(high)
-        row["iqm_ci_low"], row["iqm_ci_high"] = bootstrap_ci((x,), iqm, cfg, ("iqm", *key))
+        row["iqm_ci_low"], row["iqm_ci_high"] = bootstrap_ci(
+            (x,), iqm, plan.resamples, plan.confidence, plan.seed, ("iqm", *key)
+        )
         notes = []
         if n < 2:
             notes.append(f"{n} usable run(s): no CI")
@@ -134,13 +155,30 @@ def summary_table(runs: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     return ordered(pd.DataFrame(rows, columns=[*group_by, *STAT_COLUMNS]), design, group_by)
 
 
+def _summary_note(plan: Plan) -> str:
+    return (
+        f"Per cell, step, extractor and metric over the usable runs (n; n_failed left out). {plan.confidence:.0%} "
+        f"intervals: Student t for the mean and (on the log scale) the geometric mean, order statistics "
+        f"(distribution-free) for the median, bootstrap (BCa, percentile where undefined; approximate at "
+        f"small n) for the IQM."
+    )
+
+
+register_table(
+    "summary",
+    category="tables",
+    build=lambda evidence: summary_table(evidence.runs, evidence.plan),
+    note=_summary_note,
+)
+
+
 def failures_table(runs: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     """Failure rate per cell with a Wilson CI (paired comparisons of failures are contrasts.csv's p_failures)."""
     design, outcomes = plan.design, run_outcomes(runs, plan)
     rows = []
     for key, group in outcomes.groupby(design.names, sort=False):
         n, failed = len(group), int((group["failure"] != "").sum())
-        low, high = wilson_interval(failed, n, plan.level)
+        low, high = wilson_interval(failed, n, plan.confidence)
         rows.append(
             dict(zip(design.names, key if isinstance(key, tuple) else (key,)))
             | {
@@ -155,6 +193,21 @@ def failures_table(runs: pd.DataFrame, plan: Plan) -> pd.DataFrame:
             }
         )
     return ordered(pd.DataFrame(rows, columns=[*design.names, *FAILURE_COLUMNS]), design, design.names)
+
+
+def _failures_note(plan: Plan) -> str:
+    return (
+        f"Failure rule: {DIVERGED_RULE}; with stats.failure_threshold {plan.failure_threshold}, a run beyond "
+        f"it at the final step also fails. Wilson {plan.confidence:.0%} CI per cell."
+    )
+
+
+register_table(
+    "failures",
+    category="diagnostics",
+    build=lambda evidence: failures_table(evidence.runs, evidence.plan),
+    note=_failures_note,
+)
 
 
 def late_context_gap(logs: pd.DataFrame, design: Design) -> pd.DataFrame:
@@ -176,3 +229,14 @@ def context_table(logs: pd.DataFrame, design: Design) -> pd.DataFrame:
         .reset_index()
     )
     return ordered(table, design, design.names)[[*design.names, *CONTEXT_COLUMNS]]
+
+
+register_table(
+    "context_gap",
+    category="diagnostics",
+    build=lambda evidence: context_table(evidence.logs, evidence.plan.design),
+    note=lambda plan: (
+        "Per cell: median over runs of each run's mean context gap (logits) and D accuracy over the second "
+        "half of training."
+    ),
+)

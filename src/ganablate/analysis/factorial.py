@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ganablate.analysis.cells import at_primary, usable
+from ganablate.analysis.evidence import register_table
 from ganablate.study.plan import Plan
 
 COLUMNS = [
@@ -98,3 +99,20 @@ def mixed_table(runs: pd.DataFrame, plan: Plan) -> pd.DataFrame:
         converged=bool(fit.converged),
         note="" if fit.converged else "the REML fit did not converge: read with care",
     )[COLUMNS]
+
+
+def _note(plan: Plan) -> str:
+    return (
+        f"Exploratory sensitivity analysis: linear mixed model (REML) of log {plan.metric} at step "
+        f"{plan.final_step}, formula from the axes (sum contrasts), random intercept per seed and a variance component "
+        f"per seed x axis for axes whose levels do not share a seed's streams; Wald chi2 per term (liberal at few "
+        f"seeds)."
+    )
+
+
+register_table(
+    "mixed",
+    category="diagnostics",
+    build=lambda evidence: mixed_table(evidence.runs, evidence.plan),
+    note=_note,
+)

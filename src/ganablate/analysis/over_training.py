@@ -15,8 +15,9 @@ import pandas as pd
 from scipy import stats
 
 from ganablate.analysis.cells import usable
-from ganablate.analysis.contrasts import Contrast, as_cells, wide
+from ganablate.analysis.contrasts import Contrast, as_cells, contrasts_of, wide
 from ganablate.analysis.estimators import mean_interval
+from ganablate.analysis.evidence import register_table
 from ganablate.study.plan import Plan
 
 HEAD = ["contrast", "axis", "level", "level_ref"]
@@ -38,7 +39,7 @@ TAIL = [
 
 
 def trend_table(runs: pd.DataFrame, found: list[Contrast], plan: Plan) -> pd.DataFrame:
-    names, level, (metric, extractor, _) = plan.design.names, plan.level, plan.primary
+    names, level, (metric, extractor, _) = plan.design.names, plan.confidence, plan.primary
     data = runs[(runs["metric"] == metric) & (runs["extractor"] == extractor)]
     data = data.assign(value=data["value"].where(usable(data)))
     steps = sorted(data["step"].unique())
@@ -50,7 +51,7 @@ def trend_table(runs: pd.DataFrame, found: list[Contrast], plan: Plan) -> pd.Dat
         with np.errstate(divide="ignore", invalid="ignore"):
             per_step[step] = np.log(values.where(values > 0))
     rows = []
-    for c in (c for c in found if c.spec.kind == "simple"):
+    for c in (c for c in found if c.two_arms):
         row = dict.fromkeys(TAIL, math.nan) | {
             "contrast": c.name,
             "axis": c.spec.axis,
@@ -88,3 +89,19 @@ def _by_seed(c: Contrast, logs: pd.DataFrame) -> pd.Series:
         return pd.Series(dtype=float)
     parts = [sum(w * logs[cell] for cell, w in part) for part in c.parts]
     return sum(k * p for k, p in zip(c.coef, parts))
+
+
+def _note(plan: Plan) -> str:
+    return (
+        f"Exploratory: per simple contrast of {plan.metric}, ratio_first/ratio_last (geometric means "
+        f"over seeds at the first and last checkpoint) and the mean over seeds of each seed's OLS slope of the log "
+        f"ratio per 1000 steps, t {plan.confidence:.0%} CI, unadjusted p."
+    )
+
+
+register_table(
+    "trend",
+    category="tables",
+    build=lambda evidence: trend_table(evidence.runs, contrasts_of(evidence.plan)[0], evidence.plan),
+    note=_note,
+)

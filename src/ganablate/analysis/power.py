@@ -1,6 +1,7 @@
 """power.csv: the simulated power of the rule each confirmatory and control contrast is judged by, at the spread of
 its own per-seed contrast (an interaction's is about twice a simple effect's variance; the table uses its own).
-A contrast declared `test: equivalence` or `test: noninferiority` is judged by that test, at a true ratio of 1."""
+A contrast declared with a hypothesis tested against a margin (`test: equivalence`, `noninferiority`) is judged by
+that test (its `simulated` p, analysis/verdicts.py), at a true ratio of 1."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ganablate.analysis.contrasts import Contrast, per_seed
+from ganablate.analysis.cells import at_primary, usable
+from ganablate.analysis.contrasts import Contrast, as_cells, contrasts_of, margin_of, per_seed, wide
 from ganablate.analysis.estimators import group_rng
+from ganablate.analysis.evidence import Evidence, register_table
+from ganablate.analysis.verdicts import HYPOTHESES
 from ganablate.study import vocab
+from ganablate.study.contrasts import CONTROL_TEST, DEFAULT_TEST
 from ganablate.study.plan import POWER_TARGET, Plan
 
 
@@ -21,18 +26,6 @@ def _p_values(test: str, effect: float, sd: float, n: int, sims: int, rng: np.ra
     """p of the configured test on `sims` simulated studies of n seeds whose per-seed contrast ~ N(effect, sd)."""
     d = rng.normal(effect, sd, size=(sims, n))
     return stats.ttest_1samp(d, 0.0, axis=-1).pvalue if test == "paired_t_log" else stats.wilcoxon(d, axis=-1).pvalue
-
-
-def _hypothesis_p(d: np.ndarray, hypothesis: str, margin: float) -> np.ndarray:
-    """p of the equivalence (paired TOST: the larger one-sided p) or non-inferiority (one-sided t, H0: mean log ratio
-    >= log(1 + margin)) test on every row of d. At a true ratio of 1 the direction of non-inferiority does not
-    matter: the simulated contrast is symmetric about 0."""
-    bound = math.log1p(margin)
-    high = stats.ttest_1samp(d, bound, axis=-1, alternative="less").pvalue
-    if hypothesis == "noninferiority":
-        return high
-    low = stats.ttest_1samp(d, -bound, axis=-1, alternative="greater").pvalue
-    return np.maximum(low, high)
 
 
 def holm_power(
@@ -48,12 +41,12 @@ def holm_power(
     """Power of each member of a Holm family when every member carries `effect` (log ratio): the share of
     simulated studies in which Holm's procedure at alpha rejects it. hypotheses: per member (test, margin); a member
     that tests equivalence or non-inferiority is simulated at a true ratio of 1 and rejects with that test's p."""
-    hypotheses = hypotheses or [("difference", None)] * len(sds)
+    hypotheses = hypotheses or [(DEFAULT_TEST, None)] * len(sds)
     p = np.column_stack(
         [
-            _p_values(test, effect, sd, n, sims, rng)
-            if hypothesis == "difference"
-            else _hypothesis_p(rng.normal(0.0, sd, size=(sims, n)), hypothesis, margin)
+            HYPOTHESES[hypothesis].simulated(rng.normal(0.0, sd, size=(sims, n)), margin)
+            if HYPOTHESES[hypothesis].margin
+            else _p_values(test, effect, sd, n, sims, rng)
             for sd, n, (hypothesis, margin) in zip(sds, ns, hypotheses)
         ]
     )
@@ -73,12 +66,12 @@ def holm_adjusted(p: np.ndarray) -> np.ndarray:
 
 
 def tost_power(
-    margin: float, sd: float, n: int, alpha: float, sims: int, rng: np.random.Generator, hypothesis="equivalence"
+    margin: float, sd: float, n: int, alpha: float, sims: int, rng: np.random.Generator, hypothesis: str = CONTROL_TEST
 ) -> float:
-    """Power of the paired TOST to declare equivalence within +-margin (ratio) when the true ratio is 1; of the
-    one-sided test to declare non-inferiority within +margin with hypothesis="noninferiority"."""
+    """Power of a hypothesis with a margin (the paired TOST of equivalence by default) to be shown when the true
+    ratio is 1."""
     d = rng.normal(0.0, sd, size=(sims, n))
-    return float((_hypothesis_p(d, hypothesis, margin) < alpha).mean())
+    return float((HYPOTHESES[hypothesis].simulated(d, margin) < alpha).mean())
 
 
 def power_decimals(simulations: int) -> int:
@@ -98,11 +91,6 @@ def _seeds_needed(power_at, max_seeds: int) -> int | None:
     return high
 
 
-_RULES = {
-    "equivalence": lambda margin: f"paired TOST within ±{round(100 * margin, 6):g}%",
-    "noninferiority": lambda margin: f"one-sided t for non-inferiority within +{round(100 * margin, 6):g}%",
-}
-
 TAIL = [
     "step",
     "extractor",
@@ -120,73 +108,99 @@ TAIL = [
 ]
 
 
-def power_table(contrasts: pd.DataFrame, placed: dict[str, Contrast], logs: pd.DataFrame, plan: Plan) -> pd.DataFrame:
+def power_table(contrasts: pd.DataFrame, found: list[Contrast], logs: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     """Rows: the confirmatory and control contrasts (primary metric, extractor, final step). Confirmatory: the
     configured test with Holm over the family, every member at a true ratio of stats.smallest_effect; controls:
     the paired TOST at a true ratio of 1. A contrast declared test: equivalence or noninferiority is simulated with
     that test at a true ratio of 1 (in the family, with Holm over it). sd_log: the SD over seeds of the contrast's
     own per-seed values. logs: seeds x cells of the log primary metric at the final step. seeds_needed: the fewest
-    seeds for 80%."""
-    cfg, names = plan.stats, plan.design.names
-    alpha, sims = plan.alpha, cfg["power_simulations"]
+    seeds for 80%. found: the contrasts (contrasts_of), each found by its row's id and cell."""
+    names = plan.design.names
+    placed = {(c.spec.id, c.cell): c for c in found}
+    alpha, sims = plan.alpha, plan.simulations
     judged = contrasts[contrasts["role"].isin(["confirmatory", "control"])]
-    rows = []
+    rows, contrast_of = [], []
     for _, r in judged.iterrows():
-        d, _ = per_seed(placed[r["contrast"]], logs)
+        c = placed[r["id"], tuple((n, r[n]) for n in names)]
+        d, _ = per_seed(c, logs)
         sd = float(np.std(d, ddof=1)) if len(d) >= 2 else math.nan
         rows.append(
-            {k: r[k] for k in ["contrast", "kind", *names, "step", "extractor", "metric", "role"]}
+            {k: r[k] for k in ["id", "contrast", "kind", *names, "step", "extractor", "metric", "role"]}
             | {"n_pairs": len(d), "sd_log": sd}
         )
-    table = pd.DataFrame(rows, columns=["contrast", "kind", *names, *TAIL])
+        contrast_of.append(c)
+    table = pd.DataFrame(rows, columns=["id", "contrast", "kind", *names, *TAIL])
     if table.empty:
         return table
     ok = np.isfinite(table["sd_log"].astype(float)) & (table["sd_log"].astype(float) > 0)
     confirmatory = table["role"] == "confirmatory"
     # Every member counts, as in the analysis's Holm: one without spread is simulated as never rejected (p = 1).
     members = table.index[confirmatory]
-    effect = math.log(cfg["smallest_effect"])
+    effect = math.log(plan.smallest_effect)
     table["simulations"], table["family_size"] = sims, len(members)
     table["rule"] = np.where(
         confirmatory,
-        f"{vocab.TESTS[cfg['test']]}, Holm over {len(members)}, at a true ratio of {cfg['smallest_effect']:g}",
-        f"paired TOST within ±{cfg['equivalence_margin']:.0%}, at a true ratio of 1",
+        f"{vocab.TESTS[plan.test]}, Holm over {len(members)}, at a true ratio of {plan.smallest_effect:g}",
+        f"paired TOST within ±{plan.margin:.0%}, at a true ratio of 1",
     )
-    table["assumed_ratio"] = np.where(confirmatory, cfg["smallest_effect"], 1.0)
+    table["assumed_ratio"] = np.where(confirmatory, plan.smallest_effect, 1.0)
     hypotheses = {}  # row -> (test, margin) of the rows declared test: equivalence or noninferiority
-    for index in table.index:
-        spec = placed[table.loc[index, "contrast"]].spec
-        if spec.test != "difference":
-            hypotheses[index] = (spec.test, cfg["equivalence_margin"] if spec.margin is None else spec.margin)
+    for index, c in zip(table.index, contrast_of):
+        hypothesis = HYPOTHESES[c.spec.test]
+        if hypothesis.margin:
+            hypotheses[index] = (c.spec.test, margin_of(c, plan))
+            rule = hypothesis.rule.format(margin=f"{round(100 * hypotheses[index][1], 6):g}%")
             holm_over = f", Holm over {len(members)}" if confirmatory[index] else ""
-            table.loc[index, "rule"] = f"{_RULES[spec.test](hypotheses[index][1])}{holm_over}, at a true ratio of 1"
+            table.loc[index, "rule"] = f"{rule}{holm_over}, at a true ratio of 1"
             table.loc[index, "assumed_ratio"] = 1.0
     if len(members):
         sds, ns = table.loc[members, "sd_log"].tolist(), table.loc[members, "n_pairs"].tolist()
-        tested = [hypotheses.get(index, ("difference", None)) for index in members]
+        tested = [hypotheses.get(index, (DEFAULT_TEST, None)) for index in members]
 
         @functools.cache  # every member's bisection asks for the family's power at the same few n
         def family(n: int | None) -> np.ndarray:
-            rng = group_rng(cfg["seed"], ("power", "confirmatory"))  # common random numbers across n: a smooth curve
+            rng = group_rng(plan.seed, ("power", "confirmatory"))  # common random numbers across n: a smooth curve
             n_of = ns if n is None else [n] * len(ns)
-            return holm_power(cfg["test"], effect, sds, n_of, alpha, sims, rng, tested)
+            return holm_power(plan.test, effect, sds, n_of, alpha, sims, rng, tested)
 
         table.loc[members, "power"] = family(None)
         for i, index in enumerate(members):  # the family shares one n; each member's need is where it crosses 80%
-            table.loc[index, "seeds_needed"] = _seeds_needed(lambda n, i=i: family(n)[i], cfg["max_seeds"])
+            table.loc[index, "seeds_needed"] = _seeds_needed(lambda n, i=i: family(n)[i], plan.max_seeds)
     for index in table.index[(table["role"] == "control") & ok]:
         r = table.loc[index]
-        hypothesis, margin = hypotheses.get(index, ("equivalence", cfg["equivalence_margin"]))
+        hypothesis, margin = hypotheses.get(index, (CONTROL_TEST, plan.margin))
 
         def tost_at(n: int, r=r, hypothesis=hypothesis, margin=margin) -> float:
-            rng = group_rng(cfg["seed"], ("power", r["contrast"]))
+            rng = group_rng(plan.seed, ("power", r["contrast"]))
             return tost_power(margin, r["sd_log"], n, alpha, sims, rng, hypothesis)
 
         table.loc[index, "power"] = tost_at(int(r["n_pairs"]))
-        table.loc[index, "seeds_needed"] = _seeds_needed(tost_at, cfg["max_seeds"])
+        table.loc[index, "seeds_needed"] = _seeds_needed(tost_at, plan.max_seeds)
     table.loc[~ok, "power"] = math.nan
     # Printed to the precision the simulations give: the Monte Carlo SE is at most 0.5 / sqrt(simulations).
     table["power"] = table["power"].astype(float).round(power_decimals(sims))
     table["seeds_needed"] = table["seeds_needed"].astype("Int64")
     table["note"] = np.where(ok, "", "no spread over seeds (fewer than 2, or identical): power undefined")
     return table
+
+
+def _power_of(evidence: Evidence) -> pd.DataFrame:
+    """power_table on the contrasts table's rows and the per-seed log primary metric of every cell."""
+    plan, runs = evidence.plan, evidence.runs
+    names = plan.design.names
+    values = as_cells(wide(runs[usable(runs) & at_primary(runs, plan)], names, "value"), names)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(values.where(values > 0))
+    found, _, _ = contrasts_of(plan)
+    return power_table(evidence.table("contrasts"), found, logs, plan)
+
+
+def _power_note(plan: Plan) -> str:
+    return (
+        f"Simulated power ({plan.simulations} studies, seed {plan.seed}) of the rule each confirmatory and "
+        f"control contrast is judged by, at the SD over seeds of its own per-seed contrast; seeds_needed for "
+        f"{plan.record['power_target']:.0%} power (NA: more than {plan.max_seeds})."
+    )
+
+
+register_table("power", category="diagnostics", build=_power_of, note=_power_note)

@@ -8,9 +8,10 @@ primary metric, extractor and final step:
   there (an axis of a remedy's own setting, such as ghost's chunk);
 - in_broken, in_working: R against the reference within broken and within working;
 - cost: the median training seconds per step of R's runs over the reference's, under the feeds where R's runs ran.
-The three comparisons are rows of contrasts.csv, found by the cells they weigh (+1 on one cell, -1 on the other),
-never recomputed: their ratio, CI and verdict, and each arm's level (gmean_level: broken+R's or R's, gmean_level_ref:
-the other cell's, geometric means over the paired seeds); a comparison no contrast makes is NaN, its note saying so.
+The three comparisons are rows of contrasts.csv, found by the cells they weigh (+1 on one cell, -1 on the other)
+and joined on their id and cell, never recomputed: their id, ratio, CI and verdict, and each arm's level
+(gmean_level: broken+R's or R's, gmean_level_ref: the other cell's, geometric means over the paired seeds); a
+comparison no contrast makes is NaN, its note saying so.
 `use` is the registry's one-line use of R (its registry entry's `use`), where the axis's levels are a registry's.
 """
 
@@ -25,12 +26,15 @@ import pandas as pd
 
 from ganablate import catalog
 from ganablate.analysis.cells import ordered
+from ganablate.analysis.contrasts import contrasts_of
+from ganablate.analysis.evidence import register_table
 from ganablate.study.design import SPANNED, Design, label_of
 from ganablate.study.plan import Plan
 
 COMPARISONS = ("fix", "in_broken", "in_working")
 # gmean_level*: each arm's level beside the ratio, so that two remedies that both failed do not read as a ratio of 1
 FROM_CONTRASTS = (
+    "id",
     "contrast",
     "role",
     "ratio",
@@ -83,7 +87,7 @@ def _row(contrasts: pd.DataFrame, found: list, compare: tuple, against: tuple, a
 
 def _row_of(contrasts: pd.DataFrame, c, at: dict) -> pd.Series | None:
     """contrasts.csv's row of contrast c at the primary metric, extractor and final step."""
-    keep = (contrasts["contrast"] == c.name) & np.logical_and.reduce(
+    keep = (contrasts["id"] == c.spec.id) & np.logical_and.reduce(
         [contrasts[k] == v for k, v in [*c.cell, *at.items()]]
     )
     hit = contrasts[keep]
@@ -100,7 +104,7 @@ def seconds_per_step(runs: pd.DataFrame, names: list[str]) -> pd.DataFrame:
 
 def remedies_table(contrasts: pd.DataFrame, found: list, runs: pd.DataFrame, plan: Plan):
     """contrasts: the contrasts table (contrasts.csv's rows); found: its contrasts (contrasts.contrasts_of)."""
-    design, spec = plan.design, plan.stats["remedies"]
+    design, spec = plan.design, plan.remedies
     names = design.names
     columns = [*names, *TAIL]
     if spec is None:
@@ -158,6 +162,29 @@ def remedies_table(contrasts: pd.DataFrame, found: list, runs: pd.DataFrame, pla
             rows.append(row)
     table = pd.DataFrame(rows, columns=columns)
     return ordered(table, design, [*(a.name for a in others), axis.name]) if len(table) else table
+
+
+def _note(plan: Plan) -> str:
+    confidence = f"{plan.confidence:.0%}"
+    return (
+        f"stats.remedies, per remedy R (a level of its axis other than the reference) within every cell of the other "
+        f"axes, at {plan.metric}, the primary extractor and step {plan.final_step}: fix = broken+R / "
+        f"working+reference, in_broken and in_working = R / reference within that feed level, each the ratio, "
+        f"{confidence} CI, role and verdict of its row in contrasts.csv (contrast: which), never recomputed, NaN "
+        f"where no contrast makes it (note); cost_ratio: median training seconds per step (summary.json's "
+        f"wall_seconds / steps, a stack's time shared by its seeds) of R's completed runs under working and broken "
+        f"over the reference's; use: the registry's one line on R."
+    )
+
+
+register_table(
+    "remedies",
+    category="tables",
+    build=lambda evidence: remedies_table(
+        evidence.table("contrasts"), contrasts_of(evidence.plan)[0], evidence.runs, evidence.plan
+    ),
+    note=_note,
+)
 
 
 def _cost(

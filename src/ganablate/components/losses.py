@@ -53,7 +53,7 @@ def loss_of(train_cfg: dict) -> Loss:
 def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, weight: float) -> torch.Tensor:
     """WGAN-GP's two-sided penalty (Gulrajani et al. 2017): weight * mean (||grad_x D(x)|| - 1)^2 at points x drawn
     uniformly on the lines between each real and fake. Their positions are drawn from torch's global generator,
-    which train.build_networks leaves seeded from the run's seed and the run's state saves, so that they are the
+    which seeds.build_networks leaves seeded from the run's seed and the run's state saves, so that they are the
     seed's and survive a resume. D is called bare, as outside a feed: the points are neither real nor fake."""
     t = torch.rand(len(real), *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
     points = (t * real + (1 - t) * fake).requires_grad_(True)

@@ -1,5 +1,6 @@
 """The study's figures, drawn from the tables and plan.json (and the sample grids in the run folders); each as PNG
-and PDF, one per name of outputs.FIGURES.
+and PDF. A figure is its drawing and one register_figure call beside it, naming the figure, its report category and
+the tables it is drawn from (literals: catalog.py reads them for the workflow, without matplotlib).
 
 Generic over the axes: the first declared axis is the compared one (on x, or as colour); the next axis makes the
 rows of a grid of panels and the one after it the columns, further axes joining the column's label.
@@ -12,6 +13,8 @@ import io
 import itertools
 import math
 import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -23,11 +26,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
-from ganablate.catalog import entries
+from ganablate.catalog import check_new, entries
 from ganablate.errors import UsageError
 from ganablate.files import atomic_write_bytes
 from ganablate.report.view import StudyView
-from ganablate.study import outputs
 
 FAILED = {"color": "crimson", "marker": "X", "s": 70, "linewidths": 0.8, "edgecolors": "white", "zorder": 5}
 VERDICTS = {  # each of vocab.VERDICTS: (colour, marker); red is worse whichever way the metric points
@@ -37,12 +39,34 @@ VERDICTS = {  # each of vocab.VERDICTS: (colour, marker); red is worse whichever
     "not equivalent": ("darkorange", "d"),
     "non-inferior": ("seagreen", "P"),
     "inferior": ("crimson", "X"),
+    "no material difference": ("seagreen", "h"),
     "identical": ("grey", "s"),
     "inconclusive": ("black", "o"),
 }
+# The contrast kinds of one cell against another (study/contrasts.py): a heatmap cell is a level against a reference.
+TWO_ARMS = [name for name, kind in entries("kinds").items() if kind.get("two_arms")]
 STEPS = "training step (G updates)"
 JITTER_SEED = 0  # the per-seed points' jitter: the same tables, the same figure
 RATIO_TICKS = (0.1, 0.25, 0.5, 0.67, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 2, 4, 10)
+
+
+@dataclass(frozen=True)
+class Plot:
+    category: str  # the report's category: figures, diagnostics or samples
+    draw: Callable[..., plt.Figure]  # draw(study, *tables), the tables as read from the tables folder
+    tables: tuple[str, ...]  # the tables it is drawn from, by name (runs: runs.csv)
+
+
+FIGURES: dict[str, Plot] = {}
+
+
+def register_figure(name: str, *, category: str, draw, tables: tuple[str, ...]) -> Plot:
+    """Add a figure under `name`; a name already taken is an error, not a replacement."""
+    check_new("register_figure", name, FIGURES)
+    if not callable(draw):
+        raise TypeError(f"register_figure: {name!r}: draw must be a callable (StudyView, *tables) -> Figure")
+    FIGURES[name] = Plot(category=category, draw=draw, tables=tuple(tables))
+    return FIGURES[name]
 
 
 class Facets:
@@ -144,22 +168,6 @@ def _message(text: str) -> plt.Figure:
 # --- primary metric per seed ---------------------------------------------------------------------
 
 
-def run_outcomes(study: StudyView, runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: its primary metric at the final step and why it failed ('' when it did not), by the
-    failure threshold plan.json declares."""
-    keys = [*study.names, "seed"]
-    each = runs[[*keys, "status", "steps_done"]].drop_duplicates(keys)
-    out = each.merge(study.primary(runs)[[*keys, "value"]], on=keys, how="left")
-    value, threshold = out["value"].astype(float), study.plan["failure_threshold"]
-    beyond = pd.Series(False, index=out.index)
-    if threshold is not None:
-        beyond = value > threshold if study.better == "lower" else value < threshold
-    out["failure"] = np.select(
-        [out["status"] == "diverged", ~np.isfinite(value), beyond], ["diverged", "no value", "beyond threshold"], ""
-    )
-    return out
-
-
 @contextlib.contextmanager
 def _seeded_numpy(seed: int):
     """numpy's global generator seeded, and given back as it was: seaborn draws a strip plot's jitter from it and
@@ -211,9 +219,9 @@ def _seed_panel(ax, facets: Facets, outcomes: pd.DataFrame) -> None:
     ax.set(xlabel=name, ylabel="")
 
 
-def primary_per_seed(facets: Facets, runs: pd.DataFrame) -> plt.Figure:
-    study = facets.study
-    outcomes = run_outcomes(study, runs)
+def primary_per_seed(study: StudyView, outcomes: pd.DataFrame) -> plt.Figure:
+    """Each run's primary metric at the final step, and the runs that failed, as outcomes.csv holds them."""
+    facets = Facets(study)
     fig, panels = facets.grid(0.9 * len(facets.levels) + 1.6, 3.4)
     for (row, col), ax in panels:
         _seed_panel(ax, facets, facets.select(outcomes, row, col))
@@ -233,11 +241,14 @@ def primary_per_seed(facets: Facets, runs: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+register_figure("primary_per_seed", category="figures", draw=primary_per_seed, tables=("outcomes",))
+
+
 # --- primary metric over training ----------------------------------------------------------------
 
 
-def primary_over_steps(facets: Facets, summary: pd.DataFrame) -> plt.Figure:
-    study = facets.study
+def primary_over_steps(study: StudyView, summary: pd.DataFrame) -> plt.Figure:
+    facets = Facets(study)
     data = study.primary(summary, final=False)
     fig, panels = facets.grid(3.6, 3.0)
     for (row, col), ax in panels:
@@ -257,6 +268,9 @@ def primary_over_steps(facets: Facets, summary: pd.DataFrame) -> plt.Figure:
     )
     facets.legend(fig)
     return fig
+
+
+register_figure("primary_over_steps", category="figures", draw=primary_over_steps, tables=("summary",))
 
 
 # --- contrasts -----------------------------------------------------------------------------------
@@ -314,6 +328,62 @@ def contrasts(study: StudyView, table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+register_figure("contrasts", category="figures", draw=contrasts, tables=("contrasts",))
+
+
+def looks(study: StudyView, table: pd.DataFrame) -> plt.Figure:
+    """A sequential study's declared rows, one panel each: the repeated confidence interval at every look it was
+    read (looks.csv), narrowing as seeds come in, the margin shaded around 1, and the look that decided it marked
+    with its verdict."""
+    if table.empty:
+        return _message("A fixed-seed study: no looks (study.seeds as looks makes a study sequential).")
+    margin = study.plan["equivalence_margin"]
+    rows = list(dict.fromkeys(table["contrast"]))
+    columns = min(3, len(rows))
+    fig, axes = plt.subplots(
+        math.ceil(len(rows) / columns),
+        columns,
+        figsize=(4.2 * columns, 2.6 * math.ceil(len(rows) / columns) + 0.6),
+        squeeze=False,
+        sharex=True,
+        layout="constrained",
+    )
+    for ax, name in zip(axes.flat, rows):
+        rows_of = table[table["contrast"] == name]
+        ax.axhspan(1 / (1 + margin), 1 + margin, color="seagreen", alpha=0.12, lw=0)
+        ax.axhline(1, color="black", lw=0.8)
+        ax.vlines(rows_of["seeds"], rows_of["rci_low"], rows_of["rci_high"], color="grey", lw=2)
+        ax.plot(rows_of["seeds"], rows_of["ratio"], "o", color="grey", ms=4)
+        decided = rows_of[rows_of["decision"] != "open"]
+        for _, r in decided.iterrows():
+            colour, marker = VERDICTS.get(r["decision"], ("black", "o"))
+            ax.vlines([r["seeds"]], [r["rci_low"]], [r["rci_high"]], color=colour, lw=2.5)
+            ax.plot([r["seeds"]], [r["ratio"]], marker=marker, color=colour, ms=8, ls="")
+            ax.annotate(
+                r["decision"],
+                (r["seeds"], r["rci_high"]),
+                xytext=(0, 4),
+                textcoords="offset points",
+                ha="center",
+                fontsize=7,
+                color=colour,
+            )
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_title(textwrap.fill(f"{name} ({rows_of['role'].iloc[0]})", 45), fontsize=8)
+        ax.set_xticks(sorted(table["seeds"].unique()))
+    for ax in axes.flat[len(rows) :]:
+        ax.set_visible(False)
+    fig.supxlabel("seeds per cell at the look")
+    fig.supylabel(f"ratio of {study.metric_name}, repeated CI (log scale)")
+    fig.suptitle(f"{study.metric_name} at step {study.step}: each declared contrast at its looks; margin ±{margin:.0%}")
+    return fig
+
+
+register_figure("looks", category="figures", draw=looks, tables=("looks",))
+
+
 def _spaced_ticks(low: float, high: float) -> list[float]:
     """RATIO_TICKS within [low, high], 1 always, the others only where they keep an eighth of the axis's log range
     from the ticks kept: 0.9, 1, 1.1 and 1.25 crowd on an axis that reaches 4."""
@@ -367,7 +437,7 @@ def effects_heatmap(study: StudyView, table: pd.DataFrame) -> plt.Figure:
     and the verdict, as contrasts.csv holds them."""
     rows = study.primary(table)
     rows = rows[
-        (rows["kind"] == "simple") & (rows["level_ref"] == rows["axis"].map({a.name: a.reference for a in study.axes}))
+        rows["kind"].isin(TWO_ARMS) & (rows["level_ref"] == rows["axis"].map({a.name: a.reference for a in study.axes}))
     ]
     # A comparison declared under two tests (a difference and an equivalence, say) has one ratio and CI: its first
     # row, the confirmatory one where there is one, gives the verdict shown.
@@ -399,6 +469,9 @@ def effects_heatmap(study: StudyView, table: pd.DataFrame) -> plt.Figure:
         f"ratio (geometric mean over seeds) [{study.level} CI] and verdict (contrasts.csv)"
     )
     return fig
+
+
+register_figure("effects_heatmap", category="figures", draw=effects_heatmap, tables=("contrasts",))
 
 
 # --- mechanism -----------------------------------------------------------------------------------
@@ -459,11 +532,15 @@ def _gap_panel(ax, study: StudyView, rows: pd.DataFrame, colours: dict) -> None:
     )
 
 
+register_figure("mechanism", category="diagnostics", draw=mechanism, tables=("mechanism",))
+
+
 # --- samples -------------------------------------------------------------------------------------
 
 
-def samples_final(study: StudyView, facets: Facets, runs: pd.DataFrame, runs_root: Path) -> plt.Figure:
+def samples_final(study: StudyView, runs: pd.DataFrame) -> plt.Figure:
     """The final sample grid of each cell's first seed: a column per compared level, a row per cell of the rest."""
+    facets = Facets(study)
     dataset = runs["dataset"].iloc[0]
     rest = [c for c in itertools.product(facets.rows, facets.cols) if facets.held(*c)]
     each = runs[[*study.names, "seed", "steps_done"]].drop_duplicates([*study.names, "seed"])
@@ -483,7 +560,7 @@ def samples_final(study: StudyView, facets: Facets, runs: pd.DataFrame, runs_roo
         if j == 0:
             ax.set_ylabel(facets.title(row, col))
         cell = facets.select(each, row, col)
-        _sample(ax, study, cell[cell[facets.compared.name] == level], runs_root / dataset)
+        _sample(ax, study, cell[cell[facets.compared.name] == level], study.runs_root / dataset)
     fig.suptitle(f"{dataset}: samples of each cell at step {study.step} (its first seed)")
     return fig
 
@@ -502,28 +579,25 @@ def _sample(ax, study: StudyView, runs: pd.DataFrame, root: Path) -> None:
         ax.text(0.5, 0.5, f"no sample\n({why})", ha="center", va="center", transform=ax.transAxes)
 
 
+register_figure("samples_final", category="samples", draw=samples_final, tables=("runs",))
+
+
 # --- all of them ---------------------------------------------------------------------------------
 
 
-def write_figures(config: dict, tables: str | Path, runs_root: str | Path, out_dir: str | Path) -> list[Path]:
-    """Every figure of outputs.FIGURES into out_dir. The axes, levels and final step are plan.json's (the tables'),
-    not the config's, so the figures show what the statistics computed; config is the CLI's, unused here."""
+def write_figures(tables: str | Path, runs_root: str | Path, out_dir: str | Path) -> list[Path]:
+    """Every registered figure into out_dir. The axes, levels and final step are plan.json's (the tables'), so the
+    figures show what the statistics computed. Every table a figure is drawn from is read before the first is drawn."""
     runs_root, out_dir = Path(runs_root), Path(out_dir)
     if not runs_root.is_dir():
         raise UsageError(f"--runs-root: {runs_root} is not a directory")
-    study = StudyView(tables)
-    runs = study.table("runs", hint="run `ganablate aggregate` first")
-    summary, table, mech = (study.table(name) for name in ("summary", "contrasts", "mechanism"))
+    study = StudyView(tables, runs_root)
+    read = {name: study.table(name) for name in dict.fromkeys(t for plot in FIGURES.values() for t in plot.tables)}
     plt.switch_backend("Agg")  # files only, also where a display exists
     out_dir.mkdir(parents=True, exist_ok=True)
-    facets = Facets(study)
-    draw = {
-        "primary_per_seed": lambda: primary_per_seed(facets, runs),
-        "primary_over_steps": lambda: primary_over_steps(facets, summary),
-        "contrasts": lambda: contrasts(study, table),
-        "effects_heatmap": lambda: effects_heatmap(study, table),
-        "mechanism": lambda: mechanism(study, mech),
-        "samples_final": lambda: samples_final(study, facets, runs, runs_root),
-    }
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.9):
-        return [p for name in outputs.FIGURES for p in _save(draw[name](), out_dir, name)]
+        return [
+            path
+            for name, plot in FIGURES.items()
+            for path in _save(plot.draw(study, *(read[t] for t in plot.tables)), out_dir, name)
+        ]

@@ -1,4 +1,5 @@
-"""The tables of a study and their plan.json, as the report side (figures, findings) reads them.
+"""The tables of a study and their plan.json (and its run folders, for the sample grids), as the report side
+(figures, findings) reads them.
 
 Axes, levels, their order and the final step come from plan.json, which `ganablate stats` wrote with the tables:
 the figures and the page then agree with the statistics whatever the config says now.
@@ -20,8 +21,9 @@ from ganablate.study.plan import read_plan
 class StudyView:
     """plan.json and the tables beside it: one view of a study for its figures and its findings page."""
 
-    def __init__(self, tables: str | Path):
+    def __init__(self, tables: str | Path, runs_root: str | Path | None = None):
         self.folder = Path(tables)
+        self.runs_root = None if runs_root is None else Path(runs_root)  # the run folders, where the samples are
         path = self.folder / "plan.json"
         if not path.is_file():
             raise UsageError(f"--tables: {path} not found (run `ganablate stats` first)")
@@ -41,7 +43,9 @@ class StudyView:
     def better(self) -> str:
         return entries("metrics")[self.metric].get("better")
 
-    def table(self, name: str, hint: str = "run `ganablate stats` first") -> pd.DataFrame:
+    def table(self, name: str) -> pd.DataFrame:
+        """name.csv of the tables folder: runs.csv as `ganablate aggregate` wrote it, the others `ganablate stats`'."""
+        hint = f"run `ganablate {'aggregate' if name == 'runs' else 'stats'}` first"
         return read_table(self.folder, name, self.names, hint)
 
     def primary(self, table: pd.DataFrame, final: bool = True) -> pd.DataFrame:

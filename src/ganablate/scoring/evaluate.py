@@ -30,7 +30,6 @@ from torch_fidelity.utils import (
     resolve_feature_layer_for_metric,
 )
 
-from ganablate.components.dcgan import Generator
 from ganablate.components.networks import build_generator
 from ganablate.data import ImageData, load_study_data, to_uint8
 from ganablate.errors import ConfigError, DataError, UsageError
@@ -45,9 +44,10 @@ from ganablate.files import (
 from ganablate.scoring.extractor import eval_device, load_extractor_file, register
 from ganablate.scoring.metrics import KID, METRICS, computed_by, knn_radii, skipped_at
 from ganablate.study.config import checkpoint_steps
-from ganablate.study.layout import domain_extractor_file
+from ganablate.study.layout import CACHE, domain_extractor_file
+from ganablate.study.vocab import EXTRACTORS
 
-DEFAULT_CACHE_ROOT = Path("results/cache/fidelity")
+DOMAIN, INCEPTION = EXTRACTORS
 INCEPTION_URL = URL_INCEPTION_V3
 # Fixed streams: every run and checkpoint is scored on the same z, every floor on the same real images.
 EVAL_Z_SEED = 20_241_127
@@ -96,7 +96,7 @@ def inception_weights(eval_cfg: dict) -> Path:
             torch.hub.download_url_to_file(INCEPTION_URL, str(path), progress=False)
         except OSError as exc:
             raise DataError(
-                f"inception-v3-compat: eval.inception_weights is not set, {filename} is not in the torch hub "
+                f"{INCEPTION}: eval.inception_weights is not set, {filename} is not in the torch hub "
                 f"cache {hub}, and downloading it failed ({exc}); put the file there or set eval.inception_weights "
                 f"to its path"
             ) from None
@@ -105,7 +105,7 @@ def inception_weights(eval_cfg: dict) -> Path:
 
 def resolve_extractor(label: str, data: ImageData, config: dict, domain_extractor: str | Path | None) -> Extractor:
     eval_cfg = config["eval"]
-    if label == "domain":
+    if label == DOMAIN:
         if domain_extractor is None:  # where the workflow puts it
             domain_extractor = domain_extractor_file(config)
             if not domain_extractor.is_file():
@@ -147,7 +147,7 @@ def handed_to_fidelity(extractor: Extractor) -> Iterator[Path]:
     (torch.load(weights_only=False)): so it gets a private copy (mkstemp, mode 0600, removed after) of bytes read once
     and loaded as plain tensor data here, never the user's path, which a file swapped after the check could make run
     code. The domain extractor's loader is ganablate's own and loads its file safely."""
-    if extractor.label == "domain":
+    if extractor.label == DOMAIN:
         yield extractor.weights
         return
     data = extractor.weights.read_bytes()
@@ -303,14 +303,14 @@ def eval_z(n: int, z_dim: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def generate(G: Generator, n: int, batch_size: int, g_mode: str, device: torch.device) -> torch.Tensor:
+def generate(G: torch.nn.Module, n: int, batch_size: int, g_mode: str, device: torch.device) -> torch.Tensor:
     """n uint8 samples (n, C, H, W) on the CPU from the fixed evaluation z. In train mode BN normalizes by
     batch statistics, so the samples then depend on batch_size as well."""
     G.train(g_mode == "train")
     return torch.cat([to_uint8(G(z.to(device))).cpu() for z in eval_z(n, G.z_dim).split(batch_size)])
 
 
-def load_generator(path: Path, image_shape: tuple[int, int, int], model_cfg: dict) -> Generator:
+def load_generator(path: Path, image_shape: tuple[int, int, int], model_cfg: dict) -> torch.nn.Module:
     """G from a checkpoint, read as plain tensor data (never code); a file that does not load, or does not fit
     the config's model, is a UsageError of one line naming it, why, and the remedy."""
     retrain = f"remove {Path(path).parent.parent}/ and train the run again"
@@ -376,7 +376,7 @@ class Scoring:
         self,
         config: dict,
         domain_extractor: str | Path | None = None,
-        cache_root: str | Path = DEFAULT_CACHE_ROOT,
+        cache_root: str | Path = CACHE,
         data_path: str | None = None,
     ):
         self.config, eval_cfg = config, config["eval"]
@@ -434,7 +434,7 @@ def evaluate_runs(
     config: dict,
     run_dirs: list[str | Path],
     domain_extractor: str | Path | None = None,
-    cache_root: str | Path = DEFAULT_CACHE_ROOT,
+    cache_root: str | Path = CACHE,
     data_path: str | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Score every checkpoint of each training run (Scoring.evaluate), one Scoring for all of them; yields each
@@ -451,7 +451,7 @@ def evaluate_run(
     config: dict,
     run_dir: str | Path,
     domain_extractor: str | Path | None = None,
-    cache_root: str | Path = DEFAULT_CACHE_ROOT,
+    cache_root: str | Path = CACHE,
     data_path: str | None = None,
 ) -> pd.DataFrame:
     """Score every checkpoint of one training run (evaluate_runs)."""
@@ -463,7 +463,7 @@ def floor(
     label: str,
     out: str | Path,
     domain_extractor: str | Path | None = None,
-    cache_root: str | Path = DEFAULT_CACHE_ROOT,
+    cache_root: str | Path = CACHE,
     data_path: str | None = None,
 ) -> dict:
     """eval.n_samples real train images scored against the test split: the best a G's scores could be at the

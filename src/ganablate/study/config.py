@@ -9,11 +9,15 @@ import json
 import math
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import jsonschema
 import yaml
 
 from ganablate.errors import ConfigError, DesignError
+
+if TYPE_CHECKING:
+    from ganablate.study.design import Design
 
 
 def schema() -> dict:
@@ -23,7 +27,8 @@ def schema() -> dict:
     from ganablate.catalog import compared_metrics, names
 
     spec = yaml.safe_load(files("ganablate").joinpath("config.schema.yaml").read_text())
-    enums = {"metrics": list(compared_metrics()), "datasets": list(names("datasets"))}
+    registries = ("datasets", "kinds", "hypotheses", "spending")
+    enums = {"metrics": list(compared_metrics())} | {registry: list(names(registry)) for registry in registries}
 
     def fill(node):
         if isinstance(node, dict):
@@ -40,7 +45,7 @@ def schema() -> dict:
 
 
 # Keys that came after studies were launched, whose default is what every earlier run computed: a run's identity
-# (train.resolved), the plan (study/plan.py) and the workflow's params hold one only where it differs from its
+# (study/identity.py), the plan (study/plan.py) and the workflow's params hold one only where it differs from its
 # default, so that the committed studies keep their plan hashes, their runs their config_hash, and their finished
 # jobs are not rerun.
 LATER_KEYS = {"model": ("arch",), "train": ("loss", "gp_weight")}
@@ -116,8 +121,23 @@ def _message(error: jsonschema.exceptions.ValidationError) -> str:
     return f"{message} ({why})" if why else message
 
 
+class Checked(NamedTuple):
+    """A config validated: with every default filled in; where it holds a study, its design and each of the design's
+    cells' config (the cell's levels applied, checked), keyed by the cell's labels in the axes' order."""
+
+    config: dict
+    design: Design | None
+    cells: dict[tuple[str, ...], dict]
+
+
 def validate_config(config: dict | None, source: str = "config", whole: bool = True) -> dict:
-    """Return a validated copy of `config` with every default filled in, or raise ConfigError.
+    """Return a validated copy of `config` with every default filled in, or raise ConfigError (check_config)."""
+    return check_config(config, source, whole).config
+
+
+def check_config(config: dict | None, source: str = "config", whole: bool = True) -> Checked:
+    """`config` validated, or ConfigError naming the key: the schema, the constraints between keys, and for a study
+    its axes, every cell and every declared contrast.
 
     whole=False: `config` holds only the sections one step needs (the workflow's --config-json, after the
     Snakefile checked the whole config); constraints between sections then apply only to the sections given."""
@@ -131,8 +151,8 @@ def validate_config(config: dict | None, source: str = "config", whole: bool = T
         raise ConfigError(f"{source}: {_key(error.absolute_path)}: {_message(error)}")
     _check_consistency(config, source, given if not whole else None)
     if whole or {"study", "stats", "model", "train"} <= given:
-        _check_design(config, source, validator)
-    return config
+        return Checked(config, *_check_design(config, source, validator))
+    return Checked(config, None, {})
 
 
 def stacked_penalty(loss: str, seeds: int) -> str:
@@ -162,11 +182,13 @@ def _check_cell_model(model: dict, train: dict, where: str, archs: list[str]) ->
         raise DesignError(stacked_penalty(train["loss"], train["stack"]))
 
 
-def _check_design(config: dict, source: str, validator) -> None:
+def _check_design(config: dict, source: str, validator) -> tuple[Design, dict[tuple[str, ...], dict]]:
     """The axes, the cells and every declared contrast name keys, levels and values that exist: checked here, before
-    any job, as one line naming the key."""
+    any job, as one line naming the key. Returns the design and each cell's config, its levels applied: the one place
+    a study's cells are applied (the workflow's jobs take their params from them)."""
     from ganablate.catalog import names
     from ganablate.components import architectures
+    from ganablate.study import contrasts, looks
     from ganablate.study import design as design_module
 
     archs = architectures.names()  # the installed packages' entry points, read once
@@ -185,24 +207,29 @@ def _check_design(config: dict, source: str, validator) -> None:
 
     try:
         design = design_module.design_of(config, schema_check)
+        cells = {}
         for labels in design.cells:
             cell = design_module.run_config(config, design.cell(labels), design)
             _check_cell_model(cell["model"], cell["train"], f" in the cell {design.cell(labels)}", archs)
-        for name in ("confirmatory", "controls", "contrasts"):
-            design_module.declared_contrasts(design, config["stats"][name], f"stats.{name}")
+            # a cell's levels together (a batch size and a ghost chunk): else its job's first step would fail
+            _check_consistency(cell, f"{source}: the cell {design.cell(labels)}")
+            cells[labels] = cell
+        contrasts.declared_all(design, config["stats"])
+        looks.check(config["study"]["seeds"], config["stats"])
         mechanism = config["stats"]["mechanism"]
         if mechanism is not None:
             spec = {
                 "compare": {mechanism["axis"]: mechanism["broken"]},
                 "against": {mechanism["axis"]: mechanism["reference"]},
             }
-            design_module.declared_contrasts(
+            contrasts.declared_contrasts(
                 design, [spec, spec | {"compare": {mechanism["axis"]: mechanism["repaired"]}}], "stats.mechanism"
             )
         if config["stats"]["remedies"] is not None:
             _check_remedies(design, config["stats"]["remedies"])
     except DesignError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    return design, cells
 
 
 def _check_remedies(design, remedies: dict) -> None:
@@ -310,11 +337,6 @@ def read_config_file(path: str | Path) -> dict | None:
 
 def load_config(path: str | Path) -> dict:
     return validate_config(read_config_file(path), source=str(path))
-
-
-def study_dir(config: dict) -> Path:
-    """Where a study's own outputs live; data, extractors and reference statistics are shared under results/."""
-    return Path("results") / config["study"]["name"]
 
 
 def checkpoint_steps(train: dict) -> list[int]:

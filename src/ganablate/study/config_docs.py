@@ -28,7 +28,7 @@ def _allowed(spec: dict) -> str:
     if "pattern" in spec:
         bounds.append(f"matching `{spec['pattern']}`")
     if "$ref" in spec.get("items", {}):
-        words = "list of contrasts (below)"
+        words = "list of contrasts (below)" + (", or a mapping id: contrast" if "additionalProperties" in spec else "")
     return ", ".join([words, *bounds])
 
 
@@ -44,7 +44,8 @@ def _rows(properties: dict, prefix: str) -> list[str]:
     rows = []
     for key, spec in properties.items():
         path = f"{prefix}{key}"
-        if spec.get("type") == "object" and "properties" in spec:
+        if spec.get("type") == "object" and "properties" in spec:  # a row of its own, then one per key of it
+            rows.append(f"| `{path}` | mapping of the keys below | | {_text(spec)} |")
             rows += _rows(spec["properties"], f"{path}.")
             continue
         default = _value(spec["default"]) if "default" in spec else "required"

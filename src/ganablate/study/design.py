@@ -13,17 +13,22 @@ import itertools
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from ganablate import catalog
 from ganablate.errors import DesignError
+from ganablate.study.looks import looks_of
 
 # The axes whose levels are code: the config key a level sets, and the registry that names them (catalog.py).
 REGISTRY_AXES = {"feed": ("train.feed", "feeds"), "norm": ("model.d_norm", "norms")}
 # Keys no axis may set: where a job runs is no part of what it computes, and the plan needs one final step.
+# The first four are study/identity.py's EXECUTION, spelled here because identity.py stands on config.py, which reads
+# designs (a test holds them equal); the others add keys a plan needs fixed across cells.
 NOT_AXES = {
     "train.device": "an execution setting",
     "train.threads": "an execution setting",
     "train.stack": "an execution setting",
+    "train.runs_per_job": "an execution setting",
     "train.steps": "the plan needs one final step for every cell (compare checkpoints instead)",
     "train.checkpoints": "the plan needs one final step for every cell",
     "train.state_every": "no part of what a run computes",
@@ -47,7 +52,11 @@ RESERVED = {
     "by_axis",
     "by_level",
     "by_level_ref",
+    "id",
     "contrast",
+    "test",
+    "margin",
+    "identical",
     "role",
     "verdict",
     "n",
@@ -59,7 +68,7 @@ SPANNED = "*"  # a table's axis column where a contrast spans that axis's levels
 NAME = re.compile(r"[a-z][a-z0-9_]*")
 LABEL = re.compile(r"[a-z0-9][a-z0-9._-]*")  # a path segment and a wildcard value: no '/', '~' or upper case
 
-# A seed fixes four random streams (train.stream_seed). Levels of most keys share all four, so runs of one seed
+# A seed fixes four random streams (seeds.stream_seed). Levels of most keys share all four, so runs of one seed
 # are paired on every one; these keys change what a stream draws (a width or the batch size changes the shapes
 # drawn; D's init is drawn per family of norms, a norm's `family`), so across their levels the streams named
 # here are not shared: for model.d_norm only across levels of different families (Axis.breaks).
@@ -203,6 +212,11 @@ def run_path(cell: dict[str, str], seed: int) -> str:
     return "/".join([*(f"{name}~{label}" for name, label in cell.items()), f"seed{seed}"])
 
 
+def run_dir(out_root: Path, config: dict, cell: dict[str, str], seed: int) -> Path:
+    """A run's folder under a root of runs, as the workflow lays them out."""
+    return Path(out_root) / config["dataset"]["name"] / run_path(cell, seed)
+
+
 def parse_cell(text: str, flag: str = "--cell") -> dict[str, str]:
     """axis=label,axis=label (the command line's form of a cell), in the order given."""
     cell = {}
@@ -218,7 +232,10 @@ def parse_cell(text: str, flag: str = "--cell") -> dict[str, str]:
 
 
 def seeds_of(study: dict) -> list[int]:
+    """Every seed the study may run: a sequential one's up to its cap (study/looks.py), in order."""
     seeds = study["seeds"]
+    if looks := looks_of(seeds):
+        return list(looks.seeds)
     return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
 
 
@@ -331,203 +348,3 @@ def _cells(axes: list[Axis], design) -> tuple[tuple[str, ...], ...]:
             raise DesignError(f"study.design.{i}: the cell {dict(zip(by_name, cell))} is listed twice")
         cells.append(cell)
     return tuple(cells)
-
-
-# A declared contrast's hypothesis (its `test:`): a difference (the default), or equivalence or non-inferiority within
-# a margin on the ratio (stats.equivalence_margin unless the contrast gives its own `margin:`).
-HYPOTHESES = ("difference", "equivalence", "noninferiority")
-KINDS = ("simple", "interaction", "trend", "linear")
-SEP = ","  # joins the axes and levels of a simple contrast of cells that differ on several axes
-
-
-@dataclass(frozen=True)
-class Declared:
-    """A contrast as stats.confirmatory or stats.contrasts declares it, checked against the design.
-    simple: `level` against `level_ref` on `axis`; interaction: that ratio at by_level over at by_level_ref of
-    by_axis; trend: the slope over the ordered by_axis of the log metric (axis None) or of the log ratio; linear:
-    sum of weight * log metric over levels of `axis` (weights: (label, weight) in the axis's level order, summing
-    to 0).
-    A simple contrast of two cells that differ on several axes joins them with SEP in the axes' declared order:
-    axis "feed,norm", level "joint,ghost", level_ref "split,batch" (`axes` and `arms` take them apart).
-    test: its hypothesis (HYPOTHESES); margin: the equivalence or non-inferiority margin (None for a difference, and
-    where the study's applies but was not given to declared_contrasts)."""
-
-    kind: str
-    axis: str | None
-    level: str | None
-    level_ref: str | None
-    within: tuple[tuple[str, str], ...]
-    by_axis: str | None = None
-    by_level: str | None = None
-    by_level_ref: str | None = None
-    weights: tuple[tuple[str, float], ...] = ()
-    test: str = "difference"
-    margin: float | None = None
-
-    @property
-    def axes(self) -> tuple[str, ...]:
-        """The axes compared (several for a simple contrast of cells that differ on several) or weighed; () for a
-        trend of the log metric."""
-        return tuple(self.axis.split(SEP)) if self.axis else ()
-
-    @property
-    def arms(self) -> tuple[dict[str, str], dict[str, str]]:
-        """(compare, against): axis -> label of the two arms of a simple contrast (of an interaction's or a trend's
-        ratio); empty for a linear contrast and a trend of the log metric."""
-        if self.level is None:
-            return {}, {}
-        return dict(zip(self.axes, self.level.split(SEP))), dict(zip(self.axes, self.level_ref.split(SEP)))
-
-
-def declared_contrasts(design: Design, specs: list[dict], where: str, margin: float | None = None) -> list[Declared]:
-    """The declared contrasts, checked; margin: the study's equivalence margin, for those that test equivalence or
-    non-inferiority without a margin of their own."""
-    return [_declared(design, spec, f"{where}.{i}", margin) for i, spec in enumerate(specs)]
-
-
-def _declared(design: Design, spec: dict, where: str, default_margin: float | None = None) -> Declared:
-    axes = {a.name: a for a in design.axes}
-
-    def level_of(key: str, name: str, label) -> str:
-        if name not in axes:
-            raise DesignError(f"{where}.{key}: unknown axis {name!r}; allowed: {', '.join(axes)}")
-        label = label_of(label)
-        if label not in axes[name].labels:
-            raise DesignError(f"{where}.{key}.{name}: unknown level {label!r}; allowed: {', '.join(axes[name].labels)}")
-        return label
-
-    kind = spec.get("kind", "simple")
-    if kind not in KINDS:
-        raise DesignError(f"{where}.kind: unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
-    test, margin = _hypothesis(spec, where, default_margin)
-    if kind == "linear":
-        return _linear(design, spec, where, level_of, test, margin)
-    if "weights" in spec:
-        raise DesignError(f"{where}.weights: only a linear contrast takes weights (kind: linear)")
-    axis = level = level_ref = None
-    held: tuple[tuple[str, str], ...] = ()
-    if "compare" in spec:
-        axis, level, level_ref, held = _compared(design, spec, where, kind, level_of)
-    within = _within(design, spec, level_of)
-    named = list(spec.get("compare", {}))
-    fixed = next((name for name in named if name in dict(within)), None)
-    if fixed is not None:
-        which = "the compared axis" if len(named) == 1 else f"a compared axis (compare names {', '.join(named)})"
-        raise DesignError(f"{where}.within: {fixed} is {which}; allowed: the other axes")
-    within += held
-    by_axis = by_level = by_level_ref = None
-    if kind == "interaction":
-        if "by" not in spec or axis is None:
-            raise DesignError(f"{where}: an interaction needs compare and by: {{axis: [from, to]}}")
-        ((by_axis, (frm, to)),) = spec["by"].items()
-        by_level_ref, by_level = level_of("by", by_axis, frm), level_of("by", by_axis, to)
-        if by_axis == axis or by_axis in dict(within) or by_level == by_level_ref:
-            raise DesignError(f"{where}.by: needs another axis than compare's and within's, and two different levels")
-    elif kind == "trend":
-        by_axis = spec.get("over")
-        if by_axis not in axes or not axes[by_axis].ordered:
-            ordered = [a.name for a in design.axes if a.ordered] or ["none declared ordered"]
-            raise DesignError(f"{where}.over: {by_axis!r} is not an ordered axis; allowed: {', '.join(ordered)}")
-        if by_axis == axis or by_axis in dict(within):
-            raise DesignError(f"{where}.over: {by_axis} is also compared or held fixed")
-    elif "by" in spec or "over" in spec or axis is None:
-        raise DesignError(f"{where}: a simple contrast takes compare (and against, within, test, margin) only")
-    return Declared(kind, axis, level, level_ref, within, by_axis, by_level, by_level_ref, (), test, margin)
-
-
-def _compared(design: Design, spec: dict, where: str, kind: str, level_of) -> tuple[str, str, str, tuple]:
-    """(axis, level, level_ref, held) of compare and against: one axis, or for a simple contrast several (one or
-    more levels differing), joined with SEP in the axes' declared order. against names the axes compare names
-    (default: their references); an axis on which the two cells agree is held at that level (`held`, (axis, label)
-    pairs for `within`), so two cells that differ on one axis are that axis's simple contrast."""
-    compare = {name: level_of("compare", name, raw) for name, raw in spec["compare"].items()}
-    if len(compare) > 1 and kind != "simple":
-        raise DesignError(
-            f"{where}.compare: names {', '.join(compare)}; allowed: one axis for kind {kind} (several: kind simple)"
-        )
-    if "against" in spec:
-        given = list(spec["against"])
-        if set(given) != set(compare):
-            if len(compare) == 1 and len(given) == 1:
-                (axis,) = compare
-                raise DesignError(f"{where}.against: compares {axis} with {given[0]}; allowed: a level of {axis}")
-            raise DesignError(
-                f"{where}.against: names {', '.join(given)}; allowed: the axes compare names: {', '.join(compare)}"
-            )
-        against = {name: level_of("against", name, raw) for name, raw in spec["against"].items()}
-    else:
-        against = {name: design.axis(name).reference for name in compare}
-    order = [name for name in design.names if name in compare]
-    differ = [name for name in order if compare[name] != against[name]]
-    if not differ:
-        if len(compare) == 1:
-            ((axis, level),) = compare.items()
-            raise DesignError(f"{where}: compares {axis} {level} with itself; allowed: two different levels")
-        cell = ", ".join(f"{name}={compare[name]}" for name in order)
-        raise DesignError(f"{where}: compares the cell {cell} with itself; allowed: cells that differ on an axis")
-    held = tuple((name, compare[name]) for name in order if name not in differ)
-    return (
-        SEP.join(differ),
-        SEP.join(compare[name] for name in differ),
-        SEP.join(against[name] for name in differ),
-        held,
-    )
-
-
-def _hypothesis(spec: dict, where: str, default_margin: float | None) -> tuple[str, float | None]:
-    """(test, margin) of a declared contrast: the margin only for equivalence and non-inferiority."""
-    test = spec.get("test", "difference")
-    if test not in HYPOTHESES:
-        raise DesignError(f"{where}.test: unknown test {test!r}; allowed: {', '.join(HYPOTHESES)}")
-    if "margin" not in spec:
-        return test, None if test == "difference" else default_margin
-    margin = spec["margin"]
-    if test == "difference":
-        raise DesignError(f"{where}.margin: only with test: equivalence or noninferiority (a difference has no margin)")
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < math.inf:
-        raise DesignError(f"{where}.margin: {margin!r}; allowed: a positive number (0.10 = a ratio within 1.1)")
-    return test, float(margin)
-
-
-def _within(design: Design, spec: dict, level_of) -> tuple[tuple[str, str], ...]:
-    """The cells a contrast is held to, in the axes' declared order, not the mapping's (see _linear's sort)."""
-    within = [(name, level_of("within", name, label)) for name, label in spec.get("within", {}).items()]
-    return tuple(sorted(within, key=lambda held: design.names.index(held[0])))
-
-
-def _linear(design: Design, spec: dict, where: str, level_of, test: str, margin: float | None) -> Declared:
-    """kind: linear, weights: {axis: {level: weight, ...}}: nonzero weights on two or more levels, summing to 0."""
-    extra = [k for k in ("compare", "against", "by", "over") if k in spec]
-    if extra:
-        raise DesignError(f"{where}.{extra[0]}: a linear contrast takes weights (and within, test, margin) only")
-    if not isinstance(spec.get("weights"), dict) or len(spec["weights"]) != 1:
-        raise DesignError(f"{where}.weights: a linear contrast needs weights: {{axis: {{level: weight, ...}}}}")
-    ((axis, given),) = spec["weights"].items()
-    if axis not in {a.name for a in design.axes}:
-        raise DesignError(f"{where}.weights: unknown axis {axis!r}; allowed: {', '.join(design.names)}")
-    key = f"{where}.weights.{axis}"
-    if not isinstance(given, dict):
-        raise DesignError(f"{key}: a mapping level: weight, e.g. {{joint: 1, split: -1}}")
-    weights = []
-    for raw, w in given.items():
-        label = level_of("weights", axis, raw)
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w == 0:
-            raise DesignError(
-                f"{key}.{label}: weight {w!r}; allowed: a nonzero number (leave out a level not compared)"
-            )
-        if label in dict(weights):
-            raise DesignError(f"{key}: level {label!r} appears twice; allowed: each level once")
-        weights.append((label, float(w)))
-    if len(weights) < 2:
-        raise DesignError(f"{key}: {len(weights)} level; allowed: two or more levels with weights summing to 0")
-    total = math.fsum(w for _, w in weights)
-    if abs(total) > 1e-9 * max(abs(w) for _, w in weights):
-        raise DesignError(f"{key}: the weights sum to {total:g}; allowed: weights summing to 0 (a contrast of levels)")
-    within = _within(design, spec, level_of)
-    if axis in dict(within):
-        raise DesignError(f"{where}.within: {axis} is the weighted axis; allowed: the other axes")
-    # In the axis's level order, not the mapping's: the name (so the plan's hash) must not depend on how a YAML
-    # writer or a workflow manager orders a mapping's keys (snakemake hands the jobs its config with sorted keys).
-    labels = next(a.labels for a in design.axes if a.name == axis)
-    weights.sort(key=lambda term: labels.index(term[0]))
-    return Declared("linear", axis, None, None, within, weights=tuple(weights), test=test, margin=margin)

@@ -1,23 +1,8 @@
-"""The study's outputs, named once: every table `ganablate stats` writes and every figure `ganablate figures`
-draws, with the report category each is shown under. Light (no pandas, no torch): the workflow imports it."""
+"""The study's outputs by name, with the report category each is shown under: every table `ganablate stats` writes
+and every figure `ganablate figures` draws, as their register_table and register_figure calls declare them (read by
+catalog.py, without pandas or matplotlib: the workflow imports this)."""
 
-TABLES = {
-    "summary": "tables",
-    "contrasts": "tables",
-    "trend": "tables",
-    "mechanism": "tables",
-    "remedies": "tables",
-    "mixed": "diagnostics",
-    "failures": "diagnostics",
-    "power": "diagnostics",
-    "context_gap": "diagnostics",
-}
+from ganablate import catalog
 
-FIGURES = {
-    "primary_per_seed": "figures",
-    "primary_over_steps": "figures",
-    "contrasts": "figures",
-    "effects_heatmap": "figures",
-    "mechanism": "diagnostics",
-    "samples_final": "samples",
-}
+TABLES = {name: entry["category"] for name, entry in catalog.entries("tables").items()}
+FIGURES = {name: entry["category"] for name, entry in catalog.entries("figures").items()}

@@ -16,7 +16,11 @@ from pathlib import Path
 from ganablate import __version__
 from ganablate.errors import UsageError
 from ganablate.study.config import checkpoint_steps, config_hash, recorded
-from ganablate.study.design import Declared, Design, declared_contrasts, design_of
+from ganablate.study.contrasts import Spec, declared_all, title
+from ganablate.study.design import Design, design_of
+from ganablate.study.identity import EXECUTION
+from ganablate.study.looks import KEYS as LOOK_KEYS
+from ganablate.study.looks import Looks, looks_of
 
 DIVERGED_RULE = (
     "a run that diverged or has no value leaves its seed out of every contrast that involves its cell "
@@ -54,57 +58,9 @@ def _sha256(path: str) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-# Keys of model and train that say where and how often a run reports, not what it computes.
-NOT_COMPUTED = ("device", "threads", "stack", "runs_per_job", "log_every", "state_every")
-
-
-def contrast_name(d: Declared) -> str:
-    """A declared contrast as one line: the name findings.md and contrasts.csv's `contrast` column use. A declared
-    hypothesis other than a difference follows the comparison, e.g. `feed: a vs b (non-inferiority, margin 10%)`;
-    two cells that differ on several axes are named by those axes' levels: `feed=joint, norm=ghost vs feed=split,
-    norm=batch`."""
-    if d.kind == "trend":
-        inner = f"{d.axis}: {d.level} vs {d.level_ref}" if d.axis else "log metric"
-        name = f"trend over {d.by_axis} of {inner}"
-    elif d.kind == "linear":
-        name = f"{d.axis}[{linear_terms(d.weights)}]"
-    elif len(d.axes) > 1:
-        name = " vs ".join(cell_text(arm) for arm in d.arms)
-    else:
-        name = f"{d.axis}: {d.level} vs {d.level_ref}"
-        if d.kind == "interaction":
-            name += f", {d.by_axis}: {d.by_level} vs {d.by_level_ref}"
-    if d.test != "difference":
-        margin = "the study's margin" if d.margin is None else f"margin {round(100 * d.margin, 6):g}%"
-        name += f" ({HYPOTHESIS_NAMES[d.test]}, {margin})"
-    within = ", ".join(f"{a}={lab}" for a, lab in d.within)
-    return f"{name} | {within}" if within else name
-
-
-HYPOTHESIS_NAMES = {"equivalence": "equivalence", "noninferiority": "non-inferiority"}
-
-
-def cell_text(labels: dict[str, str]) -> str:
-    """Labels of some axes as `axis=label, axis=label`: one arm of a contrast that compares several axes."""
-    return ", ".join(f"{a}={lab}" for a, lab in labels.items())
-
-
-def _term(label: str, weight: float) -> str:
-    return label if abs(weight) == 1 else f"{abs(weight):g}*{label}"
-
-
-def linear_terms(weights: tuple[tuple[str, float], ...]) -> str:
-    """A linear contrast's weights as one expression, the positive terms first (each side in the axis's level order):
-    `joint + split_g_mixed - split - joint_consistent`, `2*joint - split - joint_consistent`."""
-    positive, negative = linear_sides(weights)
-    return " - ".join([positive, *(_term(lab, w) for lab, w in weights if w < 0)])
-
-
-def linear_sides(weights: tuple[tuple[str, float], ...]) -> tuple[str, str]:
-    """(the positive terms, the negative terms' magnitudes), each as `a + b`: contrasts.csv's level and level_ref
-    of a linear contrast, whose ratio is the product of the one side's metrics (each to its weight) over the
-    other's: with weights +-1, a ratio of ratios."""
-    return tuple(" + ".join(_term(lab, w) for lab, w in weights if (w > 0) == sign) for sign in (True, False))
+# Keys of train that decide no verdict: the execution keys, and how often a run logs and saves its state (a run's
+# identity keeps these two: its train_log.csv depends on them).
+NOT_COMPUTED = (*EXECUTION, "log_every", "state_every")
 
 
 def plan_of(config: dict, design: Design | None = None) -> dict:
@@ -123,9 +79,10 @@ def plan_of(config: dict, design: Design | None = None) -> dict:
         "checkpoints": checkpoint_steps(config["train"]),
         "n_samples": config["eval"]["n_samples"],
         "test": cfg["test"],
-        "confirmatory": [contrast_name(d) for d in declared(design, cfg, "confirmatory")],
-        "controls": [contrast_name(d) for d in declared(design, cfg, "controls")],
-        "contrasts": [contrast_name(d) for d in declared(design, cfg, "contrasts")],
+        # A sequential study's looks and how it spends its error over them (study/looks.py); a fixed one has none.
+        **({"looks": looks.as_dict() | cfg["sequential"]} if (looks := looks_of(config["study"]["seeds"])) else {}),
+        # Each as the config declares it: a list of titles, or where it names its contrasts, a mapping id: title.
+        **{name: _record(cfg[name], specs) for name, specs in declared_all(design, cfg).items()},
         "mechanism": cfg["mechanism"],
         "remedies": cfg["remedies"],
         # What the runs compute and how they are scored: a verdict means nothing apart from them.
@@ -151,10 +108,10 @@ def plan_of(config: dict, design: Design | None = None) -> dict:
     }
 
 
-def declared(design: Design, stats: dict, name: str) -> list[Declared]:
-    """stats.<name>'s contrasts (stats: the config's stats section); those testing equivalence or non-inferiority
-    carry their margin (their own, else stats.equivalence_margin)."""
-    return declared_contrasts(design, stats[name], f"stats.{name}", stats["equivalence_margin"])
+def _record(given: list | dict, specs: list[Spec]) -> list[str] | dict[str, str]:
+    if isinstance(given, dict):
+        return {spec.id: title(spec) for spec in specs}
+    return [title(spec) for spec in specs]
 
 
 @dataclass(frozen=True)
@@ -177,11 +134,13 @@ class Plan:
     def hash(self) -> str:
         return plan_hash(self.record)
 
-    def write(self, out: str | Path) -> Path:
-        """plan.json at launch: the record and its hash."""
+    def write(self, out: str | Path, boundaries: dict | None = None) -> Path:
+        """plan.json at launch: the record and its hash; a sequential study's boundaries beside them (derived from the
+        record by a seeded simulation, outside the hash; frozen here so that no later numpy moves them)."""
         from ganablate.files import atomic_write_text
 
-        atomic_write_text(Path(out), json.dumps({"hash": self.hash, **self.record}, indent=2) + "\n")
+        frozen = {"boundaries": boundaries} if boundaries else {}
+        atomic_write_text(Path(out), json.dumps({"hash": self.hash, **self.record, **frozen}, indent=2) + "\n")
         return Path(out)
 
     @property
@@ -193,19 +152,75 @@ class Plan:
         return alpha_of(self.stats)
 
     @property
-    def level(self) -> float:
+    def confidence(self) -> float:
         """The confidence level of every interval."""
         return self.stats["confidence_level"]
+
+    # The stats section's settings, each by its name, where the analysis reads them (the raw section stays in
+    # `stats`, for plan.json and the page).
+    @property
+    def metric(self) -> str:
+        return self.stats["primary_metric"]
+
+    @property
+    def test(self) -> str:
+        """The test of every contrast over seeds (stats.test; vocab.TESTS)."""
+        return self.stats["test"]
+
+    @property
+    def margin(self) -> float:
+        """The study's equivalence margin: a ratio within 1 + margin."""
+        return self.stats["equivalence_margin"]
+
+    @property
+    def smallest_effect(self) -> float:
+        return self.stats["smallest_effect"]
+
+    @property
+    def failure_threshold(self) -> float | None:
+        return self.stats["failure_threshold"]
+
+    @property
+    def seed(self) -> int:
+        """Of the bootstrap and the power simulations."""
+        return self.stats["seed"]
+
+    @property
+    def resamples(self) -> int:
+        return self.stats["bootstrap_resamples"]
+
+    @property
+    def simulations(self) -> int:
+        return self.stats["power_simulations"]
+
+    @property
+    def max_seeds(self) -> int:
+        return self.stats["max_seeds"]
+
+    @property
+    def mechanism(self) -> dict | None:
+        return self.stats["mechanism"]
+
+    @property
+    def remedies(self) -> dict | None:
+        return self.stats["remedies"]
 
     @property
     def primary(self) -> tuple[str, str, int]:
         """(metric, extractor, step) where every verdict is read: the primary metric and extractor, the final step."""
         return self.stats["primary_metric"], self.stats["primary_extractor"], self.final_step
 
+    @property
+    def looks(self) -> Looks | None:
+        """A sequential study's looks (study.seeds as {first, block, cap}), None for a fixed one."""
+        given = self.record.get("looks")
+        return Looks(*(given[key] for key in LOOK_KEYS)) if given else None
+
     @functools.cached_property
-    def declared(self) -> dict[str, list[Declared]]:
-        """stats.confirmatory's, stats.controls' and stats.contrasts' contrasts, by key."""
-        return {name: declared(self.design, self.stats, name) for name in ("confirmatory", "controls", "contrasts")}
+    def declared(self) -> dict[str, list[Spec]]:
+        """The contrasts the config declares: stats.confirmatory's, stats.controls' and stats.contrasts', by list
+        (study/contrasts.DECLARED), each with its id."""
+        return declared_all(self.design, self.stats)
 
 
 def plan_hash(plan: dict) -> str:

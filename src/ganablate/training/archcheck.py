@@ -5,7 +5,7 @@ Three checks, each one line that passes or names the first cell (or norm) where 
 - D gives one logit per image and runs the norm layers it makes, under each norm the study's cells name
   (components/protocol.py);
 - STEPS training steps of each cell (its feed, norm, loss and the rest of its config) give finite losses: the one
-  check that trains, and so the one that stands here, above training/train.py.
+  check that trains, and so the one that stands here, above training/step.py.
 
 `ganablate plan`, the workflow's first job, runs them all before any job, for every cell of an architecture that is
 not built in (require_study); `ganablate train` runs the first two with its run's norm (protocol.require_architecture).
@@ -34,10 +34,11 @@ from ganablate.components.protocol import (
     generator_problem,
     sources_of,
 )
-from ganablate.data import DATASETS
+from ganablate.data import image_shape_of
 from ganablate.errors import ConfigError
 from ganablate.study.design import Design, design_of, run_config
-from ganablate.training.train import Solo, build_networks, optimizers, train_step
+from ganablate.training.seeds import build_networks
+from ganablate.training.step import Solo, optimizers, train_step
 
 STEPS = 2  # training steps per cell: the second goes through the weights the first updated
 STEP_ROWS = 8  # real images per batch in the training steps (model.ghost_chunk where set): fast, and every norm's math
@@ -52,12 +53,6 @@ class Check:
         return f"ok    {self.what}" if self.problem is None else f"FAIL  {self.what}: {self.problem}"
 
 
-def image_shape_of(dataset_cfg: dict) -> tuple[int, int, int]:
-    """(C, H, W) of the config's dataset, without reading it."""
-    shape = DATASETS[dataset_cfg["name"]].image_shape
-    return shape or (dataset_cfg["channels"], dataset_cfg["image_size"], dataset_cfg["image_size"])
-
-
 def _steps(config: dict, sources: tuple[Path, ...], image_shape: tuple[int, int, int]) -> str | None:
     model_cfg, train_cfg = config["model"], config["train"]
     batch, z_dim = model_cfg.get("ghost_chunk") or min(STEP_ROWS, train_cfg["batch_size"]), model_cfg["z_dim"]
@@ -67,8 +62,8 @@ def _steps(config: dict, sources: tuple[Path, ...], image_shape: tuple[int, int,
     feed, loss = FEEDS[train_cfg["feed"]], loss_of(train_cfg)
     for step in range(1, STEPS + 1):
         real, z = torch.rand(1, batch, *image_shape) * 2 - 1, torch.randn(1, batch, z_dim)
-        out = attempt(f"training step {step}", sources, train_step, nets, opt_g, opt_d, feed, real, z, loss)
-        for net, value in (("D", out.loss_d.item()), ("G", out.loss_g.item())):
+        result = attempt(f"training step {step}", sources, train_step, nets, opt_g, opt_d, feed, real, z, loss)
+        for net, value in (("D", result.loss_d.item()), ("G", result.loss_g.item())):
             if not math.isfinite(value):
                 return f"{net}'s loss is {value} at step {step}"
     return None

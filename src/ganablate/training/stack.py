@@ -2,7 +2,7 @@
 
 A Stack holds S seeds' G and D as one set of tensors with a leading seed axis (torch.func.stack_module_state)
 and calls the ordinary modules on them through functional_call under vmap. It offers the same few methods as
-train.Solo, so that train.train_step, the one definition of a training step, runs S seeds at once: one batched
+step.Solo, so that step.train_step, the one definition of a training step, runs S seeds at once: one batched
 (grouped) convolution per layer instead of S small ones.
 
 Each seed keeps everything its solo run has: its initial weights (the modules are built exactly as its solo
@@ -11,7 +11,7 @@ running statistics and spectral-norm vectors (stacked buffers, updated in place 
 moments (Adam is elementwise: one Adam over the stacked tensors is S Adams). The seeds' losses are summed, not
 averaged, before backward, so each seed's weights get exactly its own gradient. Only float rounding differs
 from the solo runs (a grouped convolution sums in another order), which is why the stack's composition is part
-of each of its runs' identity (train.py's run hash).
+of each of its runs' identity (study/identity.py's run_hash).
 
 A seed whose losses or weights go non-finite is retired: its networks are parked at their initial weights with
 zero Adam moments and its loss is left out of the sum, so its weights never move again and no NaN stays in the
@@ -105,7 +105,7 @@ class Stack:
                 b.copy_(saved[key])
 
     def grad_norms(self) -> tuple[list[float], list[float]]:
-        """Each seed's total gradient norm of G and of D, as train._grad_norm computes it for a solo run."""
+        """Each seed's total gradient norm of G and of D, as step._grad_norm computes it for a solo run."""
         return tuple(
             [
                 torch.nn.utils.get_total_norm([p.grad[j] for p in params.values() if p.grad is not None]).item()

@@ -1,6 +1,6 @@
-"""Every file a later job reads proves its integrity or is refused in one line naming it (a digest recorded by the
-writer, checked by the reader); every write is atomic, and a full disk is one line saying so, leaving no temporary
-file and the old file intact."""
+"""files.py's digests and atomic writers, through the jobs that use them. Every file a later job reads proves its
+integrity or is refused in one line naming it (a digest recorded by the writer, checked by the reader); every write
+is atomic, and a full disk is one line saying so, leaving no temporary file and the old file intact."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The seed question on real Fashion-MNIST: with BatchNorm in D, joint feeding lets D win outright."""
+"""training/train.py on the real Fashion-MNIST (--realdata), the seed question: with BatchNorm in D, joint feeding
+lets D win outright."""
 
 import copy
 

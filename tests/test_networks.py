@@ -1,10 +1,14 @@
+"""The networks as runs build them (components/networks.py, over the DCGAN pair of components/dcgan.py): G's
+output range, D's one logit per image under every norm, a per-sample norm blind to how a batch is fed, spectral
+norm on the weights only."""
+
 import pytest
 import torch
 from torch.nn.utils import parametrize
 
 from ganablate.components.networks import build_discriminator, build_generator
 from ganablate.components.norms import NORMS
-from ganablate.training.train import buffers_restored
+from ganablate.training.step import buffers_restored
 
 MODEL = {"z_dim": 16, "g_width": 8, "d_width": 8, "reference_size": 4}
 
