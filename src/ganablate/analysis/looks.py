@@ -127,7 +127,7 @@ def _read(
     d = per_seed(c, logs)[0] if set(c.cells) <= set(logs.columns) else np.array([])
     n_failed = int(failed.reindex(columns=c.cells).fillna(0).astype(bool).any(axis=1).sum())
     row = row | {"n": len(d), "n_failed": n_failed, "d": d.tolist(), "boundary": c_read}
-    if len(d) < 2 or np.ptp(d) == 0:
+    if len(d) < 2 or np.ptp(d) == 0 or n_failed:  # no t; with failed runs, none from the survivors (Holm: untested)
         return row | {
             "ratio": math.exp(d.mean()) if len(d) else math.nan,
             "rci_low": math.nan,
@@ -194,6 +194,7 @@ def interim(plan: Plan, boundaries: dict, runs: pd.DataFrame, look: int, previou
                 word = "better" if (row["ratio"] > 1) == (better == "higher") else "worse"
                 row |= {
                     "verdict": word,
+                    "look": look,
                     "note": f"no material difference at look {row['look'] + 1}; Holm rejected it at look {look + 1}",
                 }
             continue
