@@ -2,8 +2,8 @@
 # The default study's settings on a reduced grid (BatchNorm x the three feeds x SEEDS seeds, default steps,
 # checkpoints and samples), run from an empty results folder by an earlier release and by this checkout, one after
 # the other on the same machine with `snakemake --cores CORES`; prints both wall times, their ratio, and whether every
-# run's metrics.csv (without its sha256 line) and train_log.csv are byte-identical. Both sides run committed code (the checkout's HEAD, not its
-# uncommitted edits). REPEATS > 1 runs the pair again, the order alternating (release first, then current first, ...)
+# run's metrics.csv (without its sha256 line) and train_log.csv are byte-identical. Both sides run committed code (the
+# checkout's HEAD, not its uncommitted edits). REPEATS > 1 runs the pair again, the order alternating (release first, then current first, ...)
 # so that a drift of the machine's speed weighs on both sides; prints each pair's ratio and their geometric mean, and
 # compares the files across sides and repeats. Nothing else should run beside it.
 #   benchmarks/side_by_side.sh [RELEASE=a664a1f] [SEEDS=2] [CORES=2] [REPEATS=1]
