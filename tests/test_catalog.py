@@ -81,6 +81,39 @@ def documented_entries() -> dict[str, tuple[str, str]]:
     return found
 
 
+def package_copy(tmp_path: Path) -> Path:
+    """A copy of the package under tmp_path/site, for a test to add an entry to, as a contributor would."""
+    copy = tmp_path / "site" / "ganablate"
+    shutil.copytree(Path(catalog.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def appended(path: Path, code: str) -> None:
+    """`code` at the end of the file `path` (the file made where it is new)."""
+    path.write_text((path.read_text() + "\n\n" if path.exists() else "") + code)
+
+
+def with_guide_entry(registry: str, tmp_path: Path) -> tuple[str, str]:
+    """The guide's example of `registry` appended to its registry's file in a copy of the package: (name, code)."""
+    name, code = documented_entries()[registry]
+    appended(package_copy(tmp_path) / catalog.REGISTRIES[registry][0], code)
+    return name, code
+
+
+def run_in_copy(tmp_path: Path, script: str, *args: str, path=(), env: dict | None = None):
+    """`script` run in a fresh interpreter with the copy of the package first on its path; its last line of output,
+    read as JSON."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": ":".join([str(tmp_path / "site"), *map(str, path)]), "PATH": "/usr/bin:/bin", **(env or {})},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.splitlines()[-1])
+
+
 def test_the_guide_shows_a_new_entry_of_every_registry():
     assert set(documented_entries()) == set(catalog.REGISTRIES)
 
@@ -107,23 +140,10 @@ else:
 
 @pytest.mark.parametrize("registry", list(SETTING))  # kinds and hypotheses: tests/test_contrast_kinds.py
 def test_a_new_entry_is_one_call_in_its_registrys_file(registry, synthetic_fashion_mnist, tmp_path):
-    package = Path(catalog.__file__).parent
-    copy = tmp_path / "site" / "ganablate"
-    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    name, code = documented_entries()[registry]
-    path = copy / catalog.REGISTRIES[registry][0]
-    path.write_text(path.read_text() + "\n\n" + code)
+    name, code = with_guide_entry(registry, tmp_path)
     section, key = SETTING[registry]
     args = json.dumps([registry, name, {section: {key: name}}, str(synthetic_fashion_mnist)])
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(CHECK), args, str(tmp_path / "run")],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    got = json.loads(result.stdout.splitlines()[-1])
+    got = run_in_copy(tmp_path, CHECK, args, str(tmp_path / "run"))
     if registry == "metrics":
         assert got == {"compared": True, "label": re.search(r'label="([^"]+)"', code).group(1)}
     else:

@@ -4,10 +4,6 @@ file in a copy of the package with no other file changed, are validated in a con
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -15,7 +11,7 @@ import pytest
 from ganablate import catalog
 from ganablate.analysis.verdicts import HYPOTHESES, register_hypothesis
 from ganablate.study.contrasts import KINDS, register_kind
-from tests.test_catalog import documented_entries
+from tests.test_catalog import documented_entries, run_in_copy, with_guide_entry
 
 # Runs in the copy: the config names the new entry, then contrasts.csv's rows of it at the primary step.
 CHECK = """
@@ -44,21 +40,8 @@ print(json.dumps({"rows": rows[["id", "contrast", "kind", "test", "level", "leve
 
 def _run_with(registry: str, spec: dict, tmp_path: Path) -> dict:
     """The guide's example of `registry` appended to its file in a copy of the package; CHECK's output there."""
-    package = Path(catalog.__file__).parent
-    copy = tmp_path / "site" / "ganablate"
-    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    _, code = documented_entries()[registry]
-    path = copy / catalog.REGISTRIES[registry][0]
-    path.write_text(path.read_text() + "\n\n" + code)
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(CHECK), json.dumps(spec), str(Path(__file__).parent)],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.splitlines()[-1])
+    with_guide_entry(registry, tmp_path)
+    return run_in_copy(tmp_path, CHECK, json.dumps(spec), str(Path(__file__).parent))
 
 
 def test_a_new_contrast_kind_is_one_call_in_study_contrasts(tmp_path):

@@ -4,21 +4,17 @@ per-seed contrasts are known (analysis/looks.py). The statistics themselves: tes
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ganablate import catalog
 from ganablate.analysis import looks
 from ganablate.errors import ConfigError
 from ganablate.study.config import validate_config
 from ganablate.study.plan import Plan
 from tests.synthetic_runs import runs_table
-from tests.test_catalog import documented_entries
+from tests.test_catalog import run_in_copy, with_guide_entry
 
 FEEDS = ["split", "joint", "joint_consistent"]
 BATCH, NONE = "batch", "none"
@@ -178,21 +174,9 @@ print(json.dumps(looks.frozen_boundaries(plan)))
 
 
 def test_a_new_spending_function_is_one_call_in_analysis_sequential(tmp_path):
-    package = Path(catalog.__file__).parent
-    copy = tmp_path / "site" / "ganablate"
-    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    name, code = documented_entries()["spending"]
-    path = copy / catalog.REGISTRIES["spending"][0]
-    path.write_text(path.read_text() + "\n\n" + code)
-    result = subprocess.run(
-        [sys.executable, "-c", SPENDING_CHECK, str(Path(__file__).parent)],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": f"{tmp_path / 'site'}:{Path(__file__).parent.parent}", "PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    boundaries = json.loads(result.stdout)
+    name, _ = with_guide_entry("spending", tmp_path)
+    here = Path(__file__).parent
+    boundaries = run_in_copy(tmp_path, SPENDING_CHECK, str(here), path=[here.parent])
     assert name == "power" and boundaries
     # spending alpha t^3 leaves almost nothing to the first look: its boundary is far above the last one's
     assert all(c[0] > 2 * c[-1] for c in boundaries.values())

@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ from ganablate.analysis import aggregate, tables
 from ganablate.report import figures
 from ganablate.study import outputs
 from tests.synthetic_runs import make_runs, study_config
+from tests.test_catalog import appended, package_copy, run_in_copy
 
 
 def test_the_catalog_reads_every_table_and_figure_as_importing_them_registers_them():
@@ -102,24 +100,13 @@ def study(tmp_path_factory):
 @pytest.mark.parametrize("kind", ["tables", "figures"])
 def test_a_new_table_is_one_module_and_a_new_figure_one_call(kind, study, tmp_path):
     config, root = study
-    package = Path(catalog.__file__).parent
-    copy = tmp_path / "site" / "ganablate"
-    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
     path, name, code = documented()[kind]
-    target = copy / path
+    target = package_copy(tmp_path) / path
     assert target.exists() == (kind == "figures")  # the table's module is new; the figure joins figures.py
-    target.write_text((target.read_text() + "\n\n" if target.exists() else "") + code)
+    appended(target, code)
     shutil.copytree(root / "tables", tmp_path / "tables")
     args = [kind, name, config, str(tmp_path / "tables"), str(root / "runs"), str(tmp_path / "figures")]
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(CHECK), json.dumps(args)],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin", "MPLCONFIGDIR": str(tmp_path / "mpl")},
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    got = json.loads(result.stdout.splitlines()[-1])
+    got = run_in_copy(tmp_path, CHECK, json.dumps(args), env={"MPLCONFIGDIR": str(tmp_path / "mpl")})
     category = re.search(r'category="(\w+)"', code).group(1)
     extensions = ("csv", "md", "tex") if kind == "tables" else ("pdf", "png")
     assert got == {"category": category, "written": sorted(f"{name}.{e}" for e in extensions)}

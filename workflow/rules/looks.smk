@@ -40,21 +40,27 @@ def look_runs(look):
     )
 
 
+def decisions():
+    """(path, record) of every look's decision, up to the one that stopped the study."""
+    taken = [_decision(0)]
+    while not taken[-1][1]["stop"]:
+        taken.append(_decision(len(taken)))
+    return taken
+
+
 def ran_runs():
-    """Every run folder the study's decisions asked for, up to the look that stopped it."""
-    runs, look = look_runs(0), 0
-    while not (decision := _decision(look)[1])["stop"]:
-        look += 1
-        runs += _runs(decision["active_cells"], LOOKS.new_seeds(look))
-    return runs
+    """Every run folder the study's decisions asked for: the first look's, then each later look's new seeds of the
+    cells the look before kept running."""
+    return look_runs(0) + [
+        run
+        for look, (_, decision) in enumerate(decisions()[:-1], start=1)
+        for run in _runs(decision["active_cells"], LOOKS.new_seeds(look))
+    ]
 
 
 def final_decision(wildcards):
     """The decision of the look that stopped the study: every look's rows are in it (its history)."""
-    look = 0
-    while not _decision(look)[1]["stop"]:
-        look += 1
-    return _decision(look)[0]
+    return decisions()[-1][0]
 
 
 def interim_inputs(wildcards):

@@ -156,10 +156,11 @@ def interim(plan: Plan, boundaries: dict, runs: pd.DataFrame, look: int, previou
     better = BETTER[plan.primary[0]]
     before = {r["contrast"]: r for r in previous["rows"]} if previous else {}
     rows = _rows(plan)
+    rules = [_rule(c, role) for c, role in rows]
     m = sum(role == CONFIRMATORY for _, role in rows)
     out = []
-    for c, role in rows:
-        rule, margin = _rule(c, role), margin_of(c, plan)
+    for (c, role), rule in zip(rows, rules):
+        margin = margin_of(c, plan)
         row = before.get(c.name) or {
             "id": c.spec.id,
             "contrast": c.name,
@@ -179,7 +180,7 @@ def interim(plan: Plan, boundaries: dict, runs: pd.DataFrame, look: int, previou
     shown = {}
     if family:
         t = np.array([out[i]["t"] + [math.nan] * (look + 1 - len(out[i]["t"])) for i in family])
-        sides = [_rule(rows[i][0], CONFIRMATORY).sides for i in family]
+        sides = [rules[i].sides for i in family]
         # Holm's boundaries, (step, member, look): at step r the member's level is alpha / (sides x (m - r)).
         tables = np.array(
             [[boundaries[_key(_level(plan, CONFIRMATORY, s, m, r))][: look + 1] for s in sides] for r in range(m)]
@@ -188,7 +189,7 @@ def interim(plan: Plan, boundaries: dict, runs: pd.DataFrame, look: int, previou
         for j, i in enumerate(family):
             shown[i] = bool(rejected[j])
             out[i]["holm_step"] = int(step[j])
-    for i, ((c, role), row) in enumerate(zip(rows, out)):
+    for i, ((_, role), rule, row) in enumerate(zip(rows, rules, out)):
         if row["verdict"] is not None:
             if shown.get(i) and row["verdict"] == NO_MATERIAL_DIFFERENCE:
                 word = "better" if (row["ratio"] > 1) == (better == "higher") else "worse"
@@ -203,7 +204,7 @@ def interim(plan: Plan, boundaries: dict, runs: pd.DataFrame, look: int, previou
             word = INCONCLUSIVE if last else None
             row["note"] = "failed runs in its cells: judged by the failure rule at the seeds that ran (contrasts.csv)"
         else:
-            word = _rule(c, role).read(np.asarray(row["d"]), crossed, row["boundary"], row["margin"], better, last)
+            word = rule.read(np.asarray(row["d"]), crossed, row["boundary"], row["margin"], better, last)
         if word is not None:
             row |= {"verdict": word, "look": look}
     active = sorted({tuple(cell) for row in out if row["verdict"] is None for cell in row["cells"]})
