@@ -123,3 +123,9 @@ def test_a_config_changed_after_launch_decides_nothing(finished, tmp_path):
     result = subprocess.run(command(workdir), cwd=workdir, capture_output=True, text=True)
     log = (workdir / "results" / NAME / "logs" / "interim" / "look1.log").read_text()
     assert result.returncode != 0 and "froze plan" in log
+
+
+def test_snakemake_report_builds_for_a_sequential_study_with_its_looks(finished, tmp_path):
+    report = tmp_path / "report.html"
+    result = run(finished, "--report", str(report))
+    assert report.is_file() and "Adding looks.png" in result.stderr + result.stdout
