@@ -11,8 +11,9 @@ import pytest
 
 from ganablate.analysis import looks
 from ganablate.errors import ConfigError
-from ganablate.study.config import validate_config
+from ganablate.study.config import load_config, validate_config
 from ganablate.study.plan import Plan
+from tests.conftest import REPO
 from tests.synthetic_runs import runs_table
 from tests.test_catalog import run_in_copy, with_guide_entry
 
@@ -88,6 +89,16 @@ def test_a_control_whose_arms_agree_is_decided_equivalent_and_the_study_stops():
     assert last["stop"] and last["active_cells"] == []
 
 
+def test_a_member_rejected_at_a_raised_holm_level_quotes_its_interval_at_that_level():
+    # joint is rejected at Holm's first level; joint_consistent's t lies between the first and the raised boundary
+    plan = Plan.from_config(sequential_config())
+    decision = decide(plan, runs_of({("joint", BATCH): 1.2, ("joint_consistent", BATCH): 0.031}))[0]
+    member = rows(decision)[CONSISTENT_BATCH]
+    raised = looks.frozen_boundaries(plan)[looks._key(plan.alpha / 2 / 1)][0]
+    assert member["verdict"] == "worse" and member["holm_step"] == 1 and member["boundary"] == raised
+    assert 1 < member["rci_low"] < member["ratio"] < member["rci_high"]  # it excludes 1, beside its verdict
+
+
 def test_a_small_difference_stops_as_no_material_difference_inside_the_margin():
     plan = Plan.from_config(sequential_config())
     last = decide(plan, runs_of({("joint", BATCH): 1.2, ("joint_consistent", BATCH): 0.0}, sd=0.02, seed=1))[-1]
@@ -158,6 +169,19 @@ def test_a_bad_sequential_declaration_is_refused_in_one_line_naming_the_key(seed
     with pytest.raises(ConfigError) as error:
         sequential_config(seeds=seeds, **stats)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_looks_that_cannot_reach_a_verdict_are_refused_in_one_line_naming_the_key():
+    # O'Brien-Fleming spends about 1e-10 of the family's first level (alpha / 4 a side) at 4 of 32 seeds
+    plan = Plan.from_config(
+        sequential_config(seeds={"first": 4, "block": 4, "cap": 32}, sequential={"spending": "obrien-fleming"})
+    )
+    for check in (looks.check_reachable, looks.frozen_boundaries):
+        with pytest.raises(ConfigError) as error:
+            check(plan)
+        assert str(error.value).startswith("study.seeds: the look at 4 seeds cannot reach a verdict: obrien-fleming")
+        assert "\n" not in str(error.value)
+    looks.check_reachable(Plan.from_config(load_config(REPO / "config/config.yaml")))  # the default study's looks
 
 
 SPENDING_CHECK = """

@@ -177,27 +177,33 @@ def test_an_untestable_holm_member_keeps_the_family_size():
     assert not rejected.any()
 
 
+def read(rule, d, shown=False, better="lower", last=False):
+    """A rule's word on per-seed contrasts d, its interval read at a boundary of 2 against a margin of 10%."""
+    return rule.read(d, shown, 2.0, 0.1, better, last)
+
+
 def test_the_rules_speak_the_house_words():
     rng = np.random.default_rng(0)
     tight, wide = rng.normal(0, 0.01, 8), np.array([-0.5, 0.5, -0.3, 0.3, -0.1, 0.1, 0.0, 0.05])
-    assert seq.equivalence(tight, 2.0, 0.1) == "equivalent"
-    assert seq.equivalence(tight + 0.5, 2.0, 0.1) == "not equivalent"
-    assert seq.equivalence(wide, 2.0, 0.1) is None
-    assert seq.equivalence(wide, 2.0, 0.1, last=True) == "inconclusive"
-    assert seq.noninferiority(tight - 0.5, 2.0, 0.1) == "non-inferior"  # much lower FID: no worse
-    assert seq.noninferiority(tight + 0.5, 2.0, 0.1) == "inferior"
-    assert seq.noninferiority(tight + 0.5, 2.0, 0.1, better="higher") == "non-inferior"  # higher is better
-    assert seq.noninferiority(tight - 0.5, 2.0, 0.1, better="higher") == "inferior"
-    assert seq.difference(tight + 0.5, True, 2.0, 0.1) == "worse"
-    assert seq.difference(tight + 0.5, True, 2.0, 0.1, better="higher") == "better"
-    assert seq.difference(tight, False, 2.0, 0.1) == seq.NO_MATERIAL_DIFFERENCE
-    assert seq.difference(tight + 0.5, False, 2.0, 0.1) is None
+    assert read(seq.EQUIVALENCE, tight) == "equivalent"
+    assert read(seq.EQUIVALENCE, tight + 0.5) == "not equivalent"
+    assert read(seq.EQUIVALENCE, wide) is None
+    assert read(seq.EQUIVALENCE, wide, last=True) == "inconclusive"
+    assert read(seq.EQUIVALENCE, wide, shown=True) == "equivalent"  # its boundary crossed: shown, whatever c reads
+    assert read(seq.NONINFERIORITY, tight - 0.5) == "non-inferior"  # much lower FID: no worse
+    assert read(seq.NONINFERIORITY, tight + 0.5) == "inferior"
+    assert read(seq.NONINFERIORITY, tight + 0.5, better="higher") == "non-inferior"  # higher is better
+    assert read(seq.NONINFERIORITY, tight - 0.5, better="higher") == "inferior"
+    assert read(seq.DIFFERENCE, tight + 0.5, shown=True) == "worse"
+    assert read(seq.DIFFERENCE, tight + 0.5, shown=True, better="higher") == "better"
+    assert read(seq.DIFFERENCE, tight) == seq.NO_MATERIAL_DIFFERENCE
+    assert read(seq.DIFFERENCE, tight + 0.5) is None
 
 
 def test_identical_arms_say_identical_and_a_spreadless_contrast_is_not_tested():
-    for rule in (lambda d: seq.equivalence(d, 2.0, 0.1), lambda d: seq.difference(d, False, 2.0, 0.1)):
-        assert rule(np.zeros(4)) == "identical"
-        assert rule(np.full(4, 0.3)) == "inconclusive"
+    for rule in (seq.EQUIVALENCE, seq.DIFFERENCE):
+        assert read(rule, np.zeros(4)) == "identical"
+        assert read(rule, np.full(4, 0.3)) == "inconclusive"
 
 
 def test_the_rci_is_the_mean_plus_minus_the_boundary_in_standard_errors():
@@ -233,5 +239,15 @@ def test_bad_inputs_are_refused_in_one_line_naming_the_key(call, key):
 def test_the_rules_speak_only_words_of_the_house_and_the_futility_verdict():
     from ganablate.study import vocab
 
-    words = {w for role in seq.ROLE_VERDICTS.values() for w in role}
+    words = {w for rule in seq.ROLES.values() for w in rule.words}
     assert words <= set(vocab.VERDICTS)
+
+
+def test_a_look_that_spends_less_than_one_calibration_path_is_silent_and_its_boundary_infinite():
+    # O'Brien-Fleming spends 3e-13, 3e-7 and 3e-5 of 0.01 at 4, 8 and 12 of 32 seeds: below one of 20000 paths
+    looks, paths = [4, 8, 12, 16, 20, 24, 28, 32], 20_000
+    silent = seq.silent_looks(looks, 32, 0.01, "obrien-fleming", paths=paths)
+    c = seq.boundaries(looks, 32, 0.01, "obrien-fleming", paths=paths)
+    assert list(silent) == [0, 1, 2] and all(0 <= spends < 1 / paths for spends in silent.values())
+    assert c[0] > 1000 and np.isinf(c[1]) and set(np.flatnonzero(~np.isfinite(c))) <= set(silent)
+    assert seq.silent_looks(looks, 32, 0.01, "hsd", paths=paths) == {}

@@ -16,6 +16,8 @@ from tests.conftest import (
     tier_enabled,
     write_tiny_study_config,
 )
+from tests.test_workflow_sequential import NAME as SEQUENTIAL
+from tests.test_workflow_sequential import command, sequential_study, study_files
 
 CLUSTER = REPO / "tests/cluster"
 
@@ -34,6 +36,22 @@ def slurm_cluster(request):
         subprocess.run(["bash", str(CLUSTER / "slurm-down.sh")], capture_output=True, env=ORIGINAL_ENV)
 
 
+def through_slurm(argv: list[str], workdir) -> subprocess.CompletedProcess:
+    """snakemake's argv through profiles/slurm on the test cluster; a failure fails the test with its output."""
+    # --workflow-profile none: profiles/default (local) must not override the SLURM profile.
+    # timeout -k: the executor plugin can keep polling after a cluster failure; never hang CI.
+    profile = ["--workflow-profile", "none", "--profile", str(REPO / "profiles/slurm"), "--jobs", "2"]
+    result = subprocess.run(
+        ["timeout", "-k", "10", "1500", *argv, *profile, "--slurm-init-seconds-before-status-checks", "2"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"the SLURM run failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
 @pytest.fixture(scope="module")
 def slurm_study(slurm_cluster, tmp_path_factory, synthetic_fashion_mnist):
     workdir = tmp_path_factory.mktemp("slurm-study")
@@ -43,34 +61,7 @@ def slurm_study(slurm_cluster, tmp_path_factory, synthetic_fashion_mnist):
     config = yaml.safe_load((workdir / STUDY_CONFIG).read_text())
     config["train"]["runs_per_job"] = 2
     (workdir / STUDY_CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
-    # --workflow-profile none: profiles/default (local) must not override the SLURM profile.
-    # timeout -k: the executor plugin can keep polling after a cluster failure; never hang CI.
-    result = subprocess.run(
-        [
-            "timeout",
-            "-k",
-            "10",
-            "1500",
-            *SNAKEMAKE,
-            "--directory",
-            str(workdir),
-            "--workflow-profile",
-            "none",
-            "--profile",
-            str(REPO / "profiles/slurm"),
-            "--jobs",
-            "2",
-            "--cores",
-            "2",
-            "--slurm-init-seconds-before-status-checks",
-            "2",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"the SLURM run failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    result = through_slurm([*SNAKEMAKE, "--directory", str(workdir), "--cores", "2"], REPO)
     return workdir, result.stdout + result.stderr
 
 
@@ -92,3 +83,16 @@ def test_slurm_tables_equal_those_of_a_local_run(slurm_study, tiny_study, table)
     local = pd.read_csv(tiny_study / "results/default/tables" / table)
     remote = pd.read_csv(workdir / "results/default/tables" / table)
     pd.testing.assert_frame_equal(local, remote, check_exact=True)
+
+
+@pytest.mark.slurm
+def test_a_sequential_study_on_slurm_reaches_the_local_decisions_and_runs(slurm_cluster, tiny_study, tmp_path):
+    """Each look's checkpoint runs on the submitting host (a localrule in no group); the runs go through sbatch."""
+    local = sequential_study(tiny_study, tmp_path / "local")
+    subprocess.run(command(local), cwd=local, capture_output=True, check=True)
+    remote = sequential_study(tiny_study, tmp_path / "slurm")
+    result = through_slurm(command(remote), remote)
+    output = result.stdout + result.stderr
+    assert re.search(r"SLURM jobid \d+", output) and "localrule interim:" in output, output[-3000:]
+    looks = sorted((remote / "results" / SEQUENTIAL / "looks").glob("look*.json"))
+    assert len(looks) > 1 and study_files(remote) == study_files(local)

@@ -226,7 +226,7 @@ def report_of(workdir, study: str, *args) -> tuple[dict[str, set[str]], dict[str
 
 
 def test_the_report_of_a_configfile_study_trained_in_blocks_labels_each_runs_samples(second_study):
-    """The default config's layout (train.runs_per_job 3: a block's runs trained by one job, scored by another)
+    """The default config's layout (train.runs_per_job 4: a block's runs trained by one job, scored by another)
     given with --configfile, reported with the same --configfile: every table and figure of that study, and each
     run's sample grids under its cell and seed."""
     files, labels = report_of(second_study.dir, "other", "--configfile", "other.yaml")
@@ -361,15 +361,16 @@ def test_the_rendered_report_shows_the_question_the_design_and_the_findings(stud
     assert plan_hash in dom and "fast" in dom
 
 
-def test_default_config_dry_run_plans_every_cell_and_seed_in_jobs_of_three_runs(tmp_path):
+def test_default_config_dry_run_plans_the_first_look_of_every_cell_in_one_job_each(tmp_path):
     with_default_config(tmp_path)
     jobs = planned_jobs(snakemake(tmp_path, "-n"))
     config = yaml.safe_load((REPO / STUDY_CONFIG).read_text())
     cells = len(config["study"]["axes"]["feed"]["levels"]) * len(config["study"]["axes"]["norm"]["levels"])
-    assert config["study"]["seeds"] == 6 and config["train"]["runs_per_job"] == 3
+    assert config["study"]["seeds"] == {"first": 4, "block": 4, "cap": 32, "start": 500}
+    assert config["train"]["runs_per_job"] == 4
     blocks = {rule: n for rule, n in jobs.items() if re.fullmatch(r"(train|evaluate|run)(_\d\w*)?", rule)}
-    assert blocks == {f"{step}_{seeds}": cells for step in ("train", "evaluate") for seeds in ("0to2", "3to5")}
-    assert cells * 6 == 108 and jobs["plan"] == 1
+    assert blocks == {"train_500to503": cells, "evaluate_500to503": cells}  # a look's block of 4 seeds is one job
+    assert cells == 18 and jobs["plan"] == 1 and jobs["interim"] == 1
 
 
 @pytest.mark.parametrize(

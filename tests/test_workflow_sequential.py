@@ -129,3 +129,15 @@ def test_snakemake_report_builds_for_a_sequential_study_with_its_looks(finished,
     report = tmp_path / "report.html"
     result = run(finished, "--report", str(report))
     assert report.is_file() and "Adding looks.png" in result.stderr + result.stdout
+
+
+def test_looks_that_cannot_reach_a_verdict_are_refused_before_any_job(tiny_study, tmp_path):
+    workdir = sequential_study(tiny_study, tmp_path / "silent")
+    config = yaml.safe_load((workdir / f"{NAME}.yaml").read_text())
+    config["study"]["seeds"] = {"first": 2, "block": 2, "cap": 64}  # O'Brien-Fleming spends ~1e-36 at 2 of 64 seeds
+    config["stats"]["sequential"] |= {"spending": "obrien-fleming"}
+    (workdir / f"{NAME}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = subprocess.run(command(workdir, "--dry-run"), cwd=workdir, capture_output=True, text=True)
+    lines = (result.stdout + result.stderr).splitlines()
+    assert result.returncode != 0 and any("study.seeds: the look at 2 seeds cannot reach a verdict" in x for x in lines)
+    assert not (workdir / "results" / NAME).exists()

@@ -13,6 +13,15 @@ localrules:
     interim,
 
 
+# At launch (plan.json, once written, freezes the boundaries), before any job: looks that cannot reach a verdict are
+# refused. The analysis' imports are paid here only when there is no plan yet.
+if LOOKS and not Path(PLAN).exists():
+    from ganablate.analysis.looks import check_reachable
+    from ganablate.study.plan import Plan
+
+    check_reachable(Plan.from_config(config))
+
+
 def _decision(look):
     """(path, record) of look `look`'s decision; until its checkpoint has run, snakemake schedules it (and the runs
     it reads) and asks again."""

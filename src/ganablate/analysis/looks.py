@@ -32,7 +32,7 @@ from ganablate.analysis.contrasts import (
 )
 from ganablate.analysis.evidence import Evidence, register_table
 from ganablate.analysis.verdicts import HYPOTHESES
-from ganablate.errors import UsageError
+from ganablate.errors import ConfigError, UsageError
 from ganablate.files import atomic_write_text, json_with_digest, read_json_digested
 from ganablate.study.contrasts import CONTROL_TEST, DEFAULT_TEST
 from ganablate.study.plan import Plan, read_plan
@@ -82,9 +82,28 @@ def _rule(c, role: str) -> sequential.Rule:
     return rule
 
 
+def check_reachable(plan: Plan) -> None:
+    """Refuses looks that cannot reach a verdict: a look at which some declared rule's level spends less error than
+    one calibration path (sequential.silent_looks) adds seeds that can decide nothing for that rule. The workflow
+    checks it at launch, before any job; the plan job again."""
+    looks, declared = plan.looks, plan.record["looks"]
+    for level in levels(plan):
+        paths = declared["calibration_paths"] or sequential.default_paths(level)
+        silent = sequential.silent_looks(looks.counts, looks.cap, level, declared["spending"], declared["gamma"], paths)
+        if silent:
+            k, spends = next(iter(silent.items()))
+            raise ConfigError(
+                f"study.seeds: the look at {looks.counts[k]} seeds cannot reach a verdict: {declared['spending']} "
+                f"spends {spends:.2g} of the one-sided level {level:.3g} there, less than one of {paths} calibration "
+                f"paths; allowed: looks that each spend at least 1/{paths} (a later first look, fewer looks, "
+                f"stats.sequential.spending hsd or pocock, or more calibration_paths)"
+            )
+
+
 def frozen_boundaries(plan: Plan) -> dict[str, list[float]]:
     """level -> the paired t's one-sided critical value at every planned look, calibrated by simulation (seeded):
     what plan.json freezes at launch, so that no later numpy can move a boundary."""
+    check_reachable(plan)
     looks, declared = plan.looks, plan.record["looks"]
     return {
         _key(level): sequential.boundaries(
@@ -200,6 +219,12 @@ def interim(plan: Plan, boundaries: dict, runs: pd.DataFrame, look: int, previou
                 }
             continue
         crossed = shown[i] if role == CONFIRMATORY else row["t"][-1] > row["boundary"]
+        if crossed and role == CONFIRMATORY:
+            # Its interval at the level Holm rejected it at, as a fixed study's row beside its Holm p: the Bonferroni
+            # one can still hold 1 once earlier rejections have raised the member's level.
+            c_holm = boundaries[_key(_level(plan, role, rule.sides, m, row["holm_step"]))][look]
+            low, high = sequential.rci(row["d"], c_holm)
+            row |= {"boundary": c_holm, "rci_low": math.exp(low), "rci_high": math.exp(high)}
         if row["n_failed"]:
             word = INCONCLUSIVE if last else None
             row["note"] = "failed runs in its cells: judged by the failure rule at the seeds that ran (contrasts.csv)"
@@ -288,8 +313,9 @@ def _looks_note(plan: Plan) -> str:
         f"Every declared row (confirmatory, control) at every look it was read: looks at "
         f"{', '.join(map(str, plan.looks.counts))} seeds; seeds: the seeds each of its cells had run, n: those "
         f"without a failed run; ratio: exp(mean per-seed log contrast); rci_low, rci_high: the repeated confidence "
-        f"interval (boundary x s / sqrt(n) about the mean, on the ratio scale), at the family's Bonferroni level for "
-        f"a confirmatory row, at alpha for a control; boundary: the paired t's critical value at that look, "
+        f"interval (boundary x s / sqrt(n) about the mean, on the ratio scale), for a confirmatory row at the level "
+        f"Holm rejected it at (alpha / (2 (m - r)) a side at Holm's step r), else at the family's Bonferroni level, "
+        f"and at alpha for a control; boundary: the paired t's critical value at that look and level, "
         f"calibrated by simulation ({declared['spending']} spending, gamma {declared['gamma']}); decision: the "
         f"verdict at the look it was reached, `{OPEN}` while the row went on (Holm over the family as a "
         f"group-sequential procedure)."

@@ -35,11 +35,6 @@ from ganablate.errors import ConfigError
 from ganablate.study.vocab import IDENTICAL, INCONCLUSIVE, NO_MATERIAL_DIFFERENCE
 
 CHUNK = 2**18  # paths simulated at a time: bounds the memory; the draws depend on it, so it is fixed
-ROLE_VERDICTS = {
-    "difference": ("better", "worse", NO_MATERIAL_DIFFERENCE, IDENTICAL, INCONCLUSIVE),
-    "equivalence": ("equivalent", "not equivalent", IDENTICAL, INCONCLUSIVE),
-    "noninferiority": ("non-inferior", "inferior", IDENTICAL, INCONCLUSIVE),
-}
 
 SPENDING: dict[str, Callable] = {}
 
@@ -152,6 +147,17 @@ def boundaries(
     return _calibrated(t, cumulative, first)
 
 
+def silent_looks(
+    looks, cap: int, alpha: float, spending: str = "hsd", gamma: float = -2.0, paths: int | None = None
+) -> dict[int, float]:
+    """look (0-based) -> the error it spends, for each look that cannot reach a verdict at one-sided level `alpha`: it
+    spends less than one of the calibration's paths (default_paths(alpha)), so that no simulated path may cross and
+    its boundary is infinite (or, at the first look, exact but beyond what the calibration resolves)."""
+    n = _checked(looks, cap, alpha, 2)
+    spends = np.diff(spent(spending, alpha, n / cap, gamma), prepend=0.0)
+    return {int(k): float(spends[k]) for k in np.flatnonzero(spends * (paths or default_paths(alpha)) < 1)}
+
+
 def holm_tables(
     looks, cap: int, alpha: float, m: int, sides: int = 2, spending: str = "hsd", gamma: float = -2.0, seed: int = 0
 ) -> np.ndarray:
@@ -211,30 +217,6 @@ def _read(d, last: bool, rule: Callable) -> str | None:
     return word or (INCONCLUSIVE if last else None)
 
 
-def difference(d, rejected: bool, c_futility: float, margin: float, better: str = "lower", last: bool = False):
-    """A confirmatory difference at a look: better / worse (in the metric's direction) when Holm has rejected it
-    (holm()); 'no material difference' when its RCI at the Bonferroni level (boundary c_futility) lies inside
-    +-log(1 + margin); 'inconclusive' at the cap; else None."""
-
-    def rule(d):
-        return _difference(rejected, d.mean(), *rci(d, c_futility), math.log1p(margin), better)
-
-    return _read(d, last, rule)
-
-
-def equivalence(d, c: float, margin: float, last: bool = False):
-    """A control's TOST on the 1 - 2 alpha RCI (c: the one-sided alpha boundary): 'equivalent' inside
-    +-log(1 + margin), 'not equivalent' wholly outside, 'inconclusive' at the cap, else None."""
-    return _read(d, last, lambda d: _equivalence(*rci(d, c), math.log1p(margin)))
-
-
-def noninferiority(d, c: float, margin: float, better: str = "lower", last: bool = False):
-    """Non-inferiority on the 1 - 2 alpha RCI (c: the one-sided alpha boundary), the margin on the metric's bad side:
-    'non-inferior' when the RCI's bad end is within 1 + margin, 'inferior' when it lies wholly beyond, 'inconclusive'
-    at the cap, else None."""
-    return _read(d, last, lambda d: _noninferiority(*rci(d, c), math.log1p(margin), better))
-
-
 def holm(t, tables) -> tuple[np.ndarray, np.ndarray]:
     """Holm over a family of m members as the Maurer-Bretz group-sequential procedure. t: (..., m, k) the members'
     statistics at the looks so far (|T| when two-sided), NaN where a member is untestable (it is then never
@@ -286,32 +268,27 @@ def simulate(
     paths: int = 20_000,
     seed: int = 1,
 ) -> dict:
-    """Operating characteristics of one contrast judged as `role` ('difference', 'equivalence', 'noninferiority')
-    when its per-seed contrasts are N(log_ratio, sd^2), with boundaries c at the looks (a difference: its two-sided
-    boundaries, per side, and c_futility those of the Bonferroni level, default c). A fixed design of n seeds is
-    looks=[n], c=[t.isf(level, n - 1)]. Returns P(each verdict the role gives) and the seeds used, their mean
-    ('mean_seeds') and 90th percentile ('p90_seeds')."""
-    if role not in ROLE_VERDICTS:
-        raise ConfigError(f"role: {role!r} is not one of {', '.join(ROLE_VERDICTS)}")
+    """Operating characteristics of one contrast judged by the rule of `role` (ROLES: 'difference', 'equivalence',
+    'noninferiority') when its per-seed contrasts are N(log_ratio, sd^2), with boundaries c at the looks (a
+    difference: its two-sided boundaries, per side, and c_futility those of the Bonferroni level, default c). A fixed
+    design of n seeds is looks=[n], c=[t.isf(level, n - 1)]. Returns P(each verdict the rule gives) and the seeds
+    used, their mean ('mean_seeds') and 90th percentile ('p90_seeds')."""
+    if role not in ROLES:
+        raise ConfigError(f"role: {role!r} is not one of {', '.join(ROLES)}")
+    rule = ROLES[role]
     n, c = np.asarray(looks, dtype=float), np.asarray(c, dtype=float)
-    c_futility = c if c_futility is None else np.asarray(c_futility, dtype=float)
+    c_read = c if c_futility is None else np.asarray(c_futility, dtype=float)
     bound, words, used = math.log1p(margin), [], []
     for mean, s in _samples(n, paths, seed):
         mean, se = log_ratio + sd * mean, sd * s / np.sqrt(n)
-        if role == "difference":
-            word = _difference(
-                np.abs(mean) > c * se, mean, mean - c_futility * se, mean + c_futility * se, bound, better
-            )
-        elif role == "equivalence":
-            word = _equivalence(mean - c * se, mean + c * se, bound)
-        else:
-            word = _noninferiority(mean - c * se, mean + c * se, bound, better)
+        shown = rule.statistic(mean, se, bound, better) > c
+        word = rule.verdict(shown, mean, mean - c_read * se, mean + c_read * se, bound, better)
         word[:, -1] = np.where(word[:, -1] == "", INCONCLUSIVE, word[:, -1])
         stop = np.argmax(word != "", axis=1)
         words.append(word[np.arange(len(word)), stop])
         used.append(n[stop])
     words, used = np.concatenate(words), np.concatenate(used)
-    return {w: float(np.mean(words == w)) for w in ROLE_VERDICTS[role] if w != IDENTICAL} | {
+    return {w: float(np.mean(words == w)) for w in rule.words if w != IDENTICAL} | {
         "mean_seeds": float(used.mean()),
         "p90_seeds": float(np.quantile(used, 0.9, method="inverted_cdf")),
     }
@@ -323,12 +300,18 @@ def simulate(
 class Rule:
     """How a hypothesis is judged at a look. sides: 1, or 2 (the level split over two tails); statistic(mean, se,
     bound, better): the T whose crossing of the one-sided boundary shows the hypothesis (Holm's, for a family
-    member); read(d, shown, c, margin, better, last): the word at this look, where `shown` says the boundary was
-    crossed (by Holm in a family) and c is the boundary of the interval read for the other outcomes (the family's
-    Bonferroni level, a control's own)."""
+    member); verdict(shown, mean, low, high, bound, better): the word ("" to continue) where `shown` says the boundary
+    was crossed and (low, high) is the interval read for the other outcomes, on arrays (simulate() runs it on many
+    paths at once); words: every verdict it gives."""
 
-    def __init__(self, sides: int, statistic: Callable, read: Callable):
-        self.sides, self.statistic, self.read = sides, statistic, read
+    def __init__(self, sides: int, statistic: Callable, verdict: Callable, words: tuple[str, ...]):
+        self.sides, self.statistic, self.verdict = sides, statistic, verdict
+        self.words = (*words, IDENTICAL, INCONCLUSIVE)
+
+    def read(self, d, shown: bool, c: float, margin: float, better: str, last: bool) -> str | None:
+        """The word at this look for the per-seed contrasts d, c the boundary of the interval read (the family's
+        Bonferroni level, a control's own); None: continue."""
+        return _read(d, last, lambda d: self.verdict(shown, d.mean(), *rci(d, c), math.log1p(margin), better))
 
 
 def _mirrored(mean, better: str):
@@ -338,20 +321,22 @@ def _mirrored(mean, better: str):
 
 DIFFERENCE = Rule(
     2,
-    lambda mean, se, bound, better: abs(mean) / se,
-    lambda d, shown, c, margin, better, last: difference(d, shown, c, margin, better, last),
+    lambda mean, se, bound, better: np.abs(mean) / se,
+    lambda shown, mean, low, high, bound, better: _difference(shown, mean, low, high, bound, better),
+    ("better", "worse", NO_MATERIAL_DIFFERENCE),
 )
 EQUIVALENCE = Rule(
     1,
-    lambda mean, se, bound, better: min(bound - mean, mean + bound) / se,
-    lambda d, shown, c, margin, better, last: _read(
-        d, last, lambda d: "equivalent" if shown else _equivalence(*rci(d, c), math.log1p(margin))
-    ),
+    lambda mean, se, bound, better: np.minimum(bound - mean, mean + bound) / se,
+    lambda shown, mean, low, high, bound, better: np.where(shown, "equivalent", _equivalence(low, high, bound)),
+    ("equivalent", "not equivalent"),
 )
 NONINFERIORITY = Rule(
     1,
     lambda mean, se, bound, better: (bound - _mirrored(mean, better)) / se,
-    lambda d, shown, c, margin, better, last: _read(
-        d, last, lambda d: "non-inferior" if shown else _noninferiority(*rci(d, c), math.log1p(margin), better)
+    lambda shown, mean, low, high, bound, better: np.where(
+        shown, "non-inferior", _noninferiority(low, high, bound, better)
     ),
+    ("non-inferior", "inferior"),
 )
+ROLES = {"difference": DIFFERENCE, "equivalence": EQUIVALENCE, "noninferiority": NONINFERIORITY}  # simulate()'s
