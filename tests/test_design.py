@@ -463,3 +463,20 @@ def test_a_bad_or_shared_contrast_id_is_one_line_naming_its_key(stats, expected)
     with pytest.raises(ConfigError) as error:
         _config(FOUR, **stats)
     assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_default_studys_fixed_comparison_differs_from_it_only_in_its_name_and_seeds():
+    """config/default-fixed.yaml, given after config/config.yaml (as `study_file=[...]` merges them): the fixed design
+    the default study's sequential run is measured against (README), on the sequential run's first 8 seeds."""
+    from snakemake.utils import update_config
+
+    from ganablate.study.config import read_config_file
+
+    default = read_config_file(REPO / "config/config.yaml")
+    merged = read_config_file(REPO / "config/config.yaml")
+    update_config(merged, read_config_file(REPO / "config/default-fixed.yaml"))
+    fixed, sequential = validate_config(merged), validate_config(default)
+    assert fixed["study"]["seeds"] == list(sequential["study"]["seeds"]["start"] + k for k in range(8))
+    for config in (fixed, sequential):
+        del config["study"]["seeds"], config["study"]["name"]
+    assert fixed == sequential
