@@ -93,6 +93,6 @@ def test_a_sequential_study_on_slurm_reaches_the_local_decisions_and_runs(slurm_
     remote = sequential_study(tiny_study, tmp_path / "slurm")
     result = through_slurm(command(remote), remote)
     output = result.stdout + result.stderr
-    assert re.search(r"SLURM jobid \d+", output) and "localrule interim:" in output, output[-3000:]
+    assert re.search(r"SLURM jobid \d+", output) and "localcheckpoint interim:" in output, output[-3000:]
     looks = sorted((remote / "results" / SEQUENTIAL / "looks").glob("look*.json"))
     assert len(looks) > 1 and study_files(remote) == study_files(local)
