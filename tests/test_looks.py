@@ -172,7 +172,7 @@ def test_a_bad_sequential_declaration_is_refused_in_one_line_naming_the_key(seed
 
 
 def test_looks_that_cannot_reach_a_verdict_are_refused_in_one_line_naming_the_key():
-    # O'Brien-Fleming spends about 1e-10 of the family's first level (alpha / 4 a side) at 4 of 32 seeds
+    # O'Brien-Fleming spends about 2e-12 of the family's first level (alpha / 4 a side) at 4 of 32 seeds
     plan = Plan.from_config(
         sequential_config(seeds={"first": 4, "block": 4, "cap": 32}, sequential={"spending": "obrien-fleming"})
     )
